@@ -1,0 +1,79 @@
+//! The command line, as clap sees it. Kept free of logic so the man page and completions can
+//! be generated from the same definition.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "failover-manager",
+    version,
+    about = "Runs the right systemd units for this host's role (primary or standby), and verifies them",
+    long_about = "Runs the configured primary check, reads the state of every managed unit with one \
+                  batched `systemctl is-active`, and starts or stops units so that exactly this \
+                  role's units run. Meant to run from a systemd timer every minute on every host; \
+                  prints nothing when nothing changed. An unknown role (check failed, timed out or \
+                  crashed) never changes anything.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Config file
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "FAILOVER_MANAGER_CONFIG",
+        default_value = crate::config::DEFAULT_PATH,
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+
+    /// Explain each decision (-vv: also every command run)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Print errors only
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Options of `reconcile`, the default command
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the role, start/stop units to match it and verify them (the default)
+    Reconcile(ReconcileArgs),
+    /// Show desired against observed state per unit; exit 1 on drift
+    Diff(OutputArgs),
+    /// Check the config file only
+    Validate,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}

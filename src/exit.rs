@@ -1,0 +1,81 @@
+//! Every exit status the tool can end with, and the one place results become numbers.
+
+use crate::run::{Error, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Converged, nothing to do, in sync, or valid.
+    Success,
+    /// Reconciliation failed (a unit did not reach its state, systemd unreachable), or `diff`
+    /// found drift.
+    Failure,
+    /// Bad command line (clap's convention).
+    Usage,
+    /// The check could not tell the role: nothing was changed.
+    RoleUnknown,
+    /// The config is invalid (EX_CONFIG from sysexits.h).
+    ConfigInvalid,
+}
+
+impl ExitCode {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitCode::Success => 0,
+            ExitCode::Failure => 1,
+            ExitCode::Usage => 2,
+            ExitCode::RoleUnknown => 3,
+            ExitCode::ConfigInvalid => 78,
+        }
+    }
+
+    pub fn of(result: &Result<Status, Error>) -> ExitCode {
+        match result {
+            Ok(Status::Converged | Status::InSync | Status::Valid) => ExitCode::Success,
+            Ok(Status::Failed | Status::Drift) => ExitCode::Failure,
+            Ok(Status::RoleUnknown) => ExitCode::RoleUnknown,
+            Err(Error::Config(_)) => ExitCode::ConfigInvalid,
+            Err(Error::Systemctl(_) | Error::Output(_)) => ExitCode::Failure,
+        }
+    }
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(c: ExitCode) -> Self {
+        std::process::ExitCode::from(c.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigError;
+    use crate::systemctl::SystemctlError;
+
+    #[test]
+    fn numbers_are_the_documented_ones() {
+        let cases = [
+            (Ok(Status::Converged), 0),
+            (Ok(Status::InSync), 0),
+            (Ok(Status::Valid), 0),
+            (Ok(Status::Failed), 1),
+            (Ok(Status::Drift), 1),
+            (Ok(Status::RoleUnknown), 3),
+            (
+                Err(Error::Config(ConfigError::NotText { path: "x".into() })),
+                78,
+            ),
+            (
+                Err(Error::Systemctl(SystemctlError::StateCount {
+                    expected: 1,
+                    got: 0,
+                    stderr: String::new(),
+                })),
+                1,
+            ),
+        ];
+        for (result, code) in cases {
+            assert_eq!(ExitCode::of(&result).code(), code, "{result:?}");
+        }
+        assert_eq!(ExitCode::Usage.code(), 2);
+    }
+}

@@ -1,0 +1,38 @@
+//! SIGTERM/SIGINT (systemd stopping the oneshot, an operator's Ctrl-C) set a flag that every
+//! wait loop polls, so a run stops waiting at once and reports what it did and did not do.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+
+fn flag() -> &'static Arc<AtomicBool> {
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+pub fn install() -> std::io::Result<()> {
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(flag()))?;
+    }
+    Ok(())
+}
+
+pub fn requested() -> bool {
+    flag().load(Ordering::Relaxed)
+}
+
+/// Sleeps up to `d`, waking early on interrupt; returns false if interrupted.
+pub fn sleep(d: Duration) -> bool {
+    let end = Instant::now() + d;
+    loop {
+        if requested() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return true;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(20)));
+    }
+}

@@ -1,0 +1,39 @@
+//! failover-manager: runs this role's systemd units on this host, and only those.
+//! `main` only wires: parse, run, map the result to an exit code.
+
+mod apply;
+mod check;
+mod cli;
+mod config;
+mod exit;
+mod interrupt;
+mod logging;
+mod plan;
+mod report;
+mod run;
+mod systemctl;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::ExitCode::Usage.into()
+            } else {
+                exit::ExitCode::Success.into()
+            };
+        }
+    };
+    logging::init(cli.verbose, cli.quiet);
+    if let Err(e) = interrupt::install() {
+        log::warn!("cannot handle SIGTERM/SIGINT: {e}");
+    }
+    let result = run::run(&cli);
+    if let Err(e) = &result {
+        log::error!("{e}");
+    }
+    exit::ExitCode::of(&result).into()
+}

@@ -1,0 +1,306 @@
+//! The planner: a pure function of (role, config, observed states) to an ordered list of
+//! actions. Dry-run, diff and reconcile all print or execute this one value.
+
+use serde::Serialize;
+
+use crate::check::Role;
+use crate::config::{UnitConfig, When};
+use crate::systemctl::UnitState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Start,
+    Stop,
+}
+
+/// One managed unit as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitPlan {
+    pub name: String,
+    pub when: When,
+    /// `None` when the role is unknown: nothing is desired, so nothing is done.
+    pub desired: Option<Desired>,
+    pub observed: UnitState,
+    pub action: Option<Action>,
+}
+
+impl UnitPlan {
+    /// Observed state disagrees with the desired one (drift), whether or not we act on it.
+    pub fn in_sync(&self) -> bool {
+        match self.desired {
+            None => true,
+            Some(d) => classify(&self.observed) == Some(d),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub role: Role,
+    /// The role the host looked like it held before this run, read off the units (for messages).
+    pub observed_role: Option<Role>,
+    pub units: Vec<UnitPlan>,
+    /// Indexes into `units`, in execution order: all stops (reverse config order), then all
+    /// starts (config order), so both roles' units never run at once.
+    pub steps: Vec<usize>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// "standby→primary" when the units say the host held the other role, else just the role.
+    pub fn transition(&self) -> String {
+        match self.observed_role {
+            Some(prev) if prev != self.role && self.role != Role::Unknown => {
+                format!("{prev}\u{2192}{}", self.role)
+            }
+            _ => self.role.to_string(),
+        }
+    }
+
+    pub fn in_sync(&self) -> bool {
+        self.units.iter().all(UnitPlan::in_sync)
+    }
+}
+
+/// Where a state counts: running, stopped, or neither (a state we must not act on).
+fn classify(state: &UnitState) -> Option<Desired> {
+    match state {
+        // `activating` is already starting: a second start would only queue behind it.
+        UnitState::Active
+        | UnitState::Reloading
+        | UnitState::Refreshing
+        | UnitState::Activating => Some(Desired::Running),
+        // `deactivating` is already stopping; `failed` is not running.
+        UnitState::Inactive | UnitState::Failed | UnitState::Deactivating => Some(Desired::Stopped),
+        // systemd is busy with the unit (cleaning) or says something we do not know.
+        UnitState::Maintenance | UnitState::Other(_) => None,
+    }
+}
+
+fn desired_for(role: Role, when: When) -> Option<Desired> {
+    match (role, when) {
+        (Role::Unknown, _) => None,
+        (Role::Primary, When::Primary) | (Role::Standby, When::Standby) => Some(Desired::Running),
+        _ => Some(Desired::Stopped),
+    }
+}
+
+/// The role the units' observed states point to, if they point to exactly one.
+fn observed_role(units: &[UnitConfig], observed: &[UnitState]) -> Option<Role> {
+    let running = |w: When| {
+        units
+            .iter()
+            .zip(observed)
+            .filter(|(u, _)| u.when == w)
+            .map(|(_, s)| classify(s) == Some(Desired::Running))
+            .collect::<Vec<_>>()
+    };
+    let (p, s) = (running(When::Primary), running(When::Standby));
+    let all = |v: &[bool]| v.iter().all(|r| *r);
+    let none = |v: &[bool]| !v.iter().any(|r| *r);
+    if !p.is_empty() && all(&p) && none(&s) {
+        Some(Role::Primary)
+    } else if none(&p) && (s.is_empty() || all(&s)) {
+        Some(Role::Standby)
+    } else {
+        None
+    }
+}
+
+pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
+    debug_assert_eq!(units.len(), observed.len());
+    let items: Vec<UnitPlan> = units
+        .iter()
+        .zip(observed)
+        .map(|(u, state)| {
+            let desired = desired_for(role, u.when);
+            let action = match (desired, classify(state)) {
+                (Some(Desired::Running), Some(Desired::Stopped)) => Some(Action::Start),
+                (Some(Desired::Stopped), Some(Desired::Running)) => Some(Action::Stop),
+                _ => None,
+            };
+            UnitPlan {
+                name: u.name.clone(),
+                when: u.when,
+                desired,
+                observed: state.clone(),
+                action,
+            }
+        })
+        .collect();
+    let stops = (0..items.len())
+        .rev()
+        .filter(|&i| items[i].action == Some(Action::Stop));
+    let starts = (0..items.len()).filter(|&i| items[i].action == Some(Action::Start));
+    let steps = stops.chain(starts).collect();
+    Plan {
+        role,
+        observed_role: observed_role(units, observed),
+        units: items,
+        steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn unit(name: &str, when: When) -> UnitConfig {
+        UnitConfig {
+            name: name.into(),
+            when,
+            verify_timeout: Duration::from_secs(1),
+            settle: Duration::ZERO,
+        }
+    }
+
+    const ALL_STATES: [&str; 9] = [
+        "active",
+        "reloading",
+        "refreshing",
+        "inactive",
+        "failed",
+        "activating",
+        "deactivating",
+        "maintenance",
+        "bogus",
+    ];
+
+    /// Every role × when × observed state, against a table written out by hand.
+    #[test]
+    fn every_role_when_and_state() {
+        use Action::{Start, Stop};
+        let expect = |role: Role, when: When, state: &str| -> Option<Action> {
+            let wants_running = match (role, when) {
+                (Role::Unknown, _) => return None,
+                (Role::Primary, When::Primary) | (Role::Standby, When::Standby) => true,
+                _ => false,
+            };
+            match (wants_running, state) {
+                (true, "inactive" | "failed" | "deactivating") => Some(Start),
+                (false, "active" | "reloading" | "refreshing" | "activating") => Some(Stop),
+                _ => None,
+            }
+        };
+        for role in [Role::Primary, Role::Standby, Role::Unknown] {
+            for when in [When::Primary, When::Standby] {
+                for state in ALL_STATES {
+                    let p = plan(role, &[unit("a.service", when)], &[UnitState::parse(state)]);
+                    let want = expect(role, when, state);
+                    assert_eq!(p.units[0].action, want, "{role:?} {when:?} {state}");
+                    assert_eq!(p.steps.len(), usize::from(want.is_some()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_role_plans_nothing_and_desires_nothing() {
+        let units = [unit("a", When::Primary), unit("b", When::Standby)];
+        let p = plan(
+            Role::Unknown,
+            &units,
+            &[UnitState::Inactive, UnitState::Active],
+        );
+        assert!(p.is_empty());
+        assert!(p.units.iter().all(|u| u.desired.is_none()));
+        assert!(p.in_sync(), "nothing is desired, so nothing is drift");
+    }
+
+    #[test]
+    fn stops_first_in_reverse_then_starts_in_order() {
+        let units = [
+            unit("p1", When::Primary),
+            unit("s1", When::Standby),
+            unit("p2", When::Primary),
+            unit("s2", When::Standby),
+            unit("p3", When::Primary),
+        ];
+        let observed = [
+            UnitState::Inactive,
+            UnitState::Active,
+            UnitState::Failed,
+            UnitState::Active,
+            UnitState::Active,
+        ];
+        let p = plan(Role::Primary, &units, &observed);
+        let order: Vec<(&str, Action)> = p
+            .steps
+            .iter()
+            .map(|&i| {
+                (
+                    p.units[i].name.as_str(),
+                    p.units[i].action.unwrap_or(Action::Start),
+                )
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("s2", Action::Stop),
+                ("s1", Action::Stop),
+                ("p1", Action::Start),
+                ("p2", Action::Start)
+            ]
+        );
+        assert_eq!(p.observed_role, None);
+        assert!(!p.in_sync());
+    }
+
+    #[test]
+    fn observed_role_and_transition() {
+        let units = [unit("p", When::Primary), unit("s", When::Standby)];
+        let p = plan(
+            Role::Primary,
+            &units,
+            &[UnitState::Inactive, UnitState::Active],
+        );
+        assert_eq!(p.observed_role, Some(Role::Standby));
+        assert_eq!(p.transition(), "standby\u{2192}primary");
+        let p = plan(
+            Role::Standby,
+            &units,
+            &[UnitState::Active, UnitState::Inactive],
+        );
+        assert_eq!(p.transition(), "primary\u{2192}standby");
+        let p = plan(
+            Role::Primary,
+            &units,
+            &[UnitState::Active, UnitState::Inactive],
+        );
+        assert_eq!(p.transition(), "primary");
+        assert!(p.in_sync() && p.is_empty());
+        // Only primary units, all stopped: the host looked like a standby.
+        let only = [unit("p", When::Primary)];
+        let p = plan(Role::Primary, &only, &[UnitState::Failed]);
+        assert_eq!(p.transition(), "standby\u{2192}primary");
+        // Half-running primary: no clear previous role, so no arrow.
+        let two = [unit("a", When::Primary), unit("b", When::Primary)];
+        let p = plan(
+            Role::Primary,
+            &two,
+            &[UnitState::Active, UnitState::Inactive],
+        );
+        assert_eq!(p.transition(), "primary");
+    }
+
+    #[test]
+    fn unknown_states_are_drift_but_never_acted_on() {
+        let units = [unit("a", When::Primary)];
+        let p = plan(Role::Primary, &units, &[UnitState::Other("weird".into())]);
+        assert!(p.is_empty());
+        assert!(!p.in_sync());
+    }
+}

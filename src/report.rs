@@ -1,0 +1,404 @@
+//! Rendering: every text and JSON output is a pure function of the plan and its results.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::apply::{Outcome, StepResult};
+use crate::check::{CheckResult, Role};
+use crate::plan::{Action, Desired, Plan, UnitPlan};
+
+pub fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// "120ms", "1.2s", "1m 5s": short enough for a one-line message.
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m {}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// The schema scripts parse (`--output json`). Add fields; never rename or remove them.
+#[derive(Debug, Serialize)]
+pub struct JsonReport<'a> {
+    pub version: u32,
+    pub command: &'static str,
+    pub role: Role,
+    pub previous_role: Option<Role>,
+    pub check: &'a CheckResult,
+    pub dry_run: bool,
+    pub in_sync: bool,
+    pub units: Vec<JsonUnit<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonUnit<'a> {
+    pub name: &'a str,
+    pub when: crate::config::When,
+    pub desired: Option<Desired>,
+    pub observed: &'a crate::systemctl::UnitState,
+    pub action: Option<Action>,
+    /// Null when nothing was done (no action, dry run, or `diff`).
+    pub outcome: Option<&'a Outcome>,
+}
+
+pub fn json(
+    command: &'static str,
+    check: &CheckResult,
+    plan: &Plan,
+    results: &[StepResult],
+    dry_run: bool,
+) -> String {
+    let report = JsonReport {
+        version: 1,
+        command,
+        role: plan.role,
+        previous_role: plan.observed_role,
+        check,
+        dry_run,
+        in_sync: plan.in_sync(),
+        units: plan
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| JsonUnit {
+                name: &u.name,
+                when: u.when,
+                desired: u.desired,
+                observed: &u.observed,
+                action: u.action,
+                outcome: results.iter().find(|r| r.unit == i).map(|r| &r.outcome),
+            })
+            .collect(),
+    };
+    // Serialising plain structs of strings and numbers cannot fail; fall back rather than panic.
+    serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+fn want(u: &UnitPlan) -> &'static str {
+    match u.desired {
+        Some(Desired::Running) => "running",
+        Some(Desired::Stopped) => "stopped",
+        None => "?",
+    }
+}
+
+/// `--dry-run`: what reconcile would do, in the order it would do it.
+pub fn dry_run(plan: &Plan) -> String {
+    if plan.is_empty() {
+        let drift = plan.units.iter().filter(|u| !u.in_sync()).count();
+        let mut s = format!(
+            "{}: nothing to do ({} units in sync)",
+            plan.role,
+            plan.units.len() - drift
+        );
+        if drift > 0 {
+            s.push_str(&format!(", {drift} in a state not acted on"));
+        }
+        return s + "\n";
+    }
+    let mut out = String::new();
+    for &i in &plan.steps {
+        let u = &plan.units[i];
+        let verb = match u.action {
+            Some(Action::Start) => "start",
+            Some(Action::Stop) => "stop",
+            None => continue,
+        };
+        out.push_str(&format!(
+            "{}: would {verb} {} (is {}, wanted {})\n",
+            plan.transition(),
+            u.name,
+            u.observed,
+            want(u)
+        ));
+    }
+    out
+}
+
+/// The one line per change that reconcile prints, and the error messages for failures.
+/// Returns (stdout lines, stderr lines).
+pub fn changes(plan: &Plan, results: &[StepResult]) -> (Vec<String>, Vec<String>) {
+    let t = plan.transition();
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    for r in results {
+        let (done, verb, state) = match r.action {
+            Action::Start => ("started", "start", "active"),
+            Action::Stop => ("stopped", "stop", "inactive"),
+        };
+        match &r.outcome {
+            Outcome::Done { elapsed } => out.push(format!(
+                "{t}: {done} {} ({state} after {})",
+                r.name,
+                fmt_duration(*elapsed)
+            )),
+            Outcome::Failed {
+                reason,
+                state,
+                cause,
+                journal,
+                elapsed,
+            } => {
+                err.push(format!(
+                    "{t}: {} did not {verb}: {reason}; now {state}, {cause} ({} after {verb})",
+                    r.name,
+                    fmt_duration(*elapsed)
+                ));
+                for line in journal {
+                    err.push(format!("  {} | {line}", r.name));
+                }
+            }
+            Outcome::Skipped { reason } => {
+                err.push(format!("{t}: did not {verb} {}: {reason}", r.name));
+            }
+        }
+    }
+    (out, err)
+}
+
+/// Why nothing was done when the role is unknown: the check's exit and its last output lines.
+pub fn unknown_role(check: &CheckResult) -> Vec<String> {
+    let mut lines = vec![format!(
+        "role unknown: the primary check {}; nothing was started or stopped",
+        check.summary()
+    )];
+    for l in &check.output {
+        lines.push(format!("  check | {l}"));
+    }
+    lines
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
+/// `diff`: desired against observed per unit, marked like a diff so drift jumps out:
+/// `+` must start, `-` must stop, `!` wrong but not acted on, ` ` in sync.
+pub fn diff(plan: &Plan, check: &CheckResult, style: Style) -> String {
+    let mut out = format!("role: {} (check {})\n", plan.role, check.summary());
+    let width = plan.units.iter().map(|u| u.name.len()).max().unwrap_or(0);
+    for u in &plan.units {
+        let (mark, color) = match (u.action, u.in_sync()) {
+            (Some(Action::Start), _) => ('+', "32"),
+            (Some(Action::Stop), _) => ('-', "31"),
+            (None, false) => ('!', "33"),
+            (None, true) => (' ', ""),
+        };
+        let line = format!(
+            "{mark} {:width$}  {:<7}  want {:<7}  is {}",
+            u.name,
+            match u.when {
+                crate::config::When::Primary => "primary",
+                crate::config::When::Standby => "standby",
+            },
+            want(u),
+            u.observed
+        );
+        if color.is_empty() {
+            out.push_str(line.trim_end());
+        } else {
+            out.push_str(&style.paint(color, line.trim_end()));
+        }
+        out.push('\n');
+    }
+    let drift = plan.units.iter().filter(|u| !u.in_sync()).count();
+    out.push_str(&match (plan.role, drift) {
+        (Role::Unknown, _) => "role unknown: nothing can be compared\n".to_owned(),
+        (_, 0) => "in sync\n".to_owned(),
+        (_, n) => format!("{n} of {} units differ\n", plan.units.len()),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Exit;
+    use crate::config::{UnitConfig, When};
+    use crate::plan::plan;
+    use crate::systemctl::UnitState;
+
+    fn units() -> Vec<UnitConfig> {
+        ["app.service", "web.service", "replica.service"]
+            .iter()
+            .zip([When::Primary, When::Primary, When::Standby])
+            .map(|(n, w)| UnitConfig {
+                name: n.to_string(),
+                when: w,
+                verify_timeout: Duration::from_secs(1),
+                settle: Duration::ZERO,
+            })
+            .collect()
+    }
+
+    fn check(role: Role, code: i32) -> CheckResult {
+        CheckResult {
+            role,
+            exit_code: Exit::Code(code),
+            duration: Duration::from_millis(12),
+            output: vec![],
+        }
+    }
+
+    fn takeover() -> Plan {
+        plan(
+            Role::Primary,
+            &units(),
+            &[UnitState::Inactive, UnitState::Active, UnitState::Active],
+        )
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_duration(Duration::from_millis(7)), "7ms");
+        assert_eq!(fmt_duration(Duration::from_millis(1234)), "1.2s");
+        assert_eq!(fmt_duration(Duration::from_secs(65)), "1m 5s");
+    }
+
+    #[test]
+    fn dry_run_lists_steps_in_execution_order() {
+        assert_eq!(
+            dry_run(&takeover()),
+            "primary: would stop replica.service (is active, wanted stopped)\n\
+             primary: would start app.service (is inactive, wanted running)\n"
+        );
+        let p = plan(
+            Role::Standby,
+            &units(),
+            &[UnitState::Inactive, UnitState::Inactive, UnitState::Active],
+        );
+        assert_eq!(dry_run(&p), "standby: nothing to do (3 units in sync)\n");
+    }
+
+    #[test]
+    fn diff_marks_drift() {
+        let d = diff(
+            &takeover(),
+            &check(Role::Primary, 0),
+            Style { color: false },
+        );
+        assert_eq!(
+            d,
+            "role: primary (check exited 0 in 12ms)\n\
+             + app.service      primary  want running  is inactive\n  \
+             web.service      primary  want running  is active\n\
+             - replica.service  standby  want stopped  is active\n\
+             2 of 3 units differ\n"
+        );
+        let colored = diff(&takeover(), &check(Role::Primary, 0), Style { color: true });
+        assert!(colored.contains("\x1b[32m+ app.service"));
+        assert!(colored.contains("\x1b[31m- replica.service"));
+        let unknown = plan(
+            Role::Unknown,
+            &units(),
+            &[UnitState::Active, UnitState::Active, UnitState::Active],
+        );
+        let d = diff(&unknown, &check(Role::Unknown, 2), Style { color: false });
+        assert!(d.contains("want ?"), "{d}");
+        assert!(
+            d.ends_with("role unknown: nothing can be compared\n"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn change_lines_and_failures() {
+        let p = plan(
+            Role::Primary,
+            &units(),
+            &[UnitState::Inactive, UnitState::Inactive, UnitState::Active],
+        );
+        let results = vec![
+            StepResult {
+                unit: 0,
+                name: "app.service".into(),
+                action: Action::Start,
+                outcome: Outcome::Done {
+                    elapsed: Duration::from_millis(1200),
+                },
+            },
+            StepResult {
+                unit: 1,
+                name: "web.service".into(),
+                action: Action::Start,
+                outcome: Outcome::Failed {
+                    reason: "failed".into(),
+                    state: UnitState::Failed,
+                    cause: "result exit-code, exit status 1".into(),
+                    journal: vec!["web: cannot bind".into()],
+                    elapsed: Duration::from_millis(300),
+                },
+            },
+        ];
+        let (out, err) = changes(&p, &results);
+        assert_eq!(
+            out,
+            ["standby\u{2192}primary: started app.service (active after 1.2s)"]
+        );
+        assert_eq!(
+            err,
+            [
+                "standby\u{2192}primary: web.service did not start: failed; now failed, result exit-code, exit status 1 (300ms after start)",
+                "  web.service | web: cannot bind"
+            ]
+        );
+    }
+
+    #[test]
+    fn json_is_stable_and_complete() {
+        let p = takeover();
+        let results = vec![StepResult {
+            unit: 2,
+            name: "replica.service".into(),
+            action: Action::Stop,
+            outcome: Outcome::Done {
+                elapsed: Duration::from_millis(5),
+            },
+        }];
+        let j = json("reconcile", &check(Role::Primary, 0), &p, &results, false);
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["role"], "primary");
+        assert_eq!(v["check"]["exit_code"], 0);
+        assert_eq!(v["check"]["duration_ms"], 12);
+        assert_eq!(v["units"][0]["name"], "app.service");
+        assert_eq!(v["units"][0]["desired"], "running");
+        assert_eq!(v["units"][0]["observed"], "inactive");
+        assert_eq!(v["units"][0]["action"], "start");
+        assert_eq!(v["units"][0]["outcome"], serde_json::Value::Null);
+        assert_eq!(v["units"][2]["outcome"]["status"], "done");
+        assert_eq!(v["units"][2]["outcome"]["elapsed_ms"], 5);
+        assert_eq!(v["units"][1]["action"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn unknown_role_message_carries_check_output() {
+        let mut c = check(Role::Unknown, 2);
+        c.output = vec!["dns lookup failed".into()];
+        assert_eq!(
+            unknown_role(&c),
+            [
+                "role unknown: the primary check exited 2 in 12ms; nothing was started or stopped",
+                "  check | dns lookup failed"
+            ]
+        );
+    }
+}

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# A throwaway systemd booted as PID 1 of fresh namespaces over a copy-on-write overlay of `/`.
+# Used by the integration tests, `make demo` and `make bench`.
+#
+#   sandbox.sh up NAME      boot one; prints "PID CGROUP" once `systemctl` answers inside
+#   sandbox.sh down PID CGROUP
+#                           stop it, kill whatever is left in its cgroup, remove the cgroup
+#   sandbox.sh sweep        tear down every sandbox this script ever left behind
+#
+# Never boot systemd on the real root: its boot-time tmpfiles rules empty /tmp. Everything
+# systemd writes here lands in a tmpfs upper layer that disappears with the namespace.
+set -euo pipefail
+
+CGROOT=/sys/fs/cgroup/unified
+[ -f "$CGROOT/cgroup.procs" ] || CGROOT=/sys/fs/cgroup
+PREFIX=fm-sandbox
+TARGET=fm-sandbox.target
+
+die() { echo "sandbox: $*" >&2; exit 1; }
+
+# Units that touch kernel-wide state: a container must not run them.
+MASKED=(systemd-sysctl.service systemd-binfmt.service systemd-modules-load.service
+  systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket
+  systemd-udev-trigger.service systemd-timesyncd.service systemd-random-seed.service
+  systemd-pstore.service systemd-firstboot.service systemd-repart.service
+  systemd-hwdb-update.service kmod-static-nodes.service proc-sys-fs-binfmt_misc.automount
+  proc-sys-fs-binfmt_misc.mount sys-kernel-debug.mount sys-kernel-tracing.mount
+  sys-kernel-config.mount sys-fs-fuse-connections.mount dev-hugepages.mount dev-mqueue.mount
+  systemd-remount-fs.service getty.target console-getty.service)
+
+# Runs as PID 1 of the new namespaces: build the root, then become systemd.
+init() {
+  local name=$1
+  mount --make-rprivate /
+  # /run of the host is a plain directory on /, so a tmpfs over it is private to this namespace.
+  mount -t tmpfs -o mode=755 fm-sandbox /run
+  mkdir -p /run/upper /run/work /run/root
+  mount -t overlay overlay -o lowerdir=/,upperdir=/run/upper,workdir=/run/work /run/root
+  local r=/run/root
+  mount -t proc proc "$r/proc"
+  mount -t sysfs -o ro sysfs "$r/sys"
+  mount -t cgroup2 cgroup2 "$r/sys/fs/cgroup"
+  mount -t tmpfs -o mode=755,nosuid tmpfs "$r/dev"
+  local d
+  for d in null zero full random urandom tty; do
+    touch "$r/dev/$d"
+    mount --bind "/dev/$d" "$r/dev/$d"
+  done
+  mkdir -p "$r/dev/pts" "$r/dev/shm"
+  mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$r/dev/pts"
+  ln -s pts/ptmx "$r/dev/ptmx"
+  touch "$r/dev/console"
+  mount --bind /dev/null "$r/dev/console"
+  mount -t tmpfs -o mode=1777 tmpfs "$r/dev/shm"
+  mount -t tmpfs -o mode=755 tmpfs "$r/run"
+  mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
+  mkdir -p "$r/run/systemd/system"
+  cat >"$r/run/systemd/system/$TARGET" <<EOF
+[Unit]
+Description=failover-manager test sandbox
+Wants=systemd-journald.socket systemd-journald.service dbus.socket
+After=systemd-journald.socket dbus.socket
+AllowIsolate=yes
+EOF
+  for d in "${MASKED[@]}"; do ln -sf /dev/null "$r/run/systemd/system/$d"; done
+  echo "$name" >"$r/etc/hostname"
+  mkdir -p "$r/.oldroot"
+  cd "$r"
+  pivot_root . .oldroot
+  umount -l /.oldroot
+  rmdir /.oldroot 2>/dev/null || true
+  exec env -i container="$name" PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    /lib/systemd/systemd --system --unit="$TARGET"
+}
+
+# Host PID of the namespace's PID 1: the process in the cgroup whose innermost PID is 1.
+find_pid1() {
+  local cg=$1 p
+  for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do
+    if awk '/^NSpid:/ { exit !($NF == 1 && NF > 2) }' "/proc/$p/status" 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+up() {
+  local name=$1
+  [ "$(id -u)" = 0 ] || die "needs root"
+  local cg="$CGROOT/$PREFIX-$name-$$-$RANDOM"
+  mkdir "$cg"
+  # The launcher joins the cgroup before unshare, so the new cgroup namespace is rooted there.
+  setsid bash -c 'echo $$ >"$1/cgroup.procs"; shift; exec "$@"' _ "$cg" \
+    unshare --fork --pid --mount --uts --ipc --net --cgroup --mount-proc \
+    "$(readlink -f "$0")" __init "$name" </dev/null >/dev/null 2>&1 &
+  local pid="" i state
+  for i in $(seq 1 200); do
+    # PID 1 runs this script first; it is ready only once it has become systemd and booted.
+    [ -n "$pid" ] || pid=$(find_pid1 "$cg" || true)
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ]; then
+      state=$(nsenter -t "$pid" -a systemctl is-system-running 2>/dev/null || true)
+      case "$state" in
+        running | degraded)
+          echo "$pid $cg"
+          return 0
+          ;;
+      esac
+    fi
+    sleep 0.05
+  done
+  down "${pid:-0}" "$cg" || true
+  die "systemd did not come up within 10 s"
+}
+
+# Remove a cgroup tree bottom-up after killing everything in it.
+remove_cgroup() {
+  local cg=$1 i
+  [ -d "$cg" ] || return 0
+  for i in $(seq 1 100); do
+    [ -f "$cg/cgroup.kill" ] && echo 1 >"$cg/cgroup.kill" 2>/dev/null || true
+    find "$cg" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
+    rmdir "$cg" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  die "could not remove $cg"
+}
+
+down() {
+  local pid=$1 cg=$2 i
+  if [ "$pid" != 0 ] && [ -d "/proc/$pid" ]; then
+    timeout 5 nsenter -t "$pid" -a systemctl exit >/dev/null 2>&1 || true
+    for i in $(seq 1 100); do
+      [ -d "/proc/$pid" ] || break
+      sleep 0.05
+    done
+  fi
+  remove_cgroup "$cg"
+}
+
+sweep() {
+  local cg
+  for cg in "$CGROOT/$PREFIX"-*; do
+    [ -d "$cg" ] || continue
+    down "$(find_pid1 "$cg" || echo 0)" "$cg"
+  done
+}
+
+case "${1:-}" in
+  up) up "${2:?name}" ;;
+  down) down "${2:?pid}" "${3:?cgroup}" ;;
+  sweep) sweep ;;
+  __init) init "${2:?name}" ;;
+  *) die "usage: sandbox.sh up NAME | down PID CGROUP | sweep" ;;
+esac
