@@ -14,8 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   batched `systemctl is-active`, and starts or stops units so that exactly this \
                   role's units run. Meant to run from a systemd timer every minute on every host; \
                   prints nothing when nothing changed. An unknown role (check failed, timed out or \
-                  crashed) never changes anything.",
-    args_conflicts_with_subcommands = true
+                  crashed) never changes anything."
 )]
 pub struct Cli {
     /// Config file
@@ -37,12 +36,9 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// Without a command: `reconcile`
     #[command(subcommand)]
     pub command: Option<Command>,
-
-    /// Options of `reconcile`, the default command
-    #[command(flatten)]
-    pub reconcile: ReconcileArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,7 +51,7 @@ pub enum Command {
     Validate,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ReconcileArgs {
     /// Print the plan and change nothing
     #[arg(long)]
@@ -65,15 +61,16 @@ pub struct ReconcileArgs {
     pub output: OutputArgs,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct OutputArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    #[default]
     Text,
     Json,
 }

@@ -38,7 +38,7 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
     let config = config::load(&cli.config)?;
     let mgr = Systemctl;
     match &cli.command {
-        None => reconcile(&config, &cli.reconcile, cli.quiet, &mgr),
+        None => reconcile(&config, &ReconcileArgs::default(), cli.quiet, &mgr),
         Some(Command::Reconcile(args)) => reconcile(&config, args, cli.quiet, &mgr),
         Some(Command::Diff(args)) => diff(&config, args.output, &mgr),
         Some(Command::Validate) => {

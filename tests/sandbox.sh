@@ -2,10 +2,14 @@
 # A throwaway systemd booted as PID 1 of fresh namespaces over a copy-on-write overlay of `/`.
 # Used by the integration tests, `make demo` and `make bench`.
 #
-#   sandbox.sh up NAME      boot one; prints "PID CGROUP" once `systemctl` answers inside
+#   sandbox.sh up NAME      boot one in the background; prints "PID CGROUP" once it has booted
 #   sandbox.sh down PID CGROUP
 #                           stop it, kill whatever is left in its cgroup, remove the cgroup
-#   sandbox.sh sweep        tear down every sandbox this script ever left behind
+#   sandbox.sh run NAME     (for test harnesses) print the CGROUP line, then become the
+#                           sandbox's launcher in the foreground; it is SIGKILLed, and with it
+#                           every process of the sandbox, if the caller dies without `down`
+#   sandbox.sh wait CGROUP  print the PID of the sandbox's systemd once it has booted
+#   sandbox.sh sweep        tear down every sandbox left behind (say, by a killed test run)
 #
 # Never boot systemd on the real root: its boot-time tmpfiles rules empty /tmp. Everything
 # systemd writes here lands in a tmpfs upper layer that disappears with the namespace.
@@ -76,7 +80,7 @@ EOF
 # Host PID of the namespace's PID 1: the process in the cgroup whose innermost PID is 1.
 find_pid1() {
   local cg=$1 p
-  for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do
+  for p in $(cat "$cg/cgroup.procs" "$cg/init.scope/cgroup.procs" 2>/dev/null); do
     if awk '/^NSpid:/ { exit !($NF == 1 && NF > 2) }' "/proc/$p/status" 2>/dev/null; then
       echo "$p"
       return 0
@@ -85,16 +89,26 @@ find_pid1() {
   return 1
 }
 
-up() {
-  local name=$1
+new_cgroup() {
   [ "$(id -u)" = 0 ] || die "needs root"
-  local cg="$CGROOT/$PREFIX-$name-$$-$RANDOM"
+  local cg="$CGROOT/$PREFIX-$1-$$-$RANDOM"
   mkdir "$cg"
-  # The launcher joins the cgroup before unshare, so the new cgroup namespace is rooted there.
-  setsid bash -c 'echo $$ >"$1/cgroup.procs"; shift; exec "$@"' _ "$cg" \
-    unshare --fork --pid --mount --uts --ipc --net --cgroup --mount-proc \
-    "$(readlink -f "$0")" __init "$name" </dev/null >/dev/null 2>&1 &
-  local pid="" i state
+  echo "$cg"
+}
+
+# Joins the cgroup, then becomes the launcher: the new cgroup namespace is rooted there, and
+# --kill-child takes PID 1 (so the whole PID namespace) down when the launcher dies.
+launch() {
+  local cg=$1 attached=$2
+  echo $$ >"$cg/cgroup.procs"
+  local guard=()
+  [ "$attached" = attached ] && guard=(setpriv --pdeathsig KILL)
+  exec "${guard[@]}" unshare --kill-child=KILL --fork --pid --mount --uts --ipc --net --cgroup \
+    --mount-proc "$SELF" __init "$(basename "$cg")"
+}
+
+wait_ready() {
+  local cg=$1 pid="" i state
   for i in $(seq 1 200); do
     # PID 1 runs this script first; it is ready only once it has become systemd and booted.
     [ -n "$pid" ] || pid=$(find_pid1 "$cg" || true)
@@ -102,15 +116,26 @@ up() {
       state=$(nsenter -t "$pid" -a systemctl is-system-running 2>/dev/null || true)
       case "$state" in
         running | degraded)
-          echo "$pid $cg"
+          echo "$pid"
           return 0
           ;;
       esac
     fi
+    [ -d "$cg" ] || die "sandbox $cg went away while booting"
     sleep 0.05
   done
-  down "${pid:-0}" "$cg" || true
-  die "systemd did not come up within 10 s"
+  die "systemd in $cg did not boot within 10 s (state: ${state:-none})"
+}
+
+up() {
+  local cg pid
+  cg=$(new_cgroup "$1")
+  setsid "$SELF" __launch "$cg" detached </dev/null >/dev/null 2>&1 &
+  if ! pid=$(wait_ready "$cg"); then
+    down "$(find_pid1 "$cg" || echo 0)" "$cg" || true
+    die "boot failed"
+  fi
+  echo "$pid $cg"
 }
 
 # Remove a cgroup tree bottom-up after killing everything in it.
@@ -128,6 +153,7 @@ remove_cgroup() {
 
 down() {
   local pid=$1 cg=$2 i
+  case "$cg" in "$CGROOT/$PREFIX"-*) ;; *) die "not a sandbox cgroup: $cg" ;; esac
   if [ "$pid" != 0 ] && [ -d "/proc/$pid" ]; then
     timeout 5 nsenter -t "$pid" -a systemctl exit >/dev/null 2>&1 || true
     for i in $(seq 1 100); do
@@ -146,10 +172,18 @@ sweep() {
   done
 }
 
+SELF=$(readlink -f "$0")
 case "${1:-}" in
   up) up "${2:?name}" ;;
   down) down "${2:?pid}" "${3:?cgroup}" ;;
+  run)
+    cg=$(new_cgroup "${2:?name}")
+    echo "$cg"
+    launch "$cg" attached
+    ;;
+  wait) wait_ready "${2:?cgroup}" ;;
   sweep) sweep ;;
+  __launch) launch "$2" "$3" ;;
   __init) init "${2:?name}" ;;
-  *) die "usage: sandbox.sh up NAME | down PID CGROUP | sweep" ;;
+  *) die "usage: sandbox.sh up NAME | down PID CGROUP | run NAME | wait CGROUP | sweep" ;;
 esac

@@ -1,0 +1,82 @@
+//! The command line against a real host: config errors, validate, the config path rules.
+
+use crate::test::Test;
+use crate::unit::Unit;
+
+#[test]
+fn invalid_config_exits_78_names_line_and_key_and_changes_nothing() {
+    Test::new()
+        .unit(Unit::simple("app.service"))
+        .config("check:\n  command: [/bin/true]\nunits:\n  - name: app.service\n    timeot: 5s\n")
+        .args(&["reconcile"])
+        .status(78)
+        .stdout("")
+        .stderr(
+            "error: /etc/failover-manager/config.yaml:5:5: units[0]: unknown field `timeot`, \
+             expected one of `name`, `when`, `verify_timeout`, `settle`\n",
+        )
+        .inactive("app.service")
+        .starts("app.service", 0)
+        .no_jobs()
+        .run();
+}
+
+#[test]
+fn validate_accepts_a_good_config_and_rejects_a_bad_one() {
+    let ran = Test::new()
+        .unit(Unit::simple("app.service"))
+        .args(&["validate"])
+        .status(0)
+        .stdout("/etc/failover-manager/config.yaml: valid (1 units)\n")
+        .run();
+    if let Some(r) = ran {
+        r.sandbox.write(
+            crate::test::CONFIG,
+            "check: {command: [x]}\nunits: [\"--now\"]\n",
+        );
+        let (status, out, err) = r.again(&["validate"]);
+        assert_eq!(status, 78, "{out}{err}");
+        assert!(err.contains("config.yaml:2:"), "{err}");
+        assert!(err.contains("looks like an option"), "{err}");
+    }
+}
+
+#[test]
+fn config_path_flag_and_environment_variable() {
+    let ran = Test::new()
+        .unit(Unit::simple("app.service"))
+        .primary()
+        .env("FAILOVER_MANAGER_CONFIG", "/etc/other.yaml")
+        .args(&["validate"])
+        .status(78)
+        .stderr_has("/etc/other.yaml: cannot read config")
+        .run();
+    if let Some(r) = ran {
+        let (status, out, _) = r.again(&["-c", "/etc/failover-manager/config.yaml", "validate"]);
+        assert_eq!(status, 0, "{out}");
+        let (status, _, err) = r.again(&["-c", "/nonexistent.yaml"]);
+        assert_eq!(status, 78);
+        assert!(
+            err.contains("/nonexistent.yaml: cannot read config"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let ran = Test::new()
+        .unit(Unit::simple("app.service"))
+        .args(&["--bogus"])
+        .status(2)
+        .run();
+    if let Some(r) = ran {
+        let (status, _, _) = r.again(&["diff", "--dry-run"]);
+        assert_eq!(status, 2);
+        let (status, _, err) = r.again(&["reconcile", "--output", "yaml"]);
+        assert_eq!(status, 2, "{err}");
+        let (status, out, _) = r.again(&["--help"]);
+        assert_eq!(status, 0);
+        assert!(out.contains("reconcile"));
+    }
+}

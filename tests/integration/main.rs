@@ -1,0 +1,10 @@
+//! Every integration test in one binary (one build, one sandbox harness). Each test boots its
+//! own throwaway systemd 252 and runs the real binary in it.
+
+mod sandbox;
+mod test;
+mod unit;
+
+mod cli;
+mod reconcile;
+mod shipped;

@@ -1,0 +1,173 @@
+//! A throwaway systemd 252 as PID 1 of fresh namespaces (see `tests/sandbox.sh`), owned by a
+//! value: dropping it (also while a failed test unwinds) stops systemd and removes its cgroup.
+//! If the test process dies outright, the launcher's parent-death signal takes it down.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sandbox.sh");
+/// Where the binary under test is installed inside the sandbox (the shipped unit's ExecStart).
+pub const BIN: &str = "/usr/bin/failover-manager";
+
+pub struct Sandbox {
+    pub pid: u32,
+    cgroup: String,
+    launcher: Child,
+}
+
+/// The sandbox tests need root. Under CI they must run, so not being root fails them; elsewhere
+/// they are skipped, loudly.
+pub fn available() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but not running as root: the real-systemd tests cannot run");
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: real-systemd sandbox test (needs root) ***\n"
+    );
+    false
+}
+
+impl Sandbox {
+    pub fn boot() -> Sandbox {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("t{}", N.fetch_add(1, Ordering::Relaxed));
+        let mut launcher = Command::new(SCRIPT)
+            .args(["run", &name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot run tests/sandbox.sh");
+        let mut line = String::new();
+        if let Some(out) = launcher.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        let cgroup = line.trim().to_owned();
+        assert!(!cgroup.is_empty(), "sandbox.sh run printed no cgroup");
+        let ready = Command::new(SCRIPT)
+            .args(["wait", &cgroup])
+            .output()
+            .expect("cannot run tests/sandbox.sh wait");
+        let pid: u32 = String::from_utf8_lossy(&ready.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let sb = Sandbox {
+            pid,
+            cgroup,
+            launcher,
+        };
+        assert!(
+            pid != 0,
+            "sandbox did not boot: {}",
+            String::from_utf8_lossy(&ready.stderr)
+        );
+        // The binary under test goes where the shipped unit expects it (an overlay write).
+        let bin = env!("CARGO_BIN_EXE_failover-manager");
+        std::fs::copy(bin, sb.path(BIN)).expect("cannot copy the binary into the sandbox");
+        sb.write("/run/fm-test/.keep", "");
+        sb
+    }
+
+    /// A path inside the sandbox, reachable from the host through /proc/PID/root.
+    pub fn path(&self, inside: &str) -> PathBuf {
+        Path::new(&format!("/proc/{}/root", self.pid)).join(inside.trim_start_matches('/'))
+    }
+
+    pub fn write(&self, inside: &str, contents: &str) {
+        let p = self.path(inside);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).expect("mkdir in sandbox");
+        }
+        std::fs::write(&p, contents).unwrap_or_else(|e| panic!("write {inside}: {e}"));
+    }
+
+    pub fn read(&self, inside: &str) -> String {
+        std::fs::read_to_string(self.path(inside)).unwrap_or_default()
+    }
+
+    /// Runs argv inside every namespace of the sandbox, with a clean environment.
+    pub fn command(&self, argv: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .env("LANG", "C.UTF-8")
+            .args(["-t", &self.pid.to_string(), "-a", "--"])
+            .args(argv)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn exec(&self, argv: &[&str]) -> Output {
+        self.command(argv).output().expect("nsenter")
+    }
+
+    /// stdout of a command inside; panics with its stderr if it fails.
+    pub fn ok(&self, argv: &[&str]) -> String {
+        let out = self.exec(argv);
+        assert!(
+            out.status.success(),
+            "{argv:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn systemctl(&self, args: &[&str]) -> String {
+        let mut argv = vec!["systemctl"];
+        argv.extend_from_slice(args);
+        self.ok(&argv)
+    }
+
+    pub fn state(&self, unit: &str) -> String {
+        let out = self.exec(&["systemctl", "is-active", "--", unit]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Queued and running jobs: proof that a command changed nothing (or something).
+    pub fn jobs(&self) -> String {
+        self.systemctl(&["list-jobs", "--no-legend", "--no-pager"])
+    }
+
+    /// The number of times systemd has started the unit (`NRestarts` does not count manual
+    /// starts; the counting units append a line on every start instead).
+    pub fn starts(&self, unit: &str) -> usize {
+        self.read(&format!("/run/fm-test/{unit}.starts"))
+            .lines()
+            .count()
+    }
+
+    pub fn install_unit(&self, name: &str, body: &str) {
+        self.write(&format!("/etc/systemd/system/{name}"), body);
+    }
+
+    pub fn daemon_reload(&self) {
+        self.systemctl(&["daemon-reload"]);
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let status = Command::new(SCRIPT)
+            .args(["down", &self.pid.to_string(), &self.cgroup])
+            .status();
+        let _ = self.launcher.kill();
+        let _ = self.launcher.wait();
+        if !matches!(status, Ok(s) if s.success()) && !std::thread::panicking() {
+            panic!("sandbox teardown failed for {}", self.cgroup);
+        }
+    }
+}
