@@ -8,3 +8,4 @@ mod unit;
 mod cli;
 mod reconcile;
 mod shipped;
+mod examples;

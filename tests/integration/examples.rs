@@ -1,0 +1,1 @@
+//! The shipped examples (config, checks, keepalived notify script) work as documented.
