@@ -320,6 +320,9 @@ mod tests {
                 ..UnitDetails::default()
             })
         }
+        fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemctlError> {
+            units.iter().map(|u| self.details(u)).collect()
+        }
         fn journal_tail(&self, unit: &str, _: Option<SystemTime>, _: usize) -> Vec<String> {
             vec![format!("{unit}: boom")]
         }
@@ -331,6 +334,7 @@ mod tests {
             when,
             verify_timeout: Duration::from_millis(200),
             settle: Duration::from_millis(30),
+            managed: true,
         }
     }
 

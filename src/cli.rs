@@ -47,15 +47,37 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// Show desired against observed state per unit; exit 1 on drift
     Diff(OutputArgs),
-    /// Check the config file only
-    Validate,
+    /// Check the config file, and what this host says about its units and check command
+    Validate(ValidateArgs),
+    /// Maintenance mode: reconcile changes nothing until `resume` (survives reboots)
+    Pause(PauseArgs),
+    /// Leave maintenance mode
+    Resume,
 }
 
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Check the config file only, without asking systemd (e.g. in a config repo's CI)
+    #[arg(long)]
+    pub config_only: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PauseArgs {
+    /// Why, for whoever finds the host paused
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ReconcileArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// How long to wait for another run to finish before giving up (exit 75)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lock_wait: std::time::Duration,
 
     #[command(flatten)]
     pub output: OutputArgs,

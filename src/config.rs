@@ -17,6 +17,7 @@ const MAX_DURATION: Duration = Duration::from_secs(3600);
 pub struct Config {
     pub path: PathBuf,
     pub check: CheckConfig,
+    pub hooks: Hooks,
     pub units: Vec<UnitConfig>,
 }
 
@@ -26,6 +27,40 @@ pub struct CheckConfig {
     pub timeout: Duration,
     pub primary_exit_codes: Vec<i32>,
     pub standby_exit_codes: Vec<i32>,
+    /// Results in a row that must agree before a change is acted on (keepalived's rise/fall).
+    pub confirm: u32,
+    pub confirm_interval: Duration,
+}
+
+/// Commands run after a transition is verified (or fails), like keepalived's notify scripts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Hooks {
+    pub on_promote: Option<Hook>,
+    pub on_demote: Option<Hook>,
+    pub on_failure: Option<Hook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    pub command: Vec<String>,
+    #[serde(
+        default = "default_hook_timeout",
+        deserialize_with = "positive_duration"
+    )]
+    pub timeout: Duration,
+}
+
+impl Hooks {
+    pub fn all(&self) -> impl Iterator<Item = (&'static str, &Hook)> {
+        [
+            ("on_promote", &self.on_promote),
+            ("on_demote", &self.on_demote),
+            ("on_failure", &self.on_failure),
+        ]
+        .into_iter()
+        .filter_map(|(k, h)| h.as_ref().map(|h| (k, h)))
+    }
 }
 
 /// Which role a unit belongs to: it runs on the host holding that role and nowhere else.
@@ -42,6 +77,8 @@ pub struct UnitConfig {
     pub when: When,
     pub verify_timeout: Duration,
     pub settle: Duration,
+    /// `false`: observed and shown, never started or stopped (an operator is working on it).
+    pub managed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +109,17 @@ struct RawConfig {
     check: RawCheck,
     #[serde(default)]
     defaults: RawDefaults,
+    #[serde(default)]
+    hooks: RawHooks,
     units: Vec<RawUnit>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHooks {
+    on_promote: Option<Hook>,
+    on_demote: Option<Hook>,
+    on_failure: Option<Hook>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +135,13 @@ struct RawCheck {
     primary_exit_codes: Vec<i32>,
     #[serde(default = "default_standby_codes")]
     standby_exit_codes: Vec<i32>,
+    #[serde(default = "default_confirm")]
+    confirm: u32,
+    #[serde(
+        default = "default_confirm_interval",
+        deserialize_with = "positive_duration"
+    )]
+    confirm_interval: Duration,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +176,8 @@ struct RawUnitMap {
     verify_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "opt_any_duration")]
     settle: Option<Duration>,
+    #[serde(default = "yes")]
+    managed: bool,
 }
 
 /// A unit entry: either a bare name (shorthand) or a map. Written by hand rather than with
@@ -142,6 +198,7 @@ impl<'de> Deserialize<'de> for RawUnit {
                     when: None,
                     verify_timeout: None,
                     settle: None,
+                    managed: true,
                 }))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawUnit, A::Error> {
@@ -160,6 +217,18 @@ fn default_verify_timeout() -> Duration {
 }
 fn default_settle() -> Duration {
     Duration::from_secs(2)
+}
+fn default_hook_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_confirm() -> u32 {
+    1
+}
+fn default_confirm_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn yes() -> bool {
+    true
 }
 fn default_primary_codes() -> Vec<i32> {
     vec![0]
@@ -402,6 +471,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         ));
     }
 
+    if !(1..=10).contains(&check.confirm) {
+        return Err(at_key(
+            "confirm",
+            format!("check.confirm: {} must be between 1 and 10", check.confirm),
+        ));
+    }
+    let hooks = Hooks {
+        on_promote: raw.hooks.on_promote,
+        on_demote: raw.hooks.on_demote,
+        on_failure: raw.hooks.on_failure,
+    };
+    for (key, hook) in hooks.all() {
+        if hook.command.first().is_none_or(|p| p.trim().is_empty()) {
+            return Err(at_key(key, format!("hooks.{key}.command: is empty")));
+        }
+    }
+
     if raw.units.is_empty() {
         return Err(at_key(
             "units",
@@ -428,6 +514,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             when,
             verify_timeout: u.verify_timeout.unwrap_or(raw.defaults.verify_timeout),
             settle: u.settle.unwrap_or(raw.defaults.settle),
+            managed: u.managed,
         });
     }
 
@@ -438,7 +525,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             timeout: check.timeout,
             primary_exit_codes: check.primary_exit_codes,
             standby_exit_codes: check.standby_exit_codes,
+            confirm: check.confirm,
+            confirm_interval: check.confirm_interval,
         },
+        hooks,
         units,
     })
 }
@@ -451,15 +541,20 @@ fn strip_mark(message: &str) -> String {
     }
 }
 
-/// Line and column (1-based) of `key:` in the text; serde does not keep positions for values
-/// it accepted, so errors found after parsing are placed by looking the key up.
+/// Line and column (1-based) of the first `key:` in the text, in block or flow style;
+/// serde does not keep positions for values it accepted, so errors found after parsing are
+/// placed by looking the key up.
 fn locate_key(text: &str, key: &str) -> (usize, usize) {
     for (n, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start().trim_start_matches("- ");
-        if let Some(rest) = trimmed.strip_prefix(key)
-            && rest.trim_start().starts_with(':')
-        {
-            return (n + 1, line.len() - trimmed.len() + 1);
+        let code = line.split(" #").next().unwrap_or(line);
+        let mut from = 0;
+        while let Some(i) = code[from..].find(key).map(|i| i + from) {
+            let before = code[..i].chars().next_back();
+            let after = code[i + key.len()..].trim_start();
+            if before.is_none_or(|c| !(c.is_alphanumeric() || c == '_')) && after.starts_with(':') {
+                return (n + 1, i + 1);
+            }
+            from = i + key.len();
         }
     }
     (1, 1)
@@ -704,6 +799,51 @@ units:
             "check:\n  command: [x]\n  primary_exit_codes: [0, 10]\n  standby_exit_codes: [1, 11]\nunits: [a]\n",
         );
         assert_eq!(c.check.primary_exit_codes, vec![0, 10]);
+    }
+
+    #[test]
+    fn confirm_hooks_and_managed() {
+        let c = parse_ok(
+            "check:\n  command: [x]\n  confirm: 3\n  confirm_interval: 1s\n\
+             hooks:\n  on_promote: {command: [/usr/local/bin/page, promoted]}\n  \
+             on_failure: {command: [/bin/true], timeout: 5s}\n\
+             units:\n  - name: a\n    managed: false\n  - b\n",
+        );
+        assert_eq!(c.check.confirm, 3);
+        assert_eq!(c.check.confirm_interval, Duration::from_secs(1));
+        assert_eq!(
+            c.hooks.on_promote.as_ref().map(|h| h.timeout),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            c.hooks.on_failure.as_ref().map(|h| h.timeout),
+            Some(Duration::from_secs(5))
+        );
+        assert!(c.hooks.on_demote.is_none());
+        assert!(!c.units[0].managed);
+        assert!(c.units[1].managed);
+        let e = parse_err("check: {command: [x], confirm: 0}\nunits: [a]\n");
+        assert!(
+            e.starts_with("c.yaml:1:23:")
+                && e.contains("check.confirm: 0 must be between 1 and 10"),
+            "{e}"
+        );
+        let e =
+            parse_err("check: {command: [x]}\nhooks:\n  on_promote: {command: []}\nunits: [a]\n");
+        assert!(
+            e.starts_with("c.yaml:3:3:") && e.contains("hooks.on_promote.command: is empty"),
+            "{e}"
+        );
+        let e =
+            parse_err("check: {command: [x]}\nhooks:\n  on_promot: {command: [x]}\nunits: [a]\n");
+        assert!(
+            e.starts_with("c.yaml:3:") && e.contains("hooks: unknown field `on_promot`"),
+            "{e}"
+        );
+        let e = parse_err(
+            "check: {command: [x]}\nhooks:\n  on_promote: {command: [x], timeout: 0s}\nunits: [a]\n",
+        );
+        assert!(e.contains("hooks.on_promote.timeout"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Every exit status the tool can end with, and the one place results become numbers.
 
+use crate::lock::LockError;
 use crate::run::{Error, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +14,8 @@ pub enum ExitCode {
     Usage,
     /// The check could not tell the role: nothing was changed.
     RoleUnknown,
+    /// Another run held the lock for all of `--lock-wait` (EX_TEMPFAIL): this run was skipped.
+    Locked,
     /// The config is invalid (EX_CONFIG from sysexits.h).
     ConfigInvalid,
 }
@@ -24,6 +27,7 @@ impl ExitCode {
             ExitCode::Failure => 1,
             ExitCode::Usage => 2,
             ExitCode::RoleUnknown => 3,
+            ExitCode::Locked => 75,
             ExitCode::ConfigInvalid => 78,
         }
     }
@@ -31,10 +35,14 @@ impl ExitCode {
     pub fn of(result: &Result<Status, Error>) -> ExitCode {
         match result {
             Ok(Status::Converged | Status::InSync | Status::Valid) => ExitCode::Success,
-            Ok(Status::Failed | Status::Drift) => ExitCode::Failure,
+            Ok(Status::Failed | Status::Drift | Status::Warnings) => ExitCode::Failure,
             Ok(Status::RoleUnknown) => ExitCode::RoleUnknown,
-            Err(Error::Config(_)) => ExitCode::ConfigInvalid,
-            Err(Error::Systemctl(_) | Error::Output(_)) => ExitCode::Failure,
+            Ok(Status::Invalid) => ExitCode::ConfigInvalid,
+            Err(Error::Config(_) | Error::Insecure(_)) => ExitCode::ConfigInvalid,
+            Err(Error::Lock(LockError::Busy { .. })) => ExitCode::Locked,
+            Err(Error::Lock(_) | Error::Pause(_) | Error::Systemctl(_) | Error::Output(_)) => {
+                ExitCode::Failure
+            }
         }
     }
 }
@@ -60,6 +68,20 @@ mod tests {
             (Ok(Status::Failed), 1),
             (Ok(Status::Drift), 1),
             (Ok(Status::RoleUnknown), 3),
+            (Ok(Status::Warnings), 1),
+            (Ok(Status::Invalid), 78),
+            (
+                Err(Error::Lock(LockError::Busy {
+                    path: "l".into(),
+                    holder: "pid 1".into(),
+                    waited: std::time::Duration::ZERO,
+                })),
+                75,
+            ),
+            (
+                Err(Error::Lock(LockError::Interrupted { path: "l".into() })),
+                1,
+            ),
             (
                 Err(Error::Config(ConfigError::NotText { path: "x".into() })),
                 78,

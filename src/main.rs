@@ -6,12 +6,18 @@ mod check;
 mod cli;
 mod config;
 mod exit;
+mod hooks;
 mod interrupt;
+mod lock;
 mod logging;
+mod maintenance;
 mod plan;
+mod process;
 mod report;
 mod run;
+mod security;
 mod systemctl;
+mod validate;
 
 use clap::Parser;
 

@@ -30,6 +30,8 @@ pub struct UnitPlan {
     pub desired: Option<Desired>,
     pub observed: UnitState,
     pub action: Option<Action>,
+    /// `managed: false` in the config: drift is shown, never acted on.
+    pub managed: bool,
 }
 
 impl UnitPlan {
@@ -126,6 +128,7 @@ pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
         .map(|(u, state)| {
             let desired = desired_for(role, u.when);
             let action = match (desired, classify(state)) {
+                _ if !u.managed => None,
                 (Some(Desired::Running), Some(Desired::Stopped)) => Some(Action::Start),
                 (Some(Desired::Stopped), Some(Desired::Running)) => Some(Action::Stop),
                 _ => None,
@@ -136,6 +139,7 @@ pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
                 desired,
                 observed: state.clone(),
                 action,
+                managed: u.managed,
             }
         })
         .collect();
@@ -163,6 +167,7 @@ mod tests {
             when,
             verify_timeout: Duration::from_secs(1),
             settle: Duration::ZERO,
+            managed: true,
         }
     }
 
@@ -294,6 +299,20 @@ mod tests {
             &[UnitState::Active, UnitState::Inactive],
         );
         assert_eq!(p.transition(), "primary");
+    }
+
+    #[test]
+    fn unmanaged_units_show_drift_but_are_never_acted_on() {
+        let mut units = [unit("a", When::Primary), unit("b", When::Standby)];
+        units[0].managed = false;
+        units[1].managed = false;
+        let p = plan(
+            Role::Primary,
+            &units,
+            &[UnitState::Inactive, UnitState::Active],
+        );
+        assert!(p.is_empty());
+        assert!(!p.units[0].in_sync() && !p.units[1].in_sync());
     }
 
     #[test]

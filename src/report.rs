@@ -33,6 +33,8 @@ pub struct JsonReport<'a> {
     pub previous_role: Option<Role>,
     pub check: &'a CheckResult,
     pub dry_run: bool,
+    /// Maintenance mode: who paused, why and since when; null when not paused.
+    pub paused: Option<&'a crate::maintenance::Pause>,
     pub in_sync: bool,
     pub units: Vec<JsonUnit<'a>>,
 }
@@ -44,6 +46,7 @@ pub struct JsonUnit<'a> {
     pub desired: Option<Desired>,
     pub observed: &'a crate::systemctl::UnitState,
     pub action: Option<Action>,
+    pub managed: bool,
     /// Null when nothing was done (no action, dry run, or `diff`).
     pub outcome: Option<&'a Outcome>,
 }
@@ -54,6 +57,7 @@ pub fn json(
     plan: &Plan,
     results: &[StepResult],
     dry_run: bool,
+    paused: Option<&crate::maintenance::Pause>,
 ) -> String {
     let report = JsonReport {
         version: 1,
@@ -62,6 +66,7 @@ pub fn json(
         previous_role: plan.observed_role,
         check,
         dry_run,
+        paused,
         in_sync: plan.in_sync(),
         units: plan
             .units
@@ -73,6 +78,7 @@ pub fn json(
                 desired: u.desired,
                 observed: &u.observed,
                 action: u.action,
+                managed: u.managed,
                 outcome: results.iter().find(|r| r.unit == i).map(|r| &r.outcome),
             })
             .collect(),
@@ -203,14 +209,15 @@ pub fn diff(plan: &Plan, check: &CheckResult, style: Style) -> String {
             (None, true) => (' ', ""),
         };
         let line = format!(
-            "{mark} {:width$}  {:<7}  want {:<7}  is {}",
+            "{mark} {:width$}  {:<7}  want {:<7}  is {}{}",
             u.name,
             match u.when {
                 crate::config::When::Primary => "primary",
                 crate::config::When::Standby => "standby",
             },
             want(u),
-            u.observed
+            u.observed,
+            if u.managed { "" } else { "  (managed: false)" }
         );
         if color.is_empty() {
             out.push_str(line.trim_end());
@@ -245,6 +252,7 @@ mod tests {
                 when: w,
                 verify_timeout: Duration::from_secs(1),
                 settle: Duration::ZERO,
+                managed: true,
             })
             .collect()
     }
@@ -373,7 +381,14 @@ mod tests {
                 elapsed: Duration::from_millis(5),
             },
         }];
-        let j = json("reconcile", &check(Role::Primary, 0), &p, &results, false);
+        let j = json(
+            "reconcile",
+            &check(Role::Primary, 0),
+            &p,
+            &results,
+            false,
+            None,
+        );
         let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
         assert_eq!(v["version"], 1);
         assert_eq!(v["role"], "primary");
@@ -387,6 +402,8 @@ mod tests {
         assert_eq!(v["units"][2]["outcome"]["status"], "done");
         assert_eq!(v["units"][2]["outcome"]["elapsed_ms"], 5);
         assert_eq!(v["units"][1]["action"], serde_json::Value::Null);
+        assert_eq!(v["units"][1]["managed"], true);
+        assert_eq!(v["paused"], serde_json::Value::Null);
     }
 
     #[test]

@@ -2,26 +2,37 @@
 //! Returns a status; the exit code is decided in `exit`.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 
 use crate::apply;
 use crate::check::{self, CheckResult, Role};
-use crate::cli::{Cli, Command, Format, ReconcileArgs};
+use crate::cli::{Cli, Command, Format, ReconcileArgs, ValidateArgs};
 use crate::config::{self, Config, ConfigError};
+use crate::hooks;
+use crate::lock::{self, LockError};
+use crate::maintenance::{self, Pause, PauseError};
 use crate::plan::{self, Plan};
 use crate::report;
+use crate::security::{self, SecurityError};
 use crate::systemctl::{Manager, Systemctl, SystemctlError};
+use crate::validate::{self, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    /// Reconcile reached the desired state (or had nothing to do).
+    /// Reconcile reached the desired state, had nothing to do, or was told to do nothing
+    /// (paused, or a check that did not confirm a change).
     Converged,
-    /// Reconcile could not reach it.
+    /// Reconcile could not reach it, or a hook failed.
     Failed,
     /// The check could not tell the role; nothing was changed.
     RoleUnknown,
     InSync,
     Drift,
     Valid,
+    /// `validate` found only warnings.
+    Warnings,
+    /// `validate` found errors on the host.
+    Invalid,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,28 +40,43 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
+    Insecure(#[from] SecurityError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("maintenance mode: {0}")]
+    Pause(#[from] PauseError),
+    #[error(transparent)]
     Systemctl(#[from] SystemctlError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
 
 pub fn run(cli: &Cli) -> Result<Status, Error> {
+    let pause_path = Path::new(maintenance::PATH);
+    // Pause and resume must work even when the config is broken: that is when they are needed.
+    match &cli.command {
+        Some(Command::Pause(args)) => return pause(pause_path, &args.reason, cli.quiet),
+        Some(Command::Resume) => return resume(pause_path, cli.quiet),
+        _ => {}
+    }
     let config = config::load(&cli.config)?;
+    if security::running_as_root() {
+        security::check_config(&config)?;
+    }
     let mgr = Systemctl;
     match &cli.command {
-        None => reconcile(&config, &ReconcileArgs::default(), cli.quiet, &mgr),
+        None => {
+            let args = ReconcileArgs {
+                dry_run: false,
+                lock_wait: std::time::Duration::from_secs(30),
+                output: Default::default(),
+            };
+            reconcile(&config, &args, cli.quiet, &mgr)
+        }
         Some(Command::Reconcile(args)) => reconcile(&config, args, cli.quiet, &mgr),
         Some(Command::Diff(args)) => diff(&config, args.output, &mgr),
-        Some(Command::Validate) => {
-            if !cli.quiet {
-                println!(
-                    "{}: valid ({} units)",
-                    config.path.display(),
-                    config.units.len()
-                );
-            }
-            Ok(Status::Valid)
-        }
+        Some(Command::Validate(args)) => validate(&config, args, cli.quiet, &mgr),
+        Some(Command::Pause(_) | Command::Resume) => Ok(Status::Converged),
     }
 }
 
@@ -58,23 +84,65 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
 fn observe(config: &Config, mgr: &dyn Manager) -> Result<(CheckResult, Plan), Error> {
     let check = check::run(&config.check);
     log::info!("role {} (check {})", check.role, check.summary());
+    let plan = observe_units(config, check.role, mgr)?;
+    Ok((check, plan))
+}
+
+fn observe_units(config: &Config, role: Role, mgr: &dyn Manager) -> Result<Plan, Error> {
     let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
     let observed = mgr.is_active(&names)?;
-    let plan = plan::plan(check.role, &config.units, &observed);
+    let plan = plan::plan(role, &config.units, &observed);
     for u in &plan.units {
         log::info!(
-            "{}: when {:?}, wanted {:?}, is {}: {}",
+            "{}: runs on the {}, wanted {}, is {}: {}",
             u.name,
-            u.when,
-            u.desired,
+            match u.when {
+                config::When::Primary => "primary",
+                config::When::Standby => "standby",
+            },
+            match u.desired {
+                Some(plan::Desired::Running) => "running",
+                Some(plan::Desired::Stopped) => "stopped",
+                None => "nothing (role unknown)",
+            },
             u.observed,
-            match u.action {
-                Some(a) => format!("{a:?}"),
-                None => "nothing to do".into(),
+            match (u.action, u.managed) {
+                (Some(a), _) => format!("will {a:?}").to_lowercase(),
+                (None, false) => "not managed (managed: false)".into(),
+                (None, true) => "nothing to do".into(),
             }
         );
     }
-    Ok((check, plan))
+    Ok(plan)
+}
+
+/// The outcome of re-running the check before acting on a change (`check.confirm`).
+enum Confirmation {
+    Agreed,
+    Disagreed(Role),
+    Unknown(CheckResult),
+    Interrupted,
+}
+
+fn confirm(config: &Config, first: Role) -> Confirmation {
+    for n in 2..=config.check.confirm {
+        if !crate::interrupt::sleep(config.check.confirm_interval) {
+            return Confirmation::Interrupted;
+        }
+        let again = check::run(&config.check);
+        log::info!(
+            "confirming: check {n} of {} says {} ({})",
+            config.check.confirm,
+            again.role,
+            again.summary()
+        );
+        match again.role {
+            Role::Unknown => return Confirmation::Unknown(again),
+            r if r != first => return Confirmation::Disagreed(r),
+            _ => {}
+        }
+    }
+    Confirmation::Agreed
 }
 
 fn reconcile(
@@ -83,21 +151,71 @@ fn reconcile(
     quiet: bool,
     mgr: &dyn Manager,
 ) -> Result<Status, Error> {
-    let (check, plan) = observe(config, mgr)?;
     let json = args.output.output == Format::Json;
+    // A dry run changes nothing, so it neither waits for nor blocks a real run.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(lock::acquire(Path::new(lock::PATH), args.lock_wait)?)
+    };
+    let paused = maintenance::read(Path::new(maintenance::PATH))?;
+    let (check, mut plan) = observe(config, mgr)?;
+    if crate::interrupt::requested() {
+        log::error!("interrupted while running the check; nothing was changed");
+        return Ok(Status::Failed);
+    }
     if plan.role == Role::Unknown {
         for l in report::unknown_role(&check) {
             log::error!("{l}");
         }
         if json {
-            print_out(&report::json("reconcile", &check, &plan, &[], args.dry_run))?;
+            print_out(&report::json(
+                "reconcile",
+                &check,
+                &plan,
+                &[],
+                args.dry_run,
+                paused.as_ref(),
+            ))?;
         }
         return Ok(Status::RoleUnknown);
+    }
+    if let Some(p) = &paused {
+        log::info!(
+            "{}; changing nothing ({} changes pending)",
+            p.describe(),
+            plan.steps.len()
+        );
+    } else if !plan.is_empty() && config.check.confirm > 1 {
+        match confirm(config, plan.role) {
+            Confirmation::Agreed => {
+                // Units may have moved while we waited: act on a fresh observation.
+                plan = observe_units(config, plan.role, mgr)?;
+            }
+            Confirmation::Disagreed(r) => {
+                log::info!(
+                    "the check said {} and then {r}: not acting until {} results in a row agree",
+                    plan.role,
+                    config.check.confirm
+                );
+                return Ok(Status::Converged);
+            }
+            Confirmation::Unknown(c) => {
+                for l in report::unknown_role(&c) {
+                    log::error!("{l}");
+                }
+                return Ok(Status::RoleUnknown);
+            }
+            Confirmation::Interrupted => {
+                log::error!("interrupted while confirming the role; nothing was changed");
+                return Ok(Status::Failed);
+            }
+        }
     }
     for u in plan
         .units
         .iter()
-        .filter(|u| u.action.is_none() && !u.in_sync())
+        .filter(|u| u.action.is_none() && u.managed && !u.in_sync())
     {
         log::warn!(
             "{}: is {}, not a state to act on; leaving it for the next run",
@@ -105,10 +223,23 @@ fn reconcile(
             u.observed
         );
     }
-    if args.dry_run {
+    if args.dry_run || paused.is_some() {
         if json {
-            print_out(&report::json("reconcile", &check, &plan, &[], true))?;
-        } else {
+            print_out(&report::json(
+                "reconcile",
+                &check,
+                &plan,
+                &[],
+                true,
+                paused.as_ref(),
+            ))?;
+        } else if args.dry_run {
+            if let Some(p) = &paused {
+                print_out(&format!(
+                    "{}: reconcile changes nothing while paused",
+                    p.describe()
+                ))?;
+            }
             print_out(&report::dry_run(&plan))?;
         }
         return Ok(Status::Converged);
@@ -116,28 +247,55 @@ fn reconcile(
     let results = apply::apply(&plan, &config.units, mgr);
     let (changes, errors) = report::changes(&plan, &results);
     if json {
-        print_out(&report::json("reconcile", &check, &plan, &results, false))?;
+        print_out(&report::json(
+            "reconcile",
+            &check,
+            &plan,
+            &results,
+            false,
+            None,
+        ))?;
     } else if !quiet && !changes.is_empty() {
         print_out(&(changes.join("\n") + "\n"))?;
     }
     for e in &errors {
         log::error!("{e}");
     }
-    if results.iter().any(apply::StepResult::failed) || crate::interrupt::requested() {
-        Ok(Status::Failed)
-    } else {
-        Ok(Status::Converged)
+    let mut failed = results.iter().any(apply::StepResult::failed) || crate::interrupt::requested();
+    if crate::interrupt::requested() {
+        log::error!("interrupted: stopped waiting; the lines above say what was and was not done");
+    } else if let Some(event) = hooks::event(&plan, &results) {
+        let env = hooks::environment(event, &plan, &results);
+        if let Err(msg) = hooks::run(&config.hooks, event, &env) {
+            log::error!("{msg}");
+            failed = true;
+        }
     }
+    Ok(if failed {
+        Status::Failed
+    } else {
+        Status::Converged
+    })
 }
 
 fn diff(config: &Config, format: Format, mgr: &dyn Manager) -> Result<Status, Error> {
+    let paused = maintenance::read(Path::new(maintenance::PATH))?;
     let (check, plan) = observe(config, mgr)?;
     match format {
-        Format::Json => print_out(&report::json("diff", &check, &plan, &[], true))?,
+        Format::Json => print_out(&report::json(
+            "diff",
+            &check,
+            &plan,
+            &[],
+            true,
+            paused.as_ref(),
+        ))?,
         Format::Text => {
-            let stdout = std::io::stdout();
-            let color =
-                stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let color = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            if let Some(p) = &paused {
+                print_out(&format!("{}: reconcile changes nothing", p.describe()))?;
+            }
             print_out(&report::diff(&plan, &check, report::Style { color }))?;
         }
     }
@@ -146,6 +304,76 @@ fn diff(config: &Config, format: Format, mgr: &dyn Manager) -> Result<Status, Er
         (_, true) => Status::InSync,
         (_, false) => Status::Drift,
     })
+}
+
+fn validate(
+    config: &Config,
+    args: &ValidateArgs,
+    quiet: bool,
+    mgr: &dyn Manager,
+) -> Result<Status, Error> {
+    let mut findings = Vec::new();
+    if !args.config_only {
+        findings.extend(validate::check_command(&config.check.command));
+        let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
+        match mgr.details_many(&names) {
+            Ok(details) => findings.extend(validate::units(&config.units, &details)),
+            Err(e) => findings.push(validate::Finding {
+                severity: Severity::Warning,
+                message: format!(
+                    "cannot ask systemd about the units ({e}); use --config-only to skip"
+                ),
+            }),
+        }
+    }
+    for f in &findings {
+        match f.severity {
+            Severity::Error => log::error!("{}", f.message),
+            Severity::Warning => log::warn!("{}", f.message),
+        }
+    }
+    let worst = findings.iter().map(|f| f.severity).max();
+    if !quiet && worst.is_none() {
+        print_out(&format!(
+            "{}: valid ({} units)",
+            config.path.display(),
+            config.units.len()
+        ))?;
+    }
+    Ok(match worst {
+        None => Status::Valid,
+        Some(Severity::Warning) => Status::Warnings,
+        Some(Severity::Error) => Status::Invalid,
+    })
+}
+
+fn pause(path: &Path, reason: &str, quiet: bool) -> Result<Status, Error> {
+    if reason.trim().is_empty() {
+        log::error!("pause needs a --reason that says why");
+        return Ok(Status::Invalid);
+    }
+    let previous = maintenance::read(path)?;
+    let p = Pause::now(reason);
+    maintenance::write(path, &p)?;
+    if !quiet {
+        match previous {
+            Some(old) => print_out(&format!("{} (was {})", p.describe(), old.describe()))?,
+            None => print_out(&p.describe())?,
+        }
+    }
+    Ok(Status::Converged)
+}
+
+fn resume(path: &Path, quiet: bool) -> Result<Status, Error> {
+    let previous = maintenance::read(path)?;
+    let removed = maintenance::remove(path)?;
+    if !quiet {
+        match (removed, previous) {
+            (true, Some(p)) => print_out(&format!("resumed (was {})", p.describe()))?,
+            _ => print_out("not paused")?,
+        }
+    }
+    Ok(Status::Converged)
 }
 
 fn print_out(s: &str) -> Result<(), Error> {

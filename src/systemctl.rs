@@ -87,7 +87,7 @@ pub enum SystemctlError {
 }
 
 fn stderr_suffix(stderr: &str) -> String {
-    let s = stderr.trim();
+    let s = stderr.trim().replace('\n', "; ");
     if s.is_empty() {
         String::new()
     } else {
@@ -160,6 +160,17 @@ pub fn parse_show(stdout: &str) -> UnitDetails {
     d
 }
 
+/// Parses `systemctl show` of several units: one block per unit, separated by blank lines, in
+/// argument order.
+pub fn parse_show_many(stdout: &str, expected: usize) -> Option<Vec<UnitDetails>> {
+    let blocks: Vec<UnitDetails> = stdout
+        .split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(parse_show)
+        .collect();
+    (blocks.len() == expected).then_some(blocks)
+}
+
 impl UnitDetails {
     /// A short cause for a report: "result exit-code, status 1" or "not-found".
     pub fn cause(&self) -> String {
@@ -189,6 +200,8 @@ pub trait Manager {
     /// with our own timeout, because `systemctl start` blocks for as long as the unit's own.
     fn enqueue(&self, verb: Verb, unit: &str) -> Result<(), SystemctlError>;
     fn details(&self, unit: &str) -> Result<UnitDetails, SystemctlError>;
+    /// `details` of many units in one call (for `validate`).
+    fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemctlError>;
     fn journal_tail(
         &self,
         unit: &str,
@@ -278,6 +291,17 @@ impl Manager for Systemctl {
         Ok(d)
     }
 
+    fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemctlError> {
+        let mut args = vec!["show", "--property", DETAIL_PROPERTIES, "--"];
+        args.extend_from_slice(units);
+        let out = run("systemctl", &args)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        parse_show_many(&stdout, units.len()).ok_or_else(|| SystemctlError::Show {
+            unit: units.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
     fn journal_tail(
         &self,
         unit: &str,
@@ -357,6 +381,19 @@ mod tests {
         assert_eq!(parse_is_active("", 2), None);
         assert_eq!(parse_is_active("active\n", 2), None);
         assert_eq!(parse_is_active("active\nactive\nactive\n", 2), None);
+    }
+
+    #[test]
+    fn show_many_splits_blocks_in_order() {
+        let d = parse_show_many(
+            "LoadState=loaded\nUnitFileState=enabled\n\nLoadState=not-found\nUnitFileState=\n",
+            2,
+        );
+        let d = d.unwrap_or_default();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].unit_file_state, "enabled");
+        assert_eq!(d[1].load_state, "not-found");
+        assert!(parse_show_many("", 1).is_none());
     }
 
     #[test]

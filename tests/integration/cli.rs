@@ -13,7 +13,7 @@ fn invalid_config_exits_78_names_line_and_key_and_changes_nothing() {
         .stdout("")
         .stderr(
             "error: /etc/failover-manager/config.yaml:5:5: units[0]: unknown field `timeot`, \
-             expected one of `name`, `when`, `verify_timeout`, `settle`\n",
+             expected one of `name`, `when`, `verify_timeout`, `settle`, `managed`\n",
         )
         .inactive("app.service")
         .starts("app.service", 0)

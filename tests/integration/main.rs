@@ -6,6 +6,8 @@ mod test;
 mod unit;
 
 mod cli;
-mod reconcile;
-mod shipped;
 mod examples;
+mod faults;
+mod reconcile;
+mod safety;
+mod shipped;

@@ -151,7 +151,8 @@ impl Sandbox {
     }
 
     pub fn install_unit(&self, name: &str, body: &str) {
-        self.write(&format!("/etc/systemd/system/{name}"), body);
+        // Where `make install` puts units (PREFIX=/usr/local), leaving /etc free for mask/enable.
+        self.write(&format!("/usr/local/lib/systemd/system/{name}"), body);
     }
 
     pub fn daemon_reload(&self) {

@@ -25,8 +25,8 @@ fn shipped_units_pass_systemd_analyze_verify() {
         "systemd-analyze",
         "verify",
         "--man=no",
-        "/etc/systemd/system/failover-manager.service",
-        "/etc/systemd/system/failover-manager.timer",
+        "/usr/local/lib/systemd/system/failover-manager.service",
+        "/usr/local/lib/systemd/system/failover-manager.timer",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

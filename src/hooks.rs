@@ -1,0 +1,219 @@
+//! Hooks: commands run after a transition is verified, or after it failed — keepalived's
+//! notify_master/notify_backup, but only once the units are known to be where they should be.
+//! A hook never undoes a transition; its failure only makes the run exit 1.
+
+use crate::apply::{Outcome, StepResult};
+use crate::check::Role;
+use crate::config::Hooks;
+use crate::plan::{Action, Plan};
+use crate::process::{self, Exit, Finished};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Promote,
+    Demote,
+    Failure,
+}
+
+impl Event {
+    pub fn key(self) -> &'static str {
+        match self {
+            Event::Promote => "on_promote",
+            Event::Demote => "on_demote",
+            Event::Failure => "on_failure",
+        }
+    }
+}
+
+/// Which hook a run calls for: failure if any step failed; promote/demote when something was
+/// changed and the units did not already all run as this role before; else none.
+pub fn event(plan: &Plan, results: &[StepResult]) -> Option<Event> {
+    if results.iter().any(StepResult::failed) {
+        return Some(Event::Failure);
+    }
+    if results.is_empty() || plan.observed_role == Some(plan.role) {
+        return None;
+    }
+    match plan.role {
+        Role::Primary => Some(Event::Promote),
+        Role::Standby => Some(Event::Demote),
+        Role::Unknown => None,
+    }
+}
+
+/// What a hook is told, in its environment.
+pub fn environment(event: Event, plan: &Plan, results: &[StepResult]) -> Vec<(String, String)> {
+    let names = |f: &dyn Fn(&StepResult) -> bool| {
+        results
+            .iter()
+            .filter(|r| f(r))
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let done = |a: Action| move |r: &StepResult| r.action == a && !r.failed();
+    let vars = [
+        (
+            "FAILOVER_MANAGER_EVENT",
+            event.key().trim_start_matches("on_").to_owned(),
+        ),
+        ("FAILOVER_MANAGER_ROLE", plan.role.to_string()),
+        (
+            "FAILOVER_MANAGER_PREVIOUS_ROLE",
+            plan.observed_role
+                .map_or_else(String::new, |r| r.to_string()),
+        ),
+        ("FAILOVER_MANAGER_STARTED", names(&done(Action::Start))),
+        ("FAILOVER_MANAGER_STOPPED", names(&done(Action::Stop))),
+        (
+            "FAILOVER_MANAGER_FAILED",
+            names(&|r| matches!(r.outcome, Outcome::Failed { .. })),
+        ),
+        (
+            "FAILOVER_MANAGER_SKIPPED",
+            names(&|r| matches!(r.outcome, Outcome::Skipped { .. })),
+        ),
+    ];
+    vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// Runs the hook for `event`, if one is configured. `Err` carries the message for a hook that
+/// did not exit 0.
+pub fn run(hooks: &Hooks, event: Event, env: &[(String, String)]) -> Result<(), String> {
+    let hook = match event {
+        Event::Promote => &hooks.on_promote,
+        Event::Demote => &hooks.on_demote,
+        Event::Failure => &hooks.on_failure,
+    };
+    let Some(hook) = hook else { return Ok(()) };
+    let Finished {
+        exit,
+        output,
+        duration,
+    } = process::run(&hook.command, hook.timeout, env);
+    log::info!(
+        "hook {} {exit} in {}",
+        event.key(),
+        crate::report::fmt_duration(duration)
+    );
+    if exit == Exit::Code(0) {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "hook {} {exit} after {} (the transition stands)",
+        event.key(),
+        crate::report::fmt_duration(duration)
+    );
+    for l in output {
+        msg.push_str(&format!("\n  {} | {l}", event.key()));
+    }
+    Err(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{UnitConfig, When};
+    use crate::plan::plan;
+    use crate::systemctl::UnitState;
+    use std::time::Duration;
+
+    fn units() -> Vec<UnitConfig> {
+        [("app", When::Primary), ("replica", When::Standby)]
+            .iter()
+            .map(|(n, w)| UnitConfig {
+                name: format!("{n}.service"),
+                when: *w,
+                verify_timeout: Duration::from_secs(1),
+                settle: Duration::ZERO,
+                managed: true,
+            })
+            .collect()
+    }
+
+    fn step(unit: usize, name: &str, action: Action, ok: bool) -> StepResult {
+        StepResult {
+            unit,
+            name: name.into(),
+            action,
+            outcome: if ok {
+                Outcome::Done {
+                    elapsed: Duration::ZERO,
+                }
+            } else {
+                Outcome::Failed {
+                    reason: "failed".into(),
+                    state: UnitState::Failed,
+                    cause: String::new(),
+                    journal: vec![],
+                    elapsed: Duration::ZERO,
+                }
+            },
+        }
+    }
+
+    #[test]
+    fn events() {
+        let takeover = plan(
+            Role::Primary,
+            &units(),
+            &[UnitState::Inactive, UnitState::Active],
+        );
+        let ok = [
+            step(1, "replica.service", Action::Stop, true),
+            step(0, "app.service", Action::Start, true),
+        ];
+        assert_eq!(event(&takeover, &ok), Some(Event::Promote));
+        assert_eq!(event(&takeover, &[]), None, "nothing done, nothing to say");
+        let bad = [
+            step(1, "replica.service", Action::Stop, true),
+            step(0, "app.service", Action::Start, false),
+        ];
+        assert_eq!(event(&takeover, &bad), Some(Event::Failure));
+        let handback = plan(
+            Role::Standby,
+            &units(),
+            &[UnitState::Active, UnitState::Inactive],
+        );
+        assert_eq!(event(&handback, &ok), Some(Event::Demote));
+        let env = environment(Event::Promote, &takeover, &ok);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("FAILOVER_MANAGER_EVENT"), Some("promote"));
+        assert_eq!(get("FAILOVER_MANAGER_ROLE"), Some("primary"));
+        assert_eq!(get("FAILOVER_MANAGER_PREVIOUS_ROLE"), Some("standby"));
+        assert_eq!(get("FAILOVER_MANAGER_STARTED"), Some("app.service"));
+        assert_eq!(get("FAILOVER_MANAGER_STOPPED"), Some("replica.service"));
+        assert_eq!(get("FAILOVER_MANAGER_FAILED"), Some(""));
+        let env = environment(Event::Failure, &takeover, &bad);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("FAILOVER_MANAGER_FAILED"), Some("app.service"));
+        assert_eq!(get("FAILOVER_MANAGER_STARTED"), Some(""));
+    }
+
+    #[test]
+    fn a_failing_hook_reports_its_exit_and_output() {
+        let hooks = Hooks {
+            on_failure: Some(crate::config::Hook {
+                command: vec!["sh".into(), "-c".into(), "echo \"$FM_T\"; exit 4".into()],
+                timeout: Duration::from_secs(5),
+            }),
+            ..Hooks::default()
+        };
+        let r = run(
+            &hooks,
+            Event::Failure,
+            &[("FM_T".into(), "pager down".into())],
+        );
+        let msg = r.err().unwrap_or_default();
+        assert!(msg.starts_with("hook on_failure exited 4 after "), "{msg}");
+        assert!(
+            msg.ends_with("(the transition stands)\n  on_failure | pager down"),
+            "{msg}"
+        );
+        assert_eq!(
+            run(&hooks, Event::Promote, &[]),
+            Ok(()),
+            "no on_promote configured"
+        );
+    }
+}

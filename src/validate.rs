@@ -1,0 +1,152 @@
+//! `validate` beyond the config file: what the host says about the managed units and the
+//! check command. Pure: it judges details that `run` fetched with one batched call.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::config::UnitConfig;
+use crate::systemctl::UnitDetails;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub message: String,
+}
+
+fn error(message: String) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        message,
+    }
+}
+
+fn warning(message: String) -> Finding {
+    Finding {
+        severity: Severity::Warning,
+        message,
+    }
+}
+
+pub fn units(units: &[UnitConfig], details: &[UnitDetails]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (u, d) in units.iter().zip(details) {
+        let name = &u.name;
+        match d.load_state.as_str() {
+            "loaded" => {}
+            "not-found" => out.push(error(format!(
+                "{name}: no such unit on this host (install it on both sites)"
+            ))),
+            "masked" => out.push(error(format!(
+                "{name}: is masked, so it can never start (systemctl unmask {name})"
+            ))),
+            other => out.push(error(format!(
+                "{name}: systemd cannot load it ({other}); see systemctl status {name}"
+            ))),
+        }
+        if d.unit_file_state.starts_with("masked") && d.load_state != "masked" {
+            out.push(error(format!("{name}: is masked ({})", d.unit_file_state)));
+        }
+        if matches!(d.unit_file_state.as_str(), "enabled" | "enabled-runtime") {
+            out.push(warning(format!(
+                "{name}: is enabled at boot, so it starts on the standby at every reboot \
+                 (fix: systemctl disable {name})"
+            )));
+        }
+    }
+    out
+}
+
+pub fn check_command(argv: &[String]) -> Option<Finding> {
+    let program = argv.first()?;
+    let Some(path) = crate::security::resolve(program) else {
+        return Some(error(format!(
+            "check command {program:?}: not found in PATH"
+        )));
+    };
+    match std::fs::metadata(&path) {
+        Err(e) => Some(error(format!("check command {}: {e}", path.display()))),
+        Ok(m) if !m.is_file() => Some(error(format!(
+            "check command {}: not a file",
+            path.display()
+        ))),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => Some(error(format!(
+            "check command {}: not executable (chmod +x {})",
+            path.display(),
+            Path::new(&path).display()
+        ))),
+        Ok(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::When;
+    use std::time::Duration;
+
+    fn unit(name: &str) -> UnitConfig {
+        UnitConfig {
+            name: name.into(),
+            when: When::Primary,
+            verify_timeout: Duration::from_secs(1),
+            settle: Duration::ZERO,
+            managed: true,
+        }
+    }
+
+    fn details(load: &str, file: &str) -> UnitDetails {
+        UnitDetails {
+            load_state: load.into(),
+            unit_file_state: file.into(),
+            ..UnitDetails::default()
+        }
+    }
+
+    #[test]
+    fn unit_findings() {
+        let us = [
+            unit("a.service"),
+            unit("b.service"),
+            unit("c.service"),
+            unit("d.service"),
+        ];
+        let ds = [
+            details("loaded", "disabled"),
+            details("not-found", ""),
+            details("masked", "masked"),
+            details("loaded", "enabled"),
+        ];
+        let f = units(&us, &ds);
+        assert_eq!(f.len(), 3, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Error);
+        assert!(f[0].message.starts_with("b.service: no such unit"));
+        assert!(f[1].message.contains("systemctl unmask c.service"));
+        assert_eq!(f[2].severity, Severity::Warning);
+        assert!(f[2].message.contains("systemctl disable d.service"));
+    }
+
+    #[test]
+    fn check_command_findings() {
+        assert_eq!(check_command(&["sh".into()]), None);
+        assert!(
+            check_command(&["/nonexistent/x".into()])
+                .is_some_and(|f| f.severity == Severity::Error)
+        );
+        assert!(
+            check_command(&["no-such-program-fm".into()])
+                .is_some_and(|f| f.message.contains("not found in PATH"))
+        );
+        let f = std::env::temp_dir().join(format!("fm-validate-{}", std::process::id()));
+        let _ = std::fs::write(&f, "#!/bin/sh\n");
+        let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644));
+        let finding = check_command(&[f.to_string_lossy().into_owned()]);
+        let _ = std::fs::remove_file(&f);
+        assert!(finding.is_some_and(|f| f.message.contains("not executable")));
+    }
+}

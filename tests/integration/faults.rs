@@ -1,0 +1,168 @@
+//! Real faults, injected for real: a check that hangs, crashes, floods or is missing; units
+//! that fail, hang or refuse to stop, are masked or do not exist; systemd unreachable; broken
+//! config files. Each says what happened and changes nothing it should not.
+
+use crate::test::{CONFIG, Test};
+use crate::unit::Unit;
+
+fn host() -> Test {
+    Test::new()
+        .unit(Unit::simple("app.service"))
+        .unit(Unit::simple("replica.service").standby())
+        .running(&["replica.service"])
+}
+
+#[test]
+fn check_binary_missing_is_unknown() {
+    host()
+        .check_command(&["/usr/local/bin/amIthePrimary"])
+        .args(&["reconcile"])
+        .status(3)
+        .stderr_has("role unknown: the primary check could not be started")
+        .stderr_has("/usr/local/bin/amIthePrimary")
+        .active("replica.service")
+        .inactive("app.service")
+        .no_jobs()
+        .run();
+}
+
+#[test]
+fn check_killed_by_a_signal_is_unknown() {
+    host()
+        .check_command(&["/bin/sh", "-c", "echo about to die; kill -KILL $$"])
+        .status(3)
+        .stderr_has("role unknown: the primary check killed by signal 9")
+        .stderr_has("check | about to die")
+        .active("replica.service")
+        .inactive("app.service")
+        .run();
+}
+
+#[test]
+fn check_printing_megabytes_still_decides_and_shows_only_its_tail() {
+    let ran = host()
+        .check_command(&[
+            "/bin/sh",
+            "-c",
+            "yes 'noise noise noise' | head -c 20000000; echo; echo the end; exit 7",
+        ])
+        .status(3)
+        .stderr_has("role unknown: the primary check exited 7")
+        .stderr_has("check | the end")
+        .active("replica.service")
+        .run();
+    if let Some(r) = ran {
+        assert!(
+            r.stderr.len() < 10_000,
+            "stderr is {} bytes",
+            r.stderr.len()
+        );
+    }
+}
+
+#[test]
+fn masked_unit_fails_with_systemds_reason() {
+    let t = Test::new().unit(Unit::simple("app.service")).primary();
+    let Some(sb) = t.setup() else { return };
+    sb.systemctl(&["mask", "app.service"]);
+    let out = sb.exec(&[crate::sandbox::BIN, "reconcile"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("app.service did not start: could not be started"),
+        "{err}"
+    );
+    assert!(err.contains("masked"), "{err}");
+}
+
+#[test]
+fn unit_that_does_not_exist_fails_with_systemds_reason() {
+    Test::new()
+        .unit(Unit::simple("app.service"))
+        .config("check: {command: [/bin/true]}\nunits: [app.service, ghost.service]\n")
+        .status(1)
+        .stdout_has("started app.service")
+        .stderr_has("ghost.service did not start: could not be started")
+        .stderr_has("ghost.service not found")
+        .active("app.service")
+        .run();
+}
+
+#[test]
+fn systemd_unreachable_is_a_failure_that_says_so() {
+    let t = host().primary();
+    let Some(sb) = t.setup() else { return };
+    // A private mount namespace in which /run/systemd is empty: no manager, no bus.
+    let out = sb.exec(&[
+        "unshare",
+        "--mount",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /run/systemd && exec /usr/bin/failover-manager reconcile",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`systemctl is-active` printed 0 states for 2 units (is systemd reachable?)"),
+        "{err}"
+    );
+    assert_eq!(sb.state("replica.service"), "active");
+    assert_eq!(sb.state("app.service"), "inactive");
+}
+
+/// Each broken config: exit 78, a message naming the file, nothing started or stopped.
+fn broken_config(write: impl Fn(&crate::sandbox::Sandbox), message: &str) {
+    let t = host().primary();
+    let Some(sb) = t.setup() else { return };
+    write(&sb);
+    let out = sb.exec(&[crate::sandbox::BIN, "reconcile"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.starts_with(&format!("error: {CONFIG}")), "{err}");
+    assert!(err.contains(message), "expected {message:?} in {err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    assert_eq!(sb.state("replica.service"), "active");
+    assert_eq!(sb.state("app.service"), "inactive");
+    assert_eq!(sb.starts("app.service"), 0);
+}
+
+#[test]
+fn config_unreadable() {
+    broken_config(
+        |sb| {
+            let p = sb.path(CONFIG);
+            let _ = std::fs::remove_file(&p);
+            let _ = std::fs::create_dir(&p);
+        },
+        "cannot read config: Is a directory",
+    );
+}
+
+#[test]
+fn config_truncated() {
+    broken_config(
+        |sb| sb.write(CONFIG, "check:\n  command: [\"/bin/tr"),
+        "config.yaml:2:",
+    );
+}
+
+#[test]
+fn config_binary_garbage() {
+    broken_config(
+        |sb| {
+            let junk: Vec<u8> = (0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+                .collect();
+            let _ = std::fs::write(sb.path(CONFIG), junk);
+        },
+        "not UTF-8 text",
+    );
+}
+
+#[test]
+fn config_of_ten_megabytes() {
+    broken_config(
+        |sb| sb.write(CONFIG, &"# padding\n".repeat(1_000_000)),
+        "config is 10000000 bytes; refusing anything over 1048576 bytes",
+    );
+}

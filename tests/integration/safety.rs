@@ -1,0 +1,478 @@
+//! Safe under faults: hysteresis, one run at a time, signals, maintenance, hooks, script
+//! security, and what `validate` learns from the host.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::sandbox::BIN;
+use crate::test::{CONFIG, Test};
+use crate::unit::Unit;
+
+fn host() -> Test {
+    Test::new()
+        .unit(Unit::simple("app.service"))
+        .unit(Unit::simple("replica.service").standby())
+        .running(&["replica.service"])
+}
+
+/// A check that answers primary, standby, primary, … and logs every call.
+const FLAPPING: &str = "echo call >> /run/fm-test/calls; \
+    if [ -e /run/fm-test/flip ]; then rm /run/fm-test/flip; exit 1; else touch /run/fm-test/flip; exit 0; fi";
+
+fn with_confirm(t: Test, check: &str, confirm: u32) -> Test {
+    let yaml = format!(
+        "check:\n  command: [/bin/sh, -c, {check:?}]\n  confirm: {confirm}\n  confirm_interval: 100ms\n\
+         defaults: {{ verify_timeout: 5s, settle: 0s }}\nunits:\n  - app.service\n  - name: replica.service\n    when: standby\n"
+    );
+    t.config(&yaml)
+}
+
+#[test]
+fn a_flapping_check_never_moves_a_unit_with_confirm_3() {
+    let ran = with_confirm(host(), FLAPPING, 3)
+        .status(0)
+        .stdout("")
+        .stderr("")
+        .run();
+    if let Some(r) = ran {
+        for _ in 0..4 {
+            let (status, out, err) = r.again(&["reconcile", "-v"]);
+            assert_eq!(status, 0, "{out}{err}");
+            assert!(
+                err.contains("not acting until 3 results in a row agree"),
+                "{err}"
+            );
+        }
+        assert_eq!(r.sandbox.state("replica.service"), "active");
+        assert_eq!(r.sandbox.state("app.service"), "inactive");
+        assert_eq!(r.sandbox.starts("app.service"), 0);
+        assert_eq!(r.sandbox.starts("replica.service"), 1);
+    }
+}
+
+#[test]
+fn confirm_acts_after_n_agreeing_results_and_steady_state_costs_one_check() {
+    let check = "echo call >> /run/fm-test/calls; exit 0";
+    let ran = with_confirm(host(), check, 3)
+        .status(0)
+        .stdout_has("started app.service")
+        .active("app.service")
+        .inactive("replica.service")
+        .run();
+    if let Some(r) = ran {
+        assert_eq!(r.sandbox.read("/run/fm-test/calls").lines().count(), 3);
+        let (status, out, _) = r.again(&["reconcile"]);
+        assert_eq!((status, out.as_str()), (0, ""));
+        assert_eq!(
+            r.sandbox.read("/run/fm-test/calls").lines().count(),
+            4,
+            "one check in steady state"
+        );
+    }
+}
+
+#[test]
+fn twenty_concurrent_runs_start_each_unit_exactly_once() {
+    let t = host().unit(Unit::oneshot("web.service")).primary();
+    let Some(sb) = t.setup() else { return };
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            sb.command(&[BIN, "reconcile"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut changes = 0;
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        changes += String::from_utf8_lossy(&out.stdout).lines().count();
+    }
+    assert_eq!(sb.starts("app.service"), 1);
+    assert_eq!(sb.starts("web.service"), 1);
+    assert_eq!(sb.state("replica.service"), "inactive");
+    assert_eq!(
+        changes, 3,
+        "one run made the three changes, the others found nothing to do"
+    );
+}
+
+#[test]
+fn a_run_that_cannot_get_the_lock_exits_75_naming_the_holder() {
+    let Some(sb) = host().primary().setup() else {
+        return;
+    };
+    let mut holder = sb
+        .command(&["sh", "-c", "mkdir -p /run/failover-manager; echo $$ > /run/failover-manager/lock; exec flock /run/failover-manager/lock sleep 30"])
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = sb.read("/run/failover-manager/lock").trim().to_owned();
+    let out = sb.exec(&[BIN, "reconcile", "--lock-wait", "300ms"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains(&format!(
+            "another failover-manager run (pid {pid}) holds /run/failover-manager/lock"
+        )),
+        "{err}"
+    );
+    assert_eq!(sb.starts("app.service"), 0);
+    // A dry run neither waits for nor takes the lock.
+    let out = sb.exec(&[BIN, "reconcile", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn sigterm_mid_verify_stops_waiting_at_once_and_reports() {
+    let t = Test::new()
+        .unit(Unit::simple("db.service"))
+        .unit(Unit::never_ready("app.service").key("verify_timeout: 60s"))
+        .unit(Unit::simple("web.service"))
+        .primary();
+    let Some(sb) = t.setup() else { return };
+    let run = sb
+        .command(&[BIN, "reconcile"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let end = Instant::now() + Duration::from_secs(10);
+    while sb.state("app.service") != "activating" && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    sb.ok(&[
+        "pkill",
+        "-TERM",
+        "-f",
+        "^/usr/bin/failover-manager reconcile",
+    ]);
+    let out = run.wait_with_output().expect("wait");
+    let took = signalled.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{err}");
+    assert!(took < Duration::from_secs(1), "took {took:?} to stop");
+    assert!(stdout.contains("started db.service"), "{stdout}");
+    assert!(
+        err.contains("app.service did not start: interrupted before it was verified"),
+        "{err}"
+    );
+    assert!(err.contains("did not start web.service: "), "{err}");
+    assert_eq!(sb.starts("web.service"), 0);
+}
+
+#[test]
+fn sigterm_during_a_hanging_check_kills_it_and_changes_nothing() {
+    let t = host()
+        .check_command(&["/bin/sh", "-c", "sleep 300 & exec sleep 301"])
+        .check_timeout("60s");
+    let Some(sb) = t.setup() else { return };
+    let run = sb
+        .command(&[BIN, "reconcile"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    sb.ok(&[
+        "pkill",
+        "-INT",
+        "-f",
+        "^/usr/bin/failover-manager reconcile",
+    ]);
+    let out = run.wait_with_output().expect("wait");
+    assert!(signalled.elapsed() < Duration::from_secs(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("interrupted while running the check; nothing was changed"),
+        "{err}"
+    );
+    let left = sb.exec(&["pgrep", "-f", "sleep 30[01]"]);
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "check processes survived"
+    );
+    assert_eq!(sb.state("replica.service"), "active");
+}
+
+#[test]
+fn pause_stops_reconcile_acting_diff_still_shows_drift_and_resume_acts() {
+    let ran = host()
+        .primary()
+        .args(&["pause", "--reason", "replacing a disk"])
+        .env("SUDO_USER", "alice")
+        .status(0)
+        .stdout_has("paused by alice since ")
+        .run();
+    let Some(r) = ran else { return };
+    assert!(
+        r.sandbox
+            .read("/var/lib/failover-manager/paused")
+            .contains("replacing a disk")
+    );
+    let (status, out, err) = r.again(&["reconcile"]);
+    assert_eq!(
+        (status, out.as_str(), err.as_str()),
+        (0, "", ""),
+        "paused: silent, no change"
+    );
+    let (status, _, err) = r.again(&["reconcile", "-v"]);
+    assert_eq!(status, 0);
+    assert_eq!(
+        err.matches("paused by alice").count(),
+        1,
+        "said once per run: {err}"
+    );
+    assert!(
+        err.contains("changing nothing (2 changes pending)"),
+        "{err}"
+    );
+    let (status, out, _) = r.again(&["diff"]);
+    assert_eq!(status, 1, "drift: {out}");
+    assert!(out.starts_with("paused by alice since "), "{out}");
+    assert!(
+        out.contains(": replacing a disk: reconcile changes nothing\n"),
+        "{out}"
+    );
+    assert!(out.contains("+ app.service"), "{out}");
+    assert_eq!(r.sandbox.state("app.service"), "inactive");
+    assert_eq!(r.sandbox.state("replica.service"), "active");
+    let (status, out, _) = r.again(&["resume"]);
+    assert_eq!(status, 0);
+    assert!(out.starts_with("resumed (was paused by alice"), "{out}");
+    let (status, out, _) = r.again(&["reconcile"]);
+    assert_eq!(status, 0);
+    assert!(out.contains("started app.service"), "{out}");
+    let (_, out, _) = r.again(&["resume"]);
+    assert_eq!(out, "not paused\n");
+}
+
+#[test]
+fn an_unmanaged_unit_is_shown_but_left_alone() {
+    let ran = Test::new()
+        .unit(Unit::simple("app.service"))
+        .unit(Unit::simple("batch.service").key("managed: false"))
+        .primary()
+        .status(0)
+        .stdout_has("started app.service")
+        .inactive("batch.service")
+        .starts("batch.service", 0)
+        .run();
+    if let Some(r) = ran {
+        let (status, out, _) = r.again(&["diff"]);
+        assert_eq!(status, 1, "{out}");
+        assert!(
+            out.contains("! batch.service  primary  want running  is inactive  (managed: false)"),
+            "{out}"
+        );
+    }
+}
+
+fn hooked(t: Test, hooks: &str) -> Test {
+    let yaml = format!(
+        "check:\n  command: [/bin/sh, -c, \"exit $(cat /run/fm-test/check-exit)\"]\n{hooks}\
+         defaults: {{ verify_timeout: 5s, settle: 0s }}\nunits:\n  - app.service\n  - name: replica.service\n    when: standby\n"
+    );
+    t.config(&yaml)
+}
+
+const ENV_DUMP: &str =
+    "env | grep ^FAILOVER_MANAGER_ | sort > /run/fm-test/hook-$FAILOVER_MANAGER_EVENT";
+
+#[test]
+fn on_promote_runs_after_verification_with_what_changed() {
+    let hooks = format!(
+        "hooks:\n  on_promote: {{command: [/bin/sh, -c, {ENV_DUMP:?}]}}\n  on_demote: {{command: [/bin/sh, -c, {ENV_DUMP:?}]}}\n"
+    );
+    let ran = hooked(host(), &hooks)
+        .primary()
+        .status(0)
+        .active("app.service")
+        .run();
+    let Some(r) = ran else { return };
+    assert_eq!(
+        r.sandbox.read("/run/fm-test/hook-promote"),
+        "FAILOVER_MANAGER_EVENT=promote\nFAILOVER_MANAGER_FAILED=\nFAILOVER_MANAGER_PREVIOUS_ROLE=standby\n\
+         FAILOVER_MANAGER_ROLE=primary\nFAILOVER_MANAGER_SKIPPED=\nFAILOVER_MANAGER_STARTED=app.service\n\
+         FAILOVER_MANAGER_STOPPED=replica.service\n"
+    );
+    // Steady state: no hook.
+    let _ = std::fs::remove_file(r.sandbox.path("/run/fm-test/hook-promote"));
+    let (status, _, _) = r.again(&["reconcile"]);
+    assert_eq!(status, 0);
+    assert_eq!(r.sandbox.read("/run/fm-test/hook-promote"), "");
+    r.sandbox.write("/run/fm-test/check-exit", "1");
+    let (status, _, _) = r.again(&["reconcile"]);
+    assert_eq!(status, 0);
+    assert!(
+        r.sandbox
+            .read("/run/fm-test/hook-demote")
+            .contains("FAILOVER_MANAGER_STOPPED=app.service\n")
+    );
+}
+
+#[test]
+fn a_failing_hook_exits_1_but_never_undoes_the_transition() {
+    let hooks =
+        "hooks:\n  on_promote: {command: [/bin/sh, -c, \"echo pager unreachable; exit 2\"]}\n";
+    hooked(host(), hooks)
+        .primary()
+        .status(1)
+        .stdout_has("started app.service")
+        .stderr_has("hook on_promote exited 2 after ")
+        .stderr_has("(the transition stands)")
+        .stderr_has("on_promote | pager unreachable")
+        .active("app.service")
+        .inactive("replica.service")
+        .run();
+}
+
+#[test]
+fn a_hook_that_hangs_is_killed_at_its_timeout() {
+    let hooks = "hooks:\n  on_promote: {command: [/bin/sleep, \"300\"], timeout: 500ms}\n";
+    hooked(host(), hooks)
+        .primary()
+        .status(1)
+        .stderr_has("hook on_promote timed out after ")
+        .active("app.service")
+        .run();
+}
+
+#[test]
+fn on_failure_runs_when_a_unit_fails() {
+    let hooks = format!("hooks:\n  on_failure: {{command: [/bin/sh, -c, {ENV_DUMP:?}]}}\n");
+    let t = hooked(
+        Test::new()
+            .unit(Unit::fails_at_once("app.service"))
+            .unit(Unit::simple("replica.service").standby()),
+        &hooks,
+    );
+    let Some(r) = t.primary().status(1).run() else {
+        return;
+    };
+    let env = r.sandbox.read("/run/fm-test/hook-failure");
+    assert!(
+        env.contains("FAILOVER_MANAGER_FAILED=app.service\n"),
+        "{env}"
+    );
+    assert!(env.contains("FAILOVER_MANAGER_ROLE=primary\n"), "{env}");
+}
+
+/// Root refuses what a non-root user could change: exit 78, naming path and problem.
+fn insecure(setup: &[&[&str]], message: &str) {
+    let t = Test::new()
+        .unit(Unit::simple("app.service"))
+        .check_command(&["/usr/local/lib/fm/check"])
+        .primary();
+    let Some(sb) = t.setup() else { return };
+    sb.write("/usr/local/lib/fm/check", "#!/bin/sh\nexit 0\n");
+    sb.ok(&["chmod", "0755", "/usr/local/lib/fm/check"]);
+    for argv in setup {
+        sb.ok(argv);
+    }
+    for cmd in [&["reconcile"][..], &["validate"][..], &["diff"][..]] {
+        let mut argv = vec![BIN];
+        argv.extend_from_slice(cmd);
+        let out = sb.exec(&argv);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{cmd:?}: {err}");
+        assert!(
+            err.contains(message),
+            "{cmd:?}: expected {message:?} in {err}"
+        );
+    }
+    assert_eq!(sb.starts("app.service"), 0);
+}
+
+#[test]
+fn script_security_config_owned_by_a_user() {
+    insecure(
+        &[&["chown", "1000", CONFIG]],
+        "config file /etc/failover-manager/config.yaml: owned by uid 1000; refusing to use it as root (fix: chown root /etc/failover-manager/config.yaml)",
+    );
+}
+
+#[test]
+fn script_security_check_writable_by_everyone() {
+    insecure(
+        &[&["chmod", "0757", "/usr/local/lib/fm/check"]],
+        "check command /usr/local/lib/fm/check: writable by every user (mode 0757)",
+    );
+}
+
+#[test]
+fn script_security_directory_above_writable_by_a_group() {
+    insecure(
+        &[
+            &["chgrp", "100", "/usr/local/lib/fm"],
+            &["chmod", "0775", "/usr/local/lib/fm"],
+        ],
+        "check command /usr/local/lib/fm: its directory /usr/local/lib/fm is writable by group 100 (mode 0775)",
+    );
+}
+
+#[test]
+fn validate_learns_the_host() {
+    let t = Test::new()
+        .unit(Unit::simple("app.service"))
+        .unit(Unit::simple("web.service"))
+        .primary();
+    let Some(sb) = t.setup() else { return };
+    let validate = || {
+        let out = sb.exec(&[BIN, "validate"]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    assert_eq!(
+        validate(),
+        (
+            Some(0),
+            "/etc/failover-manager/config.yaml: valid (2 units)\n".into()
+        )
+    );
+    // Enabled at boot: a warning with the fix, exit 1.
+    sb.install_unit(
+        "web.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    sb.daemon_reload();
+    sb.systemctl(&["enable", "web.service"]);
+    let (code, out) = validate();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("warning: web.service: is enabled at boot, so it starts on the standby at every reboot (fix: systemctl disable web.service)"), "{out}");
+    // Masked and missing units, a missing check command: errors, exit 78.
+    sb.systemctl(&["mask", "app.service"]);
+    sb.write(CONFIG, "check: {command: [/usr/local/bin/amIthePrimary]}\nunits: [app.service, web.service, ghost.service]\n");
+    let (code, out) = validate();
+    assert_eq!(code, Some(78), "{out}");
+    assert!(
+        out.contains("error: check command \"/usr/local/bin/amIthePrimary\": not found")
+            || out.contains("error: check command /usr/local/bin/amIthePrimary:"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "error: app.service: is masked, so it can never start (systemctl unmask app.service)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: ghost.service: no such unit on this host"),
+        "{out}"
+    );
+    // --config-only asks systemd nothing.
+    let out = sb.exec(&[BIN, "validate", "--config-only"]);
+    assert_eq!(out.status.code(), Some(0));
+}
