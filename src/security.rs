@@ -72,7 +72,7 @@ pub fn check(what: &str, path: &Path) -> Result<(), SecurityError> {
     let real = std::fs::canonicalize(existing).map_err(stat_err(existing))?;
     let mut chain: Vec<PathBuf> = real.ancestors().map(Path::to_path_buf).collect();
     // The directory that holds a symlink matters too: whoever can write it can swap the link.
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = existing.parent().filter(|p| !p.as_os_str().is_empty()) {
         let parent = std::fs::canonicalize(parent).map_err(stat_err(parent))?;
         chain.extend(parent.ancestors().map(Path::to_path_buf));
     }
@@ -158,6 +158,14 @@ mod tests {
             return;
         }
         assert!(check("check command", Path::new("/bin/sh")).is_ok());
+        // Not installed yet: its (safe) directories are checked, the run reports it missing.
+        assert!(
+            check(
+                "check command",
+                Path::new("/usr/lib/fm-not-installed/check")
+            )
+            .is_ok()
+        );
         let dir = std::env::temp_dir().join(format!("fm-sec-test-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let f = dir.join("check");

@@ -9,7 +9,11 @@ use crate::unit::Unit;
 const UNITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
 
 fn install_shipped(sb: &Sandbox) {
-    for f in ["failover-manager.service", "failover-manager.timer"] {
+    for f in [
+        "failover-manager.service",
+        "failover-manager.timer",
+        "failover-manager-alert@.service",
+    ] {
         let body = std::fs::read_to_string(format!("{UNITS}/{f}")).expect("shipped unit");
         sb.install_unit(f, &body);
     }
@@ -27,6 +31,25 @@ fn shipped_units_pass_systemd_analyze_verify() {
         "--man=no",
         "/usr/local/lib/systemd/system/failover-manager.service",
         "/usr/local/lib/systemd/system/failover-manager.timer",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{err}"
+    );
+    let ours: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("failover-manager"))
+        .collect();
+    assert!(ours.is_empty(), "warnings about our units:\n{err}");
+    // A template is verified through an instance of it.
+    let alert = sb.read("/usr/local/lib/systemd/system/failover-manager-alert@.service");
+    sb.write("/run/fm-test/failover-manager-alert@x.service", &alert);
+    let out = sb.exec(&[
+        "systemd-analyze",
+        "verify",
+        "--man=no",
+        "/run/fm-test/failover-manager-alert@x.service",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -97,4 +120,137 @@ fn shipped_timer_fires_the_service_which_reconciles() {
         !next.trim().is_empty() && next.trim() != "infinity",
         "timer not rescheduled: {next}"
     );
+}
+
+/// Runs the shipped service once and waits for it to finish; returns its journal as JSON lines.
+fn run_service(sb: &Sandbox) -> Vec<serde_json::Value> {
+    let _ = sb.exec(&["systemctl", "start", "failover-manager.service"]);
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while sb.state("failover-manager.service") == "activating" && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = sb.ok(&[
+        "journalctl",
+        "--no-pager",
+        "-o",
+        "json",
+        "_SYSTEMD_UNIT=failover-manager.service",
+    ]);
+    log.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn priority_of(entries: &[serde_json::Value], needle: &str) -> Option<String> {
+    entries
+        .iter()
+        .find(|e| e["MESSAGE"].as_str().is_some_and(|m| m.contains(needle)))
+        .and_then(|e| e["PRIORITY"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn journal_gets_syslog_priorities_and_a_failure_reaches_on_failure() {
+    let t = Test::new()
+        .unit(Unit::simple("db.service"))
+        .unit(Unit::fails_at_once("app.service"))
+        .unit(Unit::simple("web.service"))
+        .defaults("{ verify_timeout: 5s, settle: 300ms }")
+        .primary();
+    let Some(sb) = t.setup() else { return };
+    install_shipped(&sb);
+    sb.write(
+        "/etc/systemd/system/failover-manager.service.d/alert.conf",
+        "[Unit]\nOnFailure=failover-manager-alert@%n.service\n",
+    );
+    sb.daemon_reload();
+    let entries = run_service(&sb);
+    assert_eq!(sb.state("failover-manager.service"), "failed");
+    // The change line (stdout) is info; the failure (stderr, "<3>" prefix) is err, without
+    // the prefix left in the message.
+    assert_eq!(
+        priority_of(&entries, "started db.service").as_deref(),
+        Some("6")
+    );
+    assert_eq!(
+        priority_of(&entries, "app.service did not start").as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        priority_of(&entries, "did not start web.service").as_deref(),
+        Some("3")
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e["MESSAGE"].as_str().is_some_and(|m| m.starts_with('<'))),
+        "a priority prefix leaked into a message"
+    );
+    let errs = sb.ok(&[
+        "journalctl",
+        "--no-pager",
+        "-o",
+        "cat",
+        "-p",
+        "err",
+        "-u",
+        "failover-manager.service",
+    ]);
+    assert!(errs.contains("app.service did not start"), "{errs}");
+    assert!(!errs.contains("started db.service"), "{errs}");
+    // OnFailure= started the shipped alert example, which relayed the errors at crit.
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let mut alert = String::new();
+    while std::time::Instant::now() < end {
+        alert = sb.ok(&[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-t",
+            "failover-manager-alert",
+        ]);
+        if alert.contains("app.service did not start") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        alert.contains("app.service did not start"),
+        "alert saw: {alert}"
+    );
+}
+
+#[test]
+fn exit_75_from_a_skipped_minute_is_a_success_for_systemd() {
+    let t = Test::new().unit(Unit::simple("app.service")).primary();
+    let Some(sb) = t.setup() else { return };
+    install_shipped(&sb);
+    sb.write(
+        "/etc/systemd/system/failover-manager.service.d/wait.conf",
+        "[Service]\nExecStart=\nExecStart=/usr/bin/failover-manager reconcile --lock-wait 200ms\n",
+    );
+    sb.daemon_reload();
+    sb.ok(&["mkdir", "-p", "/run/failover-manager"]);
+    let mut holder = sb
+        .command(&["flock", "/run/failover-manager/lock", "sleep", "30"])
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    let entries = run_service(&sb);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let result = sb.systemctl(&[
+        "show",
+        "-p",
+        "Result,ExecMainStatus",
+        "failover-manager.service",
+    ]);
+    let msgs: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["MESSAGE"].as_str())
+        .collect();
+    assert!(result.contains("Result=success"), "{result} {msgs:?}");
+    assert_ne!(sb.state("failover-manager.service"), "failed");
+    assert!(priority_of(&entries, "another failover-manager run").is_some());
+    assert_eq!(sb.starts("app.service"), 0);
 }
