@@ -5,9 +5,18 @@ BINDIR     ?= $(PREFIX)/bin
 LIBDIR     ?= $(PREFIX)/lib
 UNITDIR    ?= $(LIBDIR)/systemd/system
 SYSCONFDIR ?= /etc
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+# The build to install: the binary and, in assets/, the man pages and completions build.rs
+# generated. The default is built first; any other (the tests: ARTIFACTS=target/debug) is
+# installed as it is.
+ARTIFACTS  ?= target/release
 CARGO      ?= cargo
 
-.PHONY: build test lint install uninstall demo bench clean-sandboxes
+.PHONY: build test lint install uninstall deb demo bench clean-sandboxes
 
 build:
 	$(CARGO) build --release --locked
@@ -21,24 +30,40 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-install: build
-	install -Dm755 target/release/failover-manager $(DESTDIR)$(BINDIR)/failover-manager
+install: $(if $(filter target/release,$(ARTIFACTS)),build)
+	install -Dm755 $(ARTIFACTS)/failover-manager $(DESTDIR)$(BINDIR)/failover-manager
 	install -d $(DESTDIR)$(UNITDIR)
-	sed 's|/usr/bin/failover-manager|$(BINDIR)/failover-manager|' units/failover-manager.service \
-		>$(DESTDIR)$(UNITDIR)/failover-manager.service
-	install -m644 units/failover-manager.timer $(DESTDIR)$(UNITDIR)/failover-manager.timer
-	install -d $(DESTDIR)$(LIBDIR)/failover-manager/checks
+	for u in units/*; do \
+		sed 's|/usr/bin/failover-manager|$(BINDIR)/failover-manager|' "$$u" \
+			>"$(DESTDIR)$(UNITDIR)/$${u##*/}" && chmod 644 "$(DESTDIR)$(UNITDIR)/$${u##*/}" || exit 1; \
+	done
+	install -d $(DESTDIR)$(LIBDIR)/failover-manager/checks $(DESTDIR)$(LIBDIR)/failover-manager/keepalived
 	install -m755 examples/checks/* $(DESTDIR)$(LIBDIR)/failover-manager/checks/
+	install -m755 examples/keepalived/notify-failover-manager $(DESTDIR)$(LIBDIR)/failover-manager/keepalived/
 	install -d -m755 $(DESTDIR)$(SYSCONFDIR)/failover-manager
 	install -m644 examples/config.yaml $(DESTDIR)$(SYSCONFDIR)/failover-manager/config.yaml.example
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m644 $(ARTIFACTS)/assets/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -Dm644 $(ARTIFACTS)/assets/completions/failover-manager.bash $(DESTDIR)$(BASHCOMPDIR)/failover-manager
+	install -Dm644 $(ARTIFACTS)/assets/completions/_failover-manager $(DESTDIR)$(ZSHCOMPDIR)/_failover-manager
+	install -Dm644 $(ARTIFACTS)/assets/completions/failover-manager.fish $(DESTDIR)$(FISHCOMPDIR)/failover-manager.fish
 	@echo "installed; next: write $(SYSCONFDIR)/failover-manager/config.yaml (see config.yaml.example),"
 	@echo "then: systemctl daemon-reload && systemctl enable --now failover-manager.timer"
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/failover-manager \
-		$(DESTDIR)$(UNITDIR)/failover-manager.service $(DESTDIR)$(UNITDIR)/failover-manager.timer \
-		$(DESTDIR)$(SYSCONFDIR)/failover-manager/config.yaml.example
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard units/*))) \
+		$(DESTDIR)$(SYSCONFDIR)/failover-manager/config.yaml.example \
+		$(DESTDIR)$(MANDIR)/man1/failover-manager.1 $(DESTDIR)$(MANDIR)/man1/failover-manager-*.1 \
+		$(DESTDIR)$(BASHCOMPDIR)/failover-manager $(DESTDIR)$(ZSHCOMPDIR)/_failover-manager \
+		$(DESTDIR)$(FISHCOMPDIR)/failover-manager.fish
 	rm -rf $(DESTDIR)$(LIBDIR)/failover-manager
+
+# The same files as a Debian package (see [package.metadata.deb] in Cargo.toml): units
+# installed but never enabled or started, the example config as a conffile. Needs cargo-deb
+# (cargo install cargo-deb --locked). Writes target/debian/failover-manager_VERSION-1_ARCH.deb.
+deb:
+	$(CARGO) deb --locked
 
 # A takeover and a hand-back with real units, in a throwaway systemd sandbox (needs root).
 demo:

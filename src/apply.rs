@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::UnitConfig;
 use crate::interrupt;
 use crate::plan::{Action, Plan};
-use crate::systemctl::{Manager, UnitDetails, UnitState};
+use crate::systemctl::{Manager, SystemctlError, UnitDetails, UnitState};
 
 /// How many journal lines a failure report carries.
 const JOURNAL_LINES: usize = 5;
@@ -54,40 +54,55 @@ impl StepResult {
     }
 }
 
-pub fn apply(plan: &Plan, units: &[UnitConfig], mgr: &dyn Manager) -> Vec<StepResult> {
+/// Executes the plan's steps; `parallel` batches each phase (all stops, then all starts) into
+/// one systemctl call verified together, for units that do not depend on each other.
+pub fn apply(
+    plan: &Plan,
+    units: &[UnitConfig],
+    parallel: bool,
+    mgr: &dyn Manager,
+) -> Vec<StepResult> {
+    if parallel {
+        apply_parallel(plan, units, mgr)
+    } else {
+        apply_ordered(plan, units, mgr)
+    }
+}
+
+/// Why a start is not attempted after an earlier step failed.
+fn blocker(results: &[StepResult]) -> Option<String> {
+    results.iter().find(|r| r.failed()).map(|r| match r.action {
+        Action::Stop => format!(
+            "{} did not stop, and both roles must never run at once",
+            r.name
+        ),
+        Action::Start => format!("{} failed before it", r.name),
+    })
+}
+
+/// One step at a time, each a batch of one: verified (and settled) before the next begins.
+fn apply_ordered(plan: &Plan, units: &[UnitConfig], mgr: &dyn Manager) -> Vec<StepResult> {
     let mut results: Vec<StepResult> = Vec::with_capacity(plan.steps.len());
     for &i in &plan.steps {
-        let unit = &plan.units[i];
-        let Some(action) = unit.action else { continue };
-        let cfg = &units[i];
-        let blocker = results.iter().find(|r| r.failed()).map(|r| match r.action {
-            Action::Stop => format!(
-                "{} did not stop, and both roles must never run at once",
-                r.name
-            ),
-            Action::Start => format!("{} failed before it", r.name),
-        });
-        let outcome = if interrupt::requested() {
-            Outcome::Skipped {
-                reason: "interrupted".into(),
-            }
-        } else {
-            match (action, blocker) {
-                (Action::Start, Some(reason)) => Outcome::Skipped { reason },
-                (Action::Start, None) => start(cfg, mgr),
-                // Stops always run: leaving a unit of the wrong role up is the worse outcome.
-                (Action::Stop, _) => stop(cfg, mgr),
-            }
+        let Some(action) = plan.units[i].action else {
+            continue;
         };
-        log::debug!("{action:?} {}: {outcome:?}", unit.name);
-        results.push(StepResult {
-            unit: i,
-            name: unit.name.clone(),
-            action,
-            outcome,
-        });
+        match (action, blocker(&results)) {
+            (Action::Start, Some(reason)) => results.push(skipped(plan, i, action, reason)),
+            // Stops always run: leaving a unit of the wrong role up is the worse outcome.
+            _ => results.extend(batch(action, &[i], plan, units, mgr)),
+        }
     }
     results
+}
+
+fn skipped(plan: &Plan, i: usize, action: Action, reason: String) -> StepResult {
+    StepResult {
+        unit: i,
+        name: plan.units[i].name.clone(),
+        action,
+        outcome: Outcome::Skipped { reason },
+    }
 }
 
 /// What one poll of a unit says about a job in flight.
@@ -99,6 +114,9 @@ enum Progress {
 }
 
 fn start_progress(d: &UnitDetails) -> Progress {
+    if !d.load_state.is_empty() && d.load_state != "loaded" {
+        return Progress::Failed("cannot be loaded");
+    }
     match d.active_state {
         UnitState::Active | UnitState::Reloading | UnitState::Refreshing => Progress::Reached,
         UnitState::Activating => Progress::Pending,
@@ -119,110 +137,185 @@ fn stop_progress(d: &UnitDetails) -> Progress {
     }
 }
 
-fn start(cfg: &UnitConfig, mgr: &dyn Manager) -> Outcome {
-    let t0 = Instant::now();
-    let since = SystemTime::now();
-    if let Err(e) = mgr.enqueue(crate::systemctl::Verb::Start, &cfg.name) {
-        return failure(cfg, mgr, "could not be started", e.to_string(), t0, since);
-    }
-    let deadline = t0 + cfg.verify_timeout;
-    if let Err(o) = wait_for(cfg, mgr, deadline, t0, since, start_progress, "to start") {
-        return o;
-    }
-    // A Type=simple unit is `active` the moment it forks: it must stay up for `settle`.
-    let active_at = t0.elapsed();
-    let settle_end = Instant::now() + cfg.settle;
-    let mut poll = POLL_MIN;
-    while Instant::now() < settle_end {
-        if !interrupt::sleep(poll.min(settle_end.saturating_duration_since(Instant::now()))) {
-            return interrupted(cfg, mgr, t0, since);
-        }
-        poll = (poll * 2).min(POLL_MAX);
-        match mgr.details(&cfg.name) {
-            Ok(d) if start_progress(&d) == Progress::Reached => {}
-            Ok(d) => {
-                let reason = format!(
-                    "went {} {} after it became active (within its {} settle window)",
-                    d.active_state,
-                    crate::report::fmt_duration(t0.elapsed().saturating_sub(active_at)),
-                    crate::report::fmt_duration(cfg.settle)
-                );
-                return failure_with(cfg, mgr, reason, d, t0, since);
-            }
-            Err(e) => return failure(cfg, mgr, "could not be verified", e.to_string(), t0, since),
-        }
-    }
-    Outcome::Done { elapsed: active_at }
+fn settle_reason(d: &UnitDetails, after_active: Duration, cfg: &UnitConfig) -> String {
+    format!(
+        "went {} {} after it became active (within its {} settle window)",
+        d.active_state,
+        crate::report::fmt_duration(after_active),
+        crate::report::fmt_duration(cfg.settle)
+    )
 }
 
-fn stop(cfg: &UnitConfig, mgr: &dyn Manager) -> Outcome {
-    let t0 = Instant::now();
-    let since = SystemTime::now();
-    if let Err(e) = mgr.enqueue(crate::systemctl::Verb::Stop, &cfg.name) {
-        return failure(cfg, mgr, "could not be stopped", e.to_string(), t0, since);
-    }
-    match wait_for(
-        cfg,
-        mgr,
-        t0 + cfg.verify_timeout,
-        t0,
-        since,
-        stop_progress,
-        "to stop",
-    ) {
-        Ok(()) => Outcome::Done {
-            elapsed: t0.elapsed(),
-        },
-        Err(o) => o,
-    }
+fn timeout_reason(goal: &str, d: &UnitDetails, cfg: &UnitConfig) -> String {
+    format!(
+        "did not finish {goal} within {} (still {})",
+        crate::report::fmt_duration(cfg.verify_timeout),
+        d.active_state
+    )
 }
 
-/// Polls until `progress` says reached (Ok), failed, or the deadline passes (Err outcome).
-fn wait_for(
-    cfg: &UnitConfig,
+fn apply_parallel(plan: &Plan, units: &[UnitConfig], mgr: &dyn Manager) -> Vec<StepResult> {
+    let (stops, starts): (Vec<usize>, Vec<usize>) = plan
+        .steps
+        .iter()
+        .partition(|&&i| plan.units[i].action == Some(Action::Stop));
+    let mut results = batch(Action::Stop, &stops, plan, units, mgr);
+    match blocker(&results) {
+        Some(reason) => results.extend(
+            starts
+                .iter()
+                .map(|&i| skipped(plan, i, Action::Start, reason.clone())),
+        ),
+        None => results.extend(batch(Action::Start, &starts, plan, units, mgr)),
+    }
+    results
+}
+
+/// Where one unit of a batch is.
+enum Phase {
+    Waiting,
+    Settling { active_at: Duration, until: Instant },
+    Finished(Outcome),
+}
+
+/// Queues one job per unit in a single call, then verifies them all with one batched
+/// `systemctl show` per poll.
+fn batch(
+    action: Action,
+    idxs: &[usize],
+    plan: &Plan,
+    units: &[UnitConfig],
     mgr: &dyn Manager,
-    deadline: Instant,
-    t0: Instant,
-    since: SystemTime,
-    progress: fn(&UnitDetails) -> Progress,
-    goal: &str,
-) -> Result<(), Outcome> {
+) -> Vec<StepResult> {
+    if idxs.is_empty() {
+        return Vec::new();
+    }
+    let (verb, progress, goal): (_, fn(&UnitDetails) -> Progress, _) = match action {
+        Action::Start => (crate::systemctl::Verb::Start, start_progress, "to start"),
+        Action::Stop => (crate::systemctl::Verb::Stop, stop_progress, "to stop"),
+    };
+    let t0 = Instant::now();
+    let since = SystemTime::now();
+    let names: Vec<&str> = idxs.iter().map(|&i| units[i].name.as_str()).collect();
+    let mut phases: Vec<Phase> = idxs.iter().map(|_| Phase::Waiting).collect();
+    if interrupt::requested() {
+        phases.iter_mut().for_each(|p| {
+            *p = Phase::Finished(Outcome::Skipped {
+                reason: "interrupted".into(),
+            })
+        });
+    } else if let Err(first) = mgr.enqueue_many(verb, &names) {
+        let what = match verb {
+            crate::systemctl::Verb::Start => "could not be started",
+            crate::systemctl::Verb::Stop => "could not be stopped",
+        };
+        // One bad unit fails the whole call: queue them one by one, so each gets its own error
+        // and the good ones still go.
+        let errors: Vec<Option<SystemctlError>> = if names.len() == 1 {
+            vec![Some(first)]
+        } else {
+            names.iter().map(|n| mgr.enqueue(verb, n).err()).collect()
+        };
+        for (j, e) in errors.into_iter().enumerate() {
+            if let Some(e) = e {
+                let cfg = &units[idxs[j]];
+                phases[j] = Phase::Finished(failure(cfg, mgr, what, e.to_string(), t0, since));
+            }
+        }
+    }
     let mut poll = POLL_MIN;
     loop {
-        let d = match mgr.details(&cfg.name) {
+        let pending: Vec<usize> = (0..idxs.len())
+            .filter(|&j| !matches!(phases[j], Phase::Finished(_)))
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        let pending_names: Vec<&str> = pending.iter().map(|&j| names[j]).collect();
+        let details = match mgr.details_many(&pending_names) {
             Ok(d) => d,
             Err(e) => {
-                return Err(failure(
-                    cfg,
-                    mgr,
-                    "could not be verified",
-                    e.to_string(),
-                    t0,
-                    since,
-                ));
+                for &j in &pending {
+                    let cfg = &units[idxs[j]];
+                    phases[j] = Phase::Finished(failure(
+                        cfg,
+                        mgr,
+                        "could not be verified",
+                        e.to_string(),
+                        t0,
+                        since,
+                    ));
+                }
+                break;
             }
         };
-        match progress(&d) {
-            Progress::Reached => return Ok(()),
-            Progress::Failed(what) => {
-                return Err(failure_with(cfg, mgr, what.to_owned(), d, t0, since));
-            }
-            Progress::Pending if Instant::now() >= deadline => {
-                let reason = format!(
-                    "did not finish {goal} within {} (still {})",
-                    crate::report::fmt_duration(cfg.verify_timeout),
-                    d.active_state
-                );
-                return Err(failure_with(cfg, mgr, reason, d, t0, since));
-            }
-            Progress::Pending => {}
+        let now = Instant::now();
+        for (&j, d) in pending.iter().zip(details) {
+            let cfg = &units[idxs[j]];
+            let next = match &phases[j] {
+                Phase::Waiting => match progress(&d) {
+                    Progress::Reached if action == Action::Stop || cfg.settle.is_zero() => {
+                        Phase::Finished(Outcome::Done {
+                            elapsed: t0.elapsed(),
+                        })
+                    }
+                    Progress::Reached => Phase::Settling {
+                        active_at: t0.elapsed(),
+                        until: now + cfg.settle,
+                    },
+                    Progress::Failed(what) => {
+                        Phase::Finished(failure_with(cfg, mgr, what.to_owned(), d, t0, since))
+                    }
+                    Progress::Pending if now >= t0 + cfg.verify_timeout => {
+                        let reason = timeout_reason(goal, &d, cfg);
+                        Phase::Finished(failure_with(cfg, mgr, reason, d, t0, since))
+                    }
+                    Progress::Pending => Phase::Waiting,
+                },
+                Phase::Settling { active_at, until } => {
+                    if start_progress(&d) != Progress::Reached {
+                        let reason =
+                            settle_reason(&d, t0.elapsed().saturating_sub(*active_at), cfg);
+                        Phase::Finished(failure_with(cfg, mgr, reason, d, t0, since))
+                    } else if now >= *until {
+                        Phase::Finished(Outcome::Done {
+                            elapsed: *active_at,
+                        })
+                    } else {
+                        Phase::Settling {
+                            active_at: *active_at,
+                            until: *until,
+                        }
+                    }
+                }
+                Phase::Finished(o) => Phase::Finished(o.clone()),
+            };
+            phases[j] = next;
         }
-        let nap = poll.min(deadline.saturating_duration_since(Instant::now()));
-        if !interrupt::sleep(nap) {
-            return Err(interrupted(cfg, mgr, t0, since));
+        if !interrupt::sleep(poll) {
+            for &j in &pending {
+                if !matches!(phases[j], Phase::Finished(_)) {
+                    phases[j] = Phase::Finished(interrupted(&units[idxs[j]], mgr, t0, since));
+                }
+            }
         }
         poll = (poll * 2).min(POLL_MAX);
     }
+    idxs.iter()
+        .zip(phases)
+        .map(|(&i, p)| StepResult {
+            unit: i,
+            name: plan.units[i].name.clone(),
+            action,
+            outcome: match p {
+                Phase::Finished(o) => o,
+                // Unreachable: the loop ends only when every unit is finished.
+                _ => Outcome::Skipped {
+                    reason: "not verified".into(),
+                },
+            },
+        })
+        .collect()
 }
 
 fn interrupted(cfg: &UnitConfig, mgr: &dyn Manager, t0: Instant, since: SystemTime) -> Outcome {
@@ -301,11 +394,13 @@ mod tests {
         fn is_active(&self, units: &[&str]) -> Result<Vec<UnitState>, SystemctlError> {
             Ok(units.iter().map(|_| UnitState::Inactive).collect())
         }
-        fn enqueue(&self, verb: Verb, unit: &str) -> Result<(), SystemctlError> {
+        fn enqueue_many(&self, verb: Verb, units: &[&str]) -> Result<(), SystemctlError> {
             self.calls
                 .borrow_mut()
-                .push(format!("{} {unit}", verb.as_str()));
-            self.queued.borrow_mut().insert(unit.to_owned(), verb);
+                .push(format!("{} {}", verb.as_str(), units.join(" ")));
+            for unit in units {
+                self.queued.borrow_mut().insert(unit.to_string(), verb);
+            }
             Ok(())
         }
         fn details(&self, unit: &str) -> Result<UnitDetails, SystemctlError> {
@@ -322,6 +417,9 @@ mod tests {
         }
         fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemctlError> {
             units.iter().map(|u| self.details(u)).collect()
+        }
+        fn property(&self, _: &str, _: &str) -> Result<String, SystemctlError> {
+            Ok(String::new())
         }
         fn journal_tail(&self, unit: &str, _: Option<SystemTime>, _: usize) -> Vec<String> {
             vec![format!("{unit}: boom")]
@@ -340,7 +438,47 @@ mod tests {
 
     fn run(units: &[UnitConfig], observed: &[UnitState], fake: &Fake) -> Vec<StepResult> {
         let p = plan(Role::Primary, units, observed);
-        apply(&p, units, fake)
+        apply(&p, units, false, fake)
+    }
+
+    fn run_parallel(units: &[UnitConfig], observed: &[UnitState], fake: &Fake) -> Vec<StepResult> {
+        let p = plan(Role::Primary, units, observed);
+        apply(&p, units, true, fake)
+    }
+
+    #[test]
+    fn parallel_batches_each_phase_into_one_call() {
+        let units = [
+            unit("a", When::Primary),
+            unit("s1", When::Standby),
+            unit("b", When::Primary),
+            unit("s2", When::Standby),
+        ];
+        let fake = Fake::new(&[]);
+        let observed = [
+            UnitState::Inactive,
+            UnitState::Active,
+            UnitState::Inactive,
+            UnitState::Active,
+        ];
+        let r = run_parallel(&units, &observed, &fake);
+        assert!(r.iter().all(|s| !s.failed()), "{r:?}");
+        assert_eq!(*fake.calls.borrow(), ["stop s2 s1", "start a b"]);
+    }
+
+    #[test]
+    fn parallel_reports_each_failure_and_a_failed_stop_blocks_starts() {
+        let units = [unit("a", When::Primary), unit("b", When::Primary)];
+        let fake = Fake::new(&[("a", UnitState::Failed)]);
+        let r = run_parallel(&units, &[UnitState::Inactive, UnitState::Inactive], &fake);
+        assert!(r[0].failed() && !r[1].failed(), "independent units: {r:?}");
+        let units = [unit("p", When::Primary), unit("s", When::Standby)];
+        let fake = Fake::new(&[("s", UnitState::Deactivating)]);
+        let r = run_parallel(&units, &[UnitState::Inactive, UnitState::Active], &fake);
+        assert_eq!(*fake.calls.borrow(), ["stop s"]);
+        assert!(
+            matches!(&r[1].outcome, Outcome::Skipped { reason } if reason.contains("s did not stop"))
+        );
     }
 
     #[test]

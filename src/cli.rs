@@ -1,14 +1,53 @@
 //! The command line, as clap sees it. Kept free of logic so the man page and completions can
-//! be generated from the same definition.
+//! be generated from the same definition: build.rs compiles this file too (`#[path]`), so it
+//! must stay self-contained (clap, humantime and std only; no `crate::` paths).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Where the config file is read from unless `-c` or `$FAILOVER_MANAGER_CONFIG` says otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/failover-manager/config.yaml";
+
+/// `0.1.0 (git abc1234)` when built from a git checkout, else `0.1.0`. `FM_VERSION` is set by
+/// build.rs; it is absent while build.rs itself is compiled (it includes this file).
+pub const VERSION: &str = match option_env!("FM_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+/// Every exit status, for the man page's EXIT STATUS (a test holds it to src/exit.rs).
+#[allow(dead_code)] // read by build.rs and the test below, not by the binary
+pub const EXIT_STATUS: &[(u8, &str)] = &[
+    (
+        0,
+        "Converged or nothing to do (reconcile), in sync (diff), valid (validate).",
+    ),
+    (
+        1,
+        "A unit did not reach its state, systemd could not be asked, diff found drift, or \
+         validate found a problem on this host.",
+    ),
+    (2, "Bad command line."),
+    (
+        3,
+        "The check could not tell the role (failed, timed out, crashed, not found): nothing \
+         was changed.",
+    ),
+    (
+        75,
+        "Another run held the lock for all of --lock-wait: this run was skipped.",
+    ),
+    (
+        78,
+        "The config file is invalid, or a file it names is unsafe to run.",
+    ),
+];
+
 #[derive(Debug, Parser)]
 #[command(
     name = "failover-manager",
-    version,
+    version = VERSION,
     about = "Runs the right systemd units for this host's role (primary or standby), and verifies them",
     long_about = "Runs the configured primary check, reads the state of every managed unit with one \
                   batched `systemctl is-active`, and starts or stops units so that exactly this \
@@ -23,7 +62,7 @@ pub struct Cli {
         long,
         global = true,
         env = "FAILOVER_MANAGER_CONFIG",
-        default_value = crate::config::DEFAULT_PATH,
+        default_value = DEFAULT_CONFIG,
         value_name = "PATH"
     )]
     pub config: PathBuf,
@@ -69,6 +108,18 @@ pub struct PauseArgs {
     pub reason: String,
 }
 
+impl ReconcileArgs {
+    /// The options of a bare `reconcile`, as clap fills them (the command run by default).
+    pub fn defaults() -> ReconcileArgs {
+        #[derive(Parser)]
+        struct Bare {
+            #[command(flatten)]
+            args: ReconcileArgs,
+        }
+        Bare::parse_from(["reconcile"]).args
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ReconcileArgs {
     /// Print the plan and change nothing
@@ -78,6 +129,10 @@ pub struct ReconcileArgs {
     /// How long to wait for another run to finish before giving up (exit 75)
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub lock_wait: std::time::Duration,
+
+    /// Write Prometheus metrics here (node_exporter textfile); overrides `metrics_file:`
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -95,4 +150,27 @@ pub enum Format {
     #[default]
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EXIT_STATUS;
+    use crate::exit::ExitCode;
+
+    #[test]
+    fn man_page_exit_status_lists_exactly_the_codes_the_binary_uses() {
+        use ExitCode::*;
+        let all = [Success, Failure, Usage, RoleUnknown, Locked, ConfigInvalid];
+        for c in all {
+            // A new variant breaks this match: add it to `all` and to EXIT_STATUS.
+            match c {
+                Success | Failure | Usage | RoleUnknown | Locked | ConfigInvalid => {}
+            }
+        }
+        let mut used: Vec<u8> = all.iter().map(|c| c.code()).collect();
+        used.sort_unstable();
+        used.dedup();
+        let documented: Vec<u8> = EXIT_STATUS.iter().map(|(code, _)| *code).collect();
+        assert_eq!(documented, used);
+    }
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-pub const DEFAULT_PATH: &str = "/etc/failover-manager/config.yaml";
 /// Larger than any sane config; a bigger file is a mistake (a log, a binary) and not parsed.
 const MAX_BYTES: u64 = 1024 * 1024;
 /// Durations above this are typos ("30m" for "30s"): a run that waits an hour blocks the timer.
@@ -19,6 +18,10 @@ pub struct Config {
     pub check: CheckConfig,
     pub hooks: Hooks,
     pub units: Vec<UnitConfig>,
+    /// Prometheus textfile for node_exporter, rewritten at the end of every reconcile.
+    pub metrics_file: Option<PathBuf>,
+    /// Start (and stop) all units of a step in one batched systemctl call, verified together.
+    pub parallel: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +115,10 @@ struct RawConfig {
     #[serde(default)]
     hooks: RawHooks,
     units: Vec<RawUnit>,
+    #[serde(default)]
+    metrics_file: Option<PathBuf>,
+    #[serde(default)]
+    parallel: bool,
 }
 
 #[derive(Default, Deserialize)]
@@ -488,6 +495,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     }
 
+    if let Some(m) = &raw.metrics_file {
+        if !m.is_absolute() {
+            return Err(at_key(
+                "metrics_file",
+                format!("metrics_file: {} is not an absolute path", m.display()),
+            ));
+        }
+        if m.extension().is_none_or(|e| e != "prom") {
+            return Err(at_key(
+                "metrics_file",
+                format!(
+                    "metrics_file: {} must end in .prom, or node_exporter's textfile collector ignores it",
+                    m.display()
+                ),
+            ));
+        }
+    }
+
     if raw.units.is_empty() {
         return Err(at_key(
             "units",
@@ -530,6 +555,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         },
         hooks,
         units,
+        metrics_file: raw.metrics_file,
+        parallel: raw.parallel,
     })
 }
 
@@ -844,6 +871,33 @@ units:
             "check: {command: [x]}\nhooks:\n  on_promote: {command: [x], timeout: 0s}\nunits: [a]\n",
         );
         assert!(e.contains("hooks.on_promote.timeout"), "{e}");
+    }
+
+    #[test]
+    fn metrics_file_and_parallel() {
+        let c = parse_ok("check: {command: [x]}\nunits: [a]\n");
+        assert_eq!(c.metrics_file, None);
+        assert!(!c.parallel);
+        let c = parse_ok(
+            "check: {command: [x]}\nmetrics_file: /var/lib/node_exporter/fm.prom\nparallel: true\nunits: [a]\n",
+        );
+        assert_eq!(
+            c.metrics_file,
+            Some(PathBuf::from("/var/lib/node_exporter/fm.prom"))
+        );
+        assert!(c.parallel);
+        let e = parse_err("check: {command: [x]}\nmetrics_file: fm.prom\nunits: [a]\n");
+        assert!(
+            e.starts_with("c.yaml:2:1: metrics_file: fm.prom is not an absolute path"),
+            "{e}"
+        );
+        let e = parse_err("check: {command: [x]}\nmetrics_file: /x/fm.txt\nunits: [a]\n");
+        assert!(e.contains("must end in .prom"), "{e}");
+        let e = parse_err("check: {command: [x]}\nparallel: yes please\nunits: [a]\n");
+        assert!(
+            e.starts_with("c.yaml:2:") && e.contains("parallel: invalid type"),
+            "{e}"
+        );
     }
 
     #[test]

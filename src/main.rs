@@ -11,6 +11,7 @@ mod interrupt;
 mod lock;
 mod logging;
 mod maintenance;
+mod metrics;
 mod plan;
 mod process;
 mod report;

@@ -11,6 +11,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::hooks;
 use crate::lock::{self, LockError};
 use crate::maintenance::{self, Pause, PauseError};
+use crate::metrics;
 use crate::plan::{self, Plan};
 use crate::report;
 use crate::security::{self, SecurityError};
@@ -65,14 +66,7 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
     }
     let mgr = Systemctl;
     match &cli.command {
-        None => {
-            let args = ReconcileArgs {
-                dry_run: false,
-                lock_wait: std::time::Duration::from_secs(30),
-                output: Default::default(),
-            };
-            reconcile(&config, &args, cli.quiet, &mgr)
-        }
+        None => reconcile(&config, &ReconcileArgs::defaults(), cli.quiet, &mgr),
         Some(Command::Reconcile(args)) => reconcile(&config, args, cli.quiet, &mgr),
         Some(Command::Diff(args)) => diff(&config, args.output, &mgr),
         Some(Command::Validate(args)) => validate(&config, args, cli.quiet, &mgr),
@@ -145,11 +139,52 @@ fn confirm(config: &Config, first: Role) -> Confirmation {
     Confirmation::Agreed
 }
 
+/// What a reconcile learned, kept for the metrics file whatever way the run ends.
+#[derive(Default)]
+struct Record {
+    check: Option<CheckResult>,
+    plan: Option<Plan>,
+    observed_after: Option<Vec<crate::systemctl::UnitState>>,
+    paused: bool,
+}
+
 fn reconcile(
     config: &Config,
     args: &ReconcileArgs,
     quiet: bool,
     mgr: &dyn Manager,
+) -> Result<Status, Error> {
+    let started = std::time::Instant::now();
+    let mut record = Record::default();
+    let result = reconcile_steps(config, args, quiet, mgr, &mut record);
+    let metrics_file = args.metrics_file.as_ref().or(config.metrics_file.as_ref());
+    // A dry run changes nothing, and a run skipped for the lock leaves it to the holder.
+    let skipped = matches!(result, Err(Error::Lock(LockError::Busy { .. })));
+    if let (Some(path), false, false) = (metrics_file, args.dry_run, skipped) {
+        let text = metrics::render(&metrics::Snapshot {
+            check: record.check.as_ref(),
+            plan: record.plan.as_ref(),
+            observed_after: record.observed_after.as_deref(),
+            success: matches!(result, Ok(Status::Converged)),
+            paused: record.paused,
+            finished: std::time::SystemTime::now(),
+            duration: started.elapsed(),
+        });
+        if let Err(e) = metrics::write(path, &text) {
+            // Stale metrics would say all is well: that needs a human too.
+            log::error!("cannot write metrics file {}: {e}", path.display());
+            return result.map(|_| Status::Failed);
+        }
+    }
+    result
+}
+
+fn reconcile_steps(
+    config: &Config,
+    args: &ReconcileArgs,
+    quiet: bool,
+    mgr: &dyn Manager,
+    record: &mut Record,
 ) -> Result<Status, Error> {
     let json = args.output.output == Format::Json;
     // A dry run changes nothing, so it neither waits for nor blocks a real run.
@@ -159,7 +194,10 @@ fn reconcile(
         Some(lock::acquire(Path::new(lock::PATH), args.lock_wait)?)
     };
     let paused = maintenance::read(Path::new(maintenance::PATH))?;
+    record.paused = paused.is_some();
     let (check, mut plan) = observe(config, mgr)?;
+    record.check = Some(check.clone());
+    record.plan = Some(plan.clone());
     if crate::interrupt::requested() {
         log::error!("interrupted while running the check; nothing was changed");
         return Ok(Status::Failed);
@@ -191,6 +229,7 @@ fn reconcile(
             Confirmation::Agreed => {
                 // Units may have moved while we waited: act on a fresh observation.
                 plan = observe_units(config, plan.role, mgr)?;
+                record.plan = Some(plan.clone());
             }
             Confirmation::Disagreed(r) => {
                 log::info!(
@@ -204,6 +243,7 @@ fn reconcile(
                 for l in report::unknown_role(&c) {
                     log::error!("{l}");
                 }
+                record.check = Some(c);
                 return Ok(Status::RoleUnknown);
             }
             Confirmation::Interrupted => {
@@ -244,7 +284,12 @@ fn reconcile(
         }
         return Ok(Status::Converged);
     }
-    let results = apply::apply(&plan, &config.units, mgr);
+    let results = apply::apply(&plan, &config.units, config.parallel, mgr);
+    if !results.is_empty() {
+        let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
+        // For the metrics only: a failure to look again must not hide the run's own result.
+        record.observed_after = mgr.is_active(&names).ok();
+    }
     let (changes, errors) = report::changes(&plan, &results);
     if json {
         print_out(&report::json(
@@ -317,7 +362,18 @@ fn validate(
         findings.extend(validate::check_command(&config.check.command));
         let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
         match mgr.details_many(&names) {
-            Ok(details) => findings.extend(validate::units(&config.units, &details)),
+            Ok(details) => {
+                findings.extend(validate::units(&config.units, &details));
+                let worst = validate::worst_case(config, ReconcileArgs::defaults().lock_wait);
+                // Only an installed service has a timeout of its own (else systemd reports
+                // its default for a unit it cannot find).
+                let unit = "failover-manager.service";
+                if mgr.property(unit, "LoadState").is_ok_and(|s| s == "loaded")
+                    && let Ok(t) = mgr.property(unit, "TimeoutStartUSec")
+                {
+                    findings.extend(validate::service_timeout(worst, &t));
+                }
+            }
             Err(e) => findings.push(validate::Finding {
                 severity: Severity::Warning,
                 message: format!(

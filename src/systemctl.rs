@@ -198,10 +198,16 @@ pub trait Manager {
     fn is_active(&self, units: &[&str]) -> Result<Vec<UnitState>, SystemctlError>;
     /// Queues a start or stop job without waiting for it (`--no-block`): waiting is ours to do,
     /// with our own timeout, because `systemctl start` blocks for as long as the unit's own.
-    fn enqueue(&self, verb: Verb, unit: &str) -> Result<(), SystemctlError>;
+    fn enqueue(&self, verb: Verb, unit: &str) -> Result<(), SystemctlError> {
+        self.enqueue_many(verb, &[unit])
+    }
+    /// One batched `systemctl start|stop --no-block -- u1 u2 …` (for `parallel: true`).
+    fn enqueue_many(&self, verb: Verb, units: &[&str]) -> Result<(), SystemctlError>;
     fn details(&self, unit: &str) -> Result<UnitDetails, SystemctlError>;
     /// `details` of many units in one call (for `validate`).
     fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemctlError>;
+    /// One property's value (`systemctl show -p P --value`), for `validate`.
+    fn property(&self, unit: &str, property: &str) -> Result<String, SystemctlError>;
     fn journal_tail(
         &self,
         unit: &str,
@@ -263,14 +269,16 @@ impl Manager for Systemctl {
         })
     }
 
-    fn enqueue(&self, verb: Verb, unit: &str) -> Result<(), SystemctlError> {
-        let out = run("systemctl", &[verb.as_str(), "--no-block", "--", unit])?;
+    fn enqueue_many(&self, verb: Verb, units: &[&str]) -> Result<(), SystemctlError> {
+        let mut args = vec![verb.as_str(), "--no-block", "--"];
+        args.extend_from_slice(units);
+        let out = run("systemctl", &args)?;
         if out.status.success() {
             Ok(())
         } else {
             Err(SystemctlError::Job {
                 verb: verb.as_str(),
-                unit: unit.to_owned(),
+                unit: units.join(" "),
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             })
         }
@@ -300,6 +308,14 @@ impl Manager for Systemctl {
             unit: units.join(" "),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    fn property(&self, unit: &str, property: &str) -> Result<String, SystemctlError> {
+        let out = run(
+            "systemctl",
+            &["show", "--property", property, "--value", "--", unit],
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     fn journal_tail(

@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::config::UnitConfig;
 use crate::systemctl::UnitDetails;
@@ -62,6 +63,42 @@ pub fn units(units: &[UnitConfig], details: &[UnitDetails]) -> Vec<Finding> {
     out
 }
 
+/// The longest a reconcile can legitimately take with this config: confirming checks, the
+/// lock wait, every unit's verify_timeout + settle, and the slowest hook.
+pub fn worst_case(config: &crate::config::Config, lock_wait: Duration) -> Duration {
+    let c = &config.check;
+    let checks = c.timeout * c.confirm + c.confirm_interval * (c.confirm - 1);
+    let units: Duration = config
+        .units
+        .iter()
+        .map(|u| u.verify_timeout + u.settle)
+        .sum();
+    let hook = config
+        .hooks
+        .all()
+        .map(|(_, h)| h.timeout)
+        .max()
+        .unwrap_or_default();
+    checks + lock_wait + units + hook
+}
+
+/// A warning when the service's TimeoutStartSec= (as systemd prints it: "15min",
+/// "1min 30s", "infinity") is shorter than the worst case: systemd would kill a slow but
+/// healthy run mid-verification.
+pub fn service_timeout(worst: Duration, timeout_start: &str) -> Option<Finding> {
+    let t = timeout_start.trim();
+    if t.is_empty() || t == "infinity" {
+        return None;
+    }
+    let limit = humantime::parse_duration(t).ok()?;
+    (limit < worst).then(|| {
+        warning(format!(
+            "failover-manager.service has TimeoutStartSec={t}, but a run with this config may take up to {}: systemd would kill a slow run mid-verification (raise it with `systemctl edit failover-manager.service`)",
+            humantime::format_duration(worst)
+        ))
+    })
+}
+
 pub fn check_command(argv: &[String]) -> Option<Finding> {
     let program = argv.first()?;
     let Some(path) = crate::security::resolve(program) else {
@@ -88,7 +125,6 @@ pub fn check_command(argv: &[String]) -> Option<Finding> {
 mod tests {
     use super::*;
     use crate::config::When;
-    use std::time::Duration;
 
     fn unit(name: &str) -> UnitConfig {
         UnitConfig {
@@ -129,6 +165,25 @@ mod tests {
         assert!(f[1].message.contains("systemctl unmask c.service"));
         assert_eq!(f[2].severity, Severity::Warning);
         assert!(f[2].message.contains("systemctl disable d.service"));
+    }
+
+    #[test]
+    fn service_timeout_against_the_worst_case() {
+        let text = "check: {command: [x], timeout: 10s, confirm: 3, confirm_interval: 2s}\n\
+                    hooks: {on_failure: {command: [y], timeout: 1m}}\n\
+                    defaults: {verify_timeout: 30s, settle: 2s}\nunits: [a, b]\n";
+        let c = crate::config::parse(Path::new("c.yaml"), text);
+        let worst = c
+            .map(|c| worst_case(&c, Duration::from_secs(30)))
+            .unwrap_or_default();
+        // 3×10s + 2×2s + 30s + 2×32s + 60s
+        assert_eq!(worst, Duration::from_secs(188));
+        assert_eq!(service_timeout(worst, "15min"), None);
+        assert_eq!(service_timeout(worst, "infinity"), None);
+        let f = service_timeout(worst, "1min 30s");
+        assert!(f.is_some_and(|f| f.severity == Severity::Warning
+            && f.message.contains("TimeoutStartSec=1min 30s")
+            && f.message.contains("up to 3m 8s")));
     }
 
     #[test]

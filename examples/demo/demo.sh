@@ -24,7 +24,7 @@ say() { printf '\n%s# %s%s\n' "$dim" "$*" "$off"; }
 run() {
   printf '%s$ %s%s\n' "$bold" "$*" "$off"
   local rc=0
-  inside "$@" || rc=$?
+  inside "$@" 2>&1 || rc=$?
   [ "$rc" = 0 ] || printf '%s(exit %s)%s\n' "$dim" "$rc" "$off"
 }
 

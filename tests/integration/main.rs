@@ -8,6 +8,8 @@ mod unit;
 mod cli;
 mod examples;
 mod faults;
+mod packaging;
 mod reconcile;
 mod safety;
+mod seen;
 mod shipped;

@@ -476,3 +476,28 @@ fn validate_learns_the_host() {
     let out = sb.exec(&[BIN, "validate", "--config-only"]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn validate_warns_when_the_service_timeout_is_shorter_than_a_run_can_take() {
+    let t = Test::new()
+        .unit(Unit::simple("app.service").key("verify_timeout: 10m"))
+        .unit(Unit::simple("web.service").key("verify_timeout: 10m"))
+        .primary();
+    let Some(sb) = t.setup() else { return };
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/units/failover-manager.service"
+    );
+    sb.install_unit(
+        "failover-manager.service",
+        &std::fs::read_to_string(shipped).expect("shipped unit"),
+    );
+    sb.daemon_reload();
+    let out = sb.exec(&[BIN, "validate"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("failover-manager.service has TimeoutStartSec=15min, but a run with this config may take up to 20m 35s"),
+        "{err}"
+    );
+}

@@ -254,3 +254,34 @@ fn exit_75_from_a_skipped_minute_is_a_success_for_systemd() {
     assert!(priority_of(&entries, "another failover-manager run").is_some());
     assert_eq!(sb.starts("app.service"), 0);
 }
+
+#[test]
+fn make_demo_shows_a_takeover_and_a_hand_back() {
+    if !crate::sandbox::available() {
+        return;
+    }
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo/demo.sh");
+    let out = std::process::Command::new(demo)
+        .arg(env!("CARGO_BIN_EXE_failover-manager"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run the demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "+ shop-db.service       primary  want running  is inactive",
+        "standby\u{2192}primary: stopped replica-sync.service",
+        "standby\u{2192}primary: started shop-db.service",
+        "standby\u{2192}primary: started shop-web.service",
+        "role unknown: the primary check exited 2",
+        "primary\u{2192}standby: stopped shop-web.service",
+        "primary\u{2192}standby: started replica-sync.service",
+    ] {
+        assert!(text.contains(line), "demo output lacks {line:?}:\n{text}");
+    }
+    assert!(text.matches("\nin sync\n").count() >= 2, "{text}");
+}

@@ -18,6 +18,7 @@ pub struct Test {
     check_timeout: String,
     defaults: String,
     running: Vec<String>,
+    before: Vec<Vec<String>>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     status: Option<i32>,
@@ -52,6 +53,7 @@ impl Test {
             check_timeout: "5s".into(),
             defaults: "{ verify_timeout: 5s, settle: 0s }".into(),
             running: Vec::new(),
+            before: Vec::new(),
             args: Vec::new(),
             env: Vec::new(),
             status: None,
@@ -100,6 +102,12 @@ impl Test {
     /// Units started (and verified active) before the command runs.
     pub fn running(mut self, units: &[&str]) -> Test {
         self.running.extend(units.iter().map(|s| s.to_string()));
+        self
+    }
+    /// A command run inside the sandbox after setup, before the command under test.
+    pub fn before(mut self, argv: &[&str]) -> Test {
+        self.before
+            .push(argv.iter().map(|s| s.to_string()).collect());
         self
     }
     pub fn args(mut self, args: &[&str]) -> Test {
@@ -186,6 +194,10 @@ impl Test {
         for u in &self.running {
             sb.systemctl(&["start", "--", u]);
             assert_eq!(sb.state(u), "active", "setup: {u} did not start");
+        }
+        for argv in &self.before {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            sb.ok(&argv);
         }
         Some(sb)
     }

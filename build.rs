@@ -1,0 +1,259 @@
+//! Build-time generation from the one clap definition in src/cli.rs, so that none of it can
+//! drift from `--help`:
+//!
+//! - the man pages: `failover-manager.1` and one per subcommand (`failover-manager-diff.1`, …),
+//!   each also gzipped (`.1.gz`, what Debian policy wants in a package);
+//! - the bash, zsh and fish completions;
+//! - the version string: `0.1.0 (git abc1234)` in a git checkout, `0.1.0` elsewhere
+//!   (`FM_VERSION`, and `FM_GIT_REV` alone, for the crate).
+//!
+//! Everything is written to OUT_DIR, then copied to `target/<profile>/assets/` (next to the
+//! binary), a stable path for `make install` and cargo-deb:
+//!
+//! ```text
+//! target/release/assets/man/failover-manager.1 (.1.gz), failover-manager-<subcommand>.1 (.1.gz)
+//! target/release/assets/completions/failover-manager.bash, _failover-manager, failover-manager.fish
+//! ```
+
+use std::error::Error;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use clap::CommandFactory;
+use clap_complete::{Generator, Shell};
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, bold, italic, roman};
+
+// Compiled here as well as in the crate: it must stay self-contained (see its header). Its
+// argument structs are only read by the crate.
+#[allow(dead_code)]
+#[path = "src/cli.rs"]
+mod cli;
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+const BIN: &str = "failover-manager";
+
+fn main() -> Result<()> {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/cli.rs");
+
+    let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR")?);
+    let out_dir = PathBuf::from(env("OUT_DIR")?);
+
+    let mut version = env("CARGO_PKG_VERSION")?;
+    if let Some(rev) = git_rev(&manifest_dir) {
+        println!("cargo:rustc-env=FM_GIT_REV={rev}");
+        version = format!("{version} (git {rev})");
+    }
+    println!("cargo:rustc-env=FM_VERSION={version}");
+    // clap wants a &'static str (its `string` feature is off); this process ends right after.
+    let version: &'static str = Box::leak(version.into_boxed_str());
+
+    // What `failover-manager --help` shows, with the version the binary will print (cli.rs
+    // cannot see FM_VERSION while it is compiled into this script).
+    let mut cmd = cli::Cli::command()
+        .version(version)
+        .disable_help_subcommand(true);
+    cmd.build();
+
+    let generated = out_dir.join("assets");
+    let man_dir = generated.join("man");
+    let completions_dir = generated.join("completions");
+    for dir in [&man_dir, &completions_dir] {
+        fs::create_dir_all(dir).map_err(|e| context(e, "create", dir))?;
+    }
+    write_man_pages(&cmd, &man_dir)?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        // failover-manager.bash, _failover-manager, failover-manager.fish
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut cmd, BIN, &mut script);
+        if shell == Shell::Bash {
+            script = fix_bash_subcommand_arms(script)?;
+        }
+        write_if_changed(&completions_dir.join(shell.file_name(BIN)), &script)?;
+    }
+
+    match stable_assets_dir(&out_dir) {
+        Some(stable) => copy_tree(&generated, &stable)?,
+        None => println!(
+            "cargo:warning=OUT_DIR {} is not target/<profile>/build/<pkg>-<hash>/out: man pages \
+             and completions are only in {}",
+            out_dir.display(),
+            generated.display()
+        ),
+    }
+    Ok(())
+}
+
+fn env(name: &str) -> Result<String> {
+    std::env::var(name).map_err(|e| format!("${name}: {e}").into())
+}
+
+fn context(e: impl std::fmt::Display, what: &str, path: &Path) -> Box<dyn Error> {
+    format!("cannot {what} {}: {e}", path.display()).into()
+}
+
+/// `git rev-parse --short HEAD` of this crate's own checkout; None without git, outside a
+/// checkout, or when the crate is a subdirectory of someone else's repository (a vendored or
+/// unpacked source tree), whose revision would say nothing about this code.
+fn git_rev(manifest_dir: &Path) -> Option<String> {
+    let git_dir = manifest_dir.join(".git");
+    if !git_dir.exists() {
+        return None;
+    }
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(manifest_dir)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let s = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+        (out.status.success() && !s.is_empty()).then_some(s)
+    };
+    let rev = git(&["rev-parse", "--short", "HEAD"])?;
+    if !rev.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    // Rebuild when HEAD moves: a checkout rewrites HEAD, a commit rewrites the branch's ref
+    // (loose, or in packed-refs). Only existing files: a missing one would rerun every build.
+    // (.git is a file in a worktree or submodule: then the revision is read once per clean build.)
+    if git_dir.is_dir() {
+        let mut watch = vec![git_dir.join("HEAD"), git_dir.join("packed-refs")];
+        if let Ok(head) = fs::read_to_string(git_dir.join("HEAD"))
+            && let Some(r) = head.trim().strip_prefix("ref: ")
+        {
+            watch.push(git_dir.join(r));
+        }
+        for p in watch.iter().filter(|p| p.is_file()) {
+            println!("cargo:rerun-if-changed={}", p.display());
+        }
+    }
+    Some(rev)
+}
+
+/// clap_complete 4.6 spells the bash `case` arms of a hyphenated binary's subcommands
+/// `failover__subcmd__manager__subcmd__diff`, while its dispatch loop arrives at
+/// `failover__manager__subcmd__diff`: no option of any subcommand ever completes
+/// (clap-rs/clap#6421, open). Respell the arms the way the loop does; a no-op once fixed
+/// upstream. tests/integration/packaging.rs completes a subcommand's option in a real bash.
+fn fix_bash_subcommand_arms(script: Vec<u8>) -> Result<Vec<u8>> {
+    let script = String::from_utf8(script)?;
+    let broken = format!("{}__subcmd__", BIN.replace('-', "__subcmd__"));
+    let loop_spelling = format!("{}__subcmd__", BIN.replace('-', "__"));
+    Ok(script.replace(&broken, &loop_spelling).into_bytes())
+}
+
+/// `failover-manager.1` (with EXIT STATUS, FILES and SEE ALSO after what clap knows) and a
+/// page per subcommand, as clap_mangen names them; each also gzipped.
+fn write_man_pages(cmd: &clap::Command, dir: &Path) -> Result<()> {
+    let mut pages = vec![(format!("{BIN}.1"), main_page(cmd)?)];
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let man = Man::new(sub.clone());
+        let mut page = Vec::new();
+        man.render(&mut page)?;
+        pages.push((man.get_filename(), page));
+    }
+    for (name, page) in pages {
+        let path = dir.join(&name);
+        write_if_changed(&path, &page)?;
+        let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::best());
+        gz.write_all(&page)?;
+        write_if_changed(&dir.join(format!("{name}.gz")), &gz.finish()?)?;
+    }
+    Ok(())
+}
+
+fn main_page(cmd: &clap::Command) -> Result<Vec<u8>> {
+    let man = Man::new(cmd.clone());
+    let mut page = Vec::new();
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    man.render_options_section(&mut page)?;
+    man.render_subcommands_section(&mut page)?;
+
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in cli::EXIT_STATUS {
+        roff.control("TP", [] as [&str; 0]);
+        roff.text([bold(code.to_string())]);
+        roff.text([roman(*meaning)]);
+    }
+    roff.control("SH", ["FILES"]);
+    let files = [
+        (
+            cli::DEFAULT_CONFIG.to_owned(),
+            "The config file (see -c). Start from config.yaml.example next to it.",
+        ),
+        (
+            "/usr/lib/failover-manager/checks/".to_owned(),
+            "Example primary checks (packaged installs; /usr/local/lib/... with make install).",
+        ),
+        (
+            "failover-manager.service, failover-manager.timer".to_owned(),
+            "The systemd units that run a reconcile every minute; installed disabled: \
+             systemctl enable --now failover-manager.timer",
+        ),
+    ];
+    for (file, what) in files {
+        roff.control("TP", [] as [&str; 0]);
+        roff.text([italic(file)]);
+        roff.text([roman(what)]);
+    }
+    roff.control("SH", ["SEE ALSO"]);
+    let see_also: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| format!("{BIN}-{}(1)", s.get_name()))
+        .chain(["systemctl(1)", "systemd.timer(5)"].map(String::from))
+        .collect();
+    roff.text([roman(see_also.join(", "))]);
+    roff.to_writer(&mut page)?;
+
+    man.render_version_section(&mut page)?;
+    Ok(page)
+}
+
+/// `target/<profile>` (or `target/<triple>/<profile>`), from OUT_DIR =
+/// `<that>/build/<pkg>-<hash>/out`, joined with `assets`; None for any other layout.
+fn stable_assets_dir(out_dir: &Path) -> Option<PathBuf> {
+    let build = out_dir.parent()?.parent()?;
+    (out_dir.file_name()? == "out" && build.file_name()? == "build")
+        .then(|| build.parent().map(|profile| profile.join("assets")))
+        .flatten()
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).map_err(|e| context(e, "create", to))?;
+    for entry in fs::read_dir(from).map_err(|e| context(e, "read", from))? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &dest)?;
+        } else {
+            let bytes = fs::read(entry.path()).map_err(|e| context(e, "read", &entry.path()))?;
+            write_if_changed(&dest, &bytes)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes atomically (a temporary file, then rename), so a concurrent build of the same profile
+/// (`cargo build` next to `cargo clippy`) or a running `make install` never sees half a file,
+/// and leaves an identical file alone (its mtime too).
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    let name = path.file_name().ok_or("no file name")?.to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    fs::write(&tmp, bytes).map_err(|e| context(e, "write", &tmp))?;
+    fs::rename(&tmp, path).map_err(|e| context(e, "rename to", path))?;
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! A Prometheus text-format file for node_exporter's textfile collector: "should this service
+//! be running here right now, and is it?". Gauges only: a run is stateless, so are they.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::check::{CheckResult, Exit, Role};
+use crate::plan::{Desired, Plan};
+use crate::systemctl::UnitState;
+
+/// What one run knew when it ended.
+pub struct Snapshot<'a> {
+    pub check: Option<&'a CheckResult>,
+    pub plan: Option<&'a Plan>,
+    /// Unit states after the run (re-observed when something was done), in config order.
+    pub observed_after: Option<&'a [UnitState]>,
+    pub success: bool,
+    pub paused: bool,
+    pub finished: SystemTime,
+    pub duration: Duration,
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn running(s: &UnitState) -> bool {
+    matches!(
+        s,
+        UnitState::Active | UnitState::Activating | UnitState::Reloading | UnitState::Refreshing
+    )
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
+        out.push_str(&format!("# HELP failover_manager_{name} {help}\n"));
+        out.push_str(&format!("# TYPE failover_manager_{name} gauge\n"));
+        for (labels, v) in samples {
+            out.push_str(&format!("failover_manager_{name}{labels} {v}\n"));
+        }
+    };
+    let b = |x: bool| if x { 1.0 } else { 0.0 };
+    let role = s.check.map_or(Role::Unknown, |c| c.role);
+    gauge(
+        "role",
+        "The role as known by the last run (1 on the role it found).",
+        &[Role::Primary, Role::Standby, Role::Unknown]
+            .map(|r| (format!("{{role=\"{r}\"}}"), b(r == role))),
+    );
+    gauge(
+        "last_run_success",
+        "Whether the last run converged (1) or needs a human (0).",
+        &[(String::new(), b(s.success))],
+    );
+    let ts = s
+        .finished
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    gauge(
+        "last_run_timestamp_seconds",
+        "When the last run ended (Unix time).",
+        &[(String::new(), ts)],
+    );
+    gauge(
+        "last_run_duration_seconds",
+        "How long the last run took.",
+        &[(String::new(), s.duration.as_secs_f64())],
+    );
+    if let Some(c) = s.check {
+        gauge(
+            "check_duration_seconds",
+            "How long the primary check took.",
+            &[(String::new(), c.duration.as_secs_f64())],
+        );
+        let code = match c.exit_code {
+            Exit::Code(n) => f64::from(n),
+            _ => -1.0,
+        };
+        gauge(
+            "check_exit_code",
+            "The primary check's exit code (-1: no exit code: timeout, signal, not started).",
+            &[(String::new(), code)],
+        );
+    }
+    gauge(
+        "paused",
+        "Whether this host is in maintenance mode (failover-manager pause).",
+        &[(String::new(), b(s.paused))],
+    );
+    if let Some(plan) = s.plan {
+        let label = |u: &crate::plan::UnitPlan| {
+            format!(
+                "{{unit=\"{}\",when=\"{}\"}}",
+                escape(&u.name),
+                match u.when {
+                    crate::config::When::Primary => "primary",
+                    crate::config::When::Standby => "standby",
+                }
+            )
+        };
+        let desired: Vec<(String, f64)> = plan
+            .units
+            .iter()
+            .filter_map(|u| u.desired.map(|d| (label(u), b(d == Desired::Running))))
+            .collect();
+        gauge(
+            "unit_desired_running",
+            "Whether the unit should be running on this host now (absent while the role is unknown).",
+            &desired,
+        );
+        let after = s.observed_after;
+        let observed: Vec<(String, f64)> = plan
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let state = after.and_then(|a| a.get(i)).unwrap_or(&u.observed);
+                (label(u), b(running(state)))
+            })
+            .collect();
+        gauge(
+            "unit_running",
+            "Whether the unit was running (active, activating or reloading) when the run ended.",
+            &observed,
+        );
+    }
+    out
+}
+
+/// Writes atomically: a temp file in the same directory whose name does not end in `.prom`
+/// (node_exporter would read it half-written), mode 0644 so a node_exporter running as its
+/// own user can read it, then a rename over the target.
+pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "failover-manager.prom".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        // The mode given to open() is filtered by the umask: set it explicitly.
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{UnitConfig, When};
+    use crate::plan::plan;
+
+    fn snapshot_text(role: Role, exit: Exit, observed_after: Option<&[UnitState]>) -> String {
+        let units: Vec<UnitConfig> = [("app.service", When::Primary), ("re\"plica", When::Standby)]
+            .iter()
+            .map(|(n, w)| UnitConfig {
+                name: n.to_string(),
+                when: *w,
+                verify_timeout: Duration::from_secs(1),
+                settle: Duration::ZERO,
+                managed: true,
+            })
+            .collect();
+        let p = plan(role, &units, &[UnitState::Inactive, UnitState::Active]);
+        let c = CheckResult {
+            role,
+            exit_code: exit,
+            duration: Duration::from_millis(250),
+            output: vec![],
+        };
+        render(&Snapshot {
+            check: Some(&c),
+            plan: Some(&p),
+            observed_after,
+            success: true,
+            paused: false,
+            finished: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            duration: Duration::from_millis(1500),
+        })
+    }
+
+    #[test]
+    fn renders_every_gauge() {
+        let after = [UnitState::Active, UnitState::Inactive];
+        let t = snapshot_text(Role::Primary, Exit::Code(0), Some(&after));
+        for line in [
+            "# TYPE failover_manager_role gauge",
+            "failover_manager_role{role=\"primary\"} 1",
+            "failover_manager_role{role=\"standby\"} 0",
+            "failover_manager_role{role=\"unknown\"} 0",
+            "failover_manager_last_run_success 1",
+            "failover_manager_last_run_timestamp_seconds 1700000000",
+            "failover_manager_last_run_duration_seconds 1.5",
+            "failover_manager_check_duration_seconds 0.25",
+            "failover_manager_check_exit_code 0",
+            "failover_manager_paused 0",
+            "failover_manager_unit_desired_running{unit=\"app.service\",when=\"primary\"} 1",
+            "failover_manager_unit_desired_running{unit=\"re\\\"plica\",when=\"standby\"} 0",
+            "failover_manager_unit_running{unit=\"app.service\",when=\"primary\"} 1",
+            "failover_manager_unit_running{unit=\"re\\\"plica\",when=\"standby\"} 0",
+        ] {
+            assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn unknown_role_has_no_desired_state_and_no_exit_code() {
+        let t = snapshot_text(Role::Unknown, Exit::TimedOut, None);
+        assert!(t.contains("failover_manager_role{role=\"unknown\"} 1"));
+        assert!(t.contains("failover_manager_check_exit_code -1"));
+        assert!(!t.contains("failover_manager_unit_desired_running{"), "{t}");
+        // Before any action, the observed states are the ones the run started from.
+        assert!(
+            t.contains("failover_manager_unit_running{unit=\"re\\\"plica\",when=\"standby\"} 1")
+        );
+    }
+
+    #[test]
+    fn write_is_atomic_and_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("fm-metrics-test-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("failover_manager.prom");
+        let r1 = write(&path, "a 1\n");
+        let r2 = write(&path, "a 2\n");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let mode = std::fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        let entries = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(r1.is_ok() && r2.is_ok());
+        assert_eq!(text, "a 2\n");
+        assert_eq!(mode, 0o644);
+        assert_eq!(entries, 1, "no temp file left behind");
+    }
+}

@@ -1,0 +1,301 @@
+//! Seen and fast: metrics for node_exporter, event-driven takeover through the shipped path
+//! unit, and `parallel: true`.
+
+use std::time::{Duration, Instant};
+
+use crate::sandbox::{BIN, Sandbox};
+use crate::test::Test;
+use crate::unit::Unit;
+
+const PROM: &str = "/var/lib/fm-metrics/failover_manager.prom";
+
+fn host() -> Test {
+    Test::new()
+        .unit(Unit::simple("app.service"))
+        .unit(Unit::simple("replica.service").standby())
+        .running(&["replica.service"])
+}
+
+/// The value of the first sample whose line starts with `series` (name and labels).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
+#[test]
+fn metrics_file_says_what_should_run_and_what_does() {
+    let ran = host()
+        .primary()
+        .before(&["mkdir", "-p", "/var/lib/fm-metrics"])
+        .args(&["reconcile", "--metrics-file", PROM])
+        .status(0)
+        .active("app.service")
+        .run();
+    let Some(r) = ran else { return };
+    let text = r.sandbox.read(PROM);
+    assert_eq!(
+        sample(&text, "failover_manager_role{role=\"primary\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "failover_manager_role{role=\"standby\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, "failover_manager_last_run_success"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "failover_manager_check_exit_code"), Some(0.0));
+    assert_eq!(sample(&text, "failover_manager_paused"), Some(0.0));
+    let unit = |name: &str, when: &str| format!("{{unit=\"{name}\",when=\"{when}\"}}");
+    assert_eq!(
+        sample(
+            &text,
+            &format!(
+                "failover_manager_unit_desired_running{}",
+                unit("app.service", "primary")
+            )
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!(
+                "failover_manager_unit_running{}",
+                unit("app.service", "primary")
+            )
+        ),
+        Some(1.0),
+        "observed after the run"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!(
+                "failover_manager_unit_desired_running{}",
+                unit("replica.service", "standby")
+            )
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!(
+                "failover_manager_unit_running{}",
+                unit("replica.service", "standby")
+            )
+        ),
+        Some(0.0)
+    );
+    let ts = sample(&text, "failover_manager_last_run_timestamp_seconds").unwrap_or(0.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    assert!((now - ts).abs() < 60.0, "timestamp {ts} vs now {now}");
+    let mode = r.sandbox.ok(&["stat", "-c", "%a", PROM]);
+    assert_eq!(mode.trim(), "644");
+    let left = r.sandbox.ok(&["ls", "-A", "/var/lib/fm-metrics"]);
+    assert_eq!(left.trim(), "failover_manager.prom", "no temp files");
+
+    // The role unknown: the run fails, and the metrics say so (no desired state).
+    r.sandbox.write("/run/fm-test/check-exit", "9");
+    let (status, _, _) = r.again(&["reconcile", "--metrics-file", PROM]);
+    assert_eq!(status, 3);
+    let text = r.sandbox.read(PROM);
+    assert_eq!(
+        sample(&text, "failover_manager_role{role=\"unknown\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "failover_manager_last_run_success"),
+        Some(0.0)
+    );
+    assert_eq!(sample(&text, "failover_manager_check_exit_code"), Some(9.0));
+    assert!(
+        !text.contains("failover_manager_unit_desired_running{"),
+        "{text}"
+    );
+
+    // Paused: still written, paused 1.
+    r.sandbox.write("/run/fm-test/check-exit", "0");
+    let _ = r.again(&["pause", "--reason", "test"]);
+    let (status, _, _) = r.again(&["reconcile", "--metrics-file", PROM]);
+    assert_eq!(status, 0);
+    assert_eq!(
+        sample(&r.sandbox.read(PROM), "failover_manager_paused"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn metrics_file_from_the_config_is_served_by_a_real_node_exporter() {
+    if !std::path::Path::new("/usr/bin/prometheus-node-exporter").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but prometheus-node-exporter is not installed (.ci/run installs it)"
+        );
+        eprintln!(
+            "\n*** SKIPPED: node_exporter test (apt-get install prometheus-node-exporter) ***\n"
+        );
+        return;
+    }
+    let t = host().primary().config(&format!(
+        "check: {{command: [/bin/sh, -c, \"exit $(cat /run/fm-test/check-exit)\"]}}\n\
+         metrics_file: {PROM}\nunits:\n  - app.service\n  - name: replica.service\n    when: standby\n"
+    ));
+    let Some(sb) = t.setup() else { return };
+    sb.ok(&["mkdir", "-p", "/var/lib/fm-metrics"]);
+    // A transient unit running node_exporter as its own unprivileged user, as packaged.
+    sb.ok(&[
+        "systemd-run",
+        "--unit=node-exporter",
+        "--property=DynamicUser=yes",
+        "/usr/bin/prometheus-node-exporter",
+        "--web.listen-address=127.0.0.1:9100",
+        "--collector.disable-defaults",
+        "--collector.textfile",
+        "--collector.textfile.directory=/var/lib/fm-metrics",
+    ]);
+    let out = sb.exec(&[BIN, "reconcile"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scraped = scrape(&sb, Duration::from_secs(10));
+    assert!(
+        scraped.contains("failover_manager_role{role=\"primary\"} 1"),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("failover_manager_unit_running{unit=\"app.service\",when=\"primary\"} 1"),
+        "{scraped}"
+    );
+    // node_exporter's own word that it read the file without error.
+    assert!(
+        scraped.contains("node_textfile_scrape_error 0"),
+        "{scraped}"
+    );
+}
+
+fn scrape(sb: &Sandbox, within: Duration) -> String {
+    let end = Instant::now() + within;
+    loop {
+        let out = sb.exec(&["curl", "-sf", "http://127.0.0.1:9100/metrics"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("failover_manager_role") || Instant::now() > end {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn install_shipped(sb: &Sandbox) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
+    for f in ["failover-manager.service", "failover-manager.path"] {
+        let body = std::fs::read_to_string(format!("{dir}/{f}")).expect("shipped unit");
+        sb.install_unit(f, &body);
+    }
+    let check = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/checks/role-file");
+    std::fs::create_dir_all(sb.path("/usr/lib/failover-manager/checks")).expect("mkdir");
+    std::fs::copy(check, sb.path("/usr/lib/failover-manager/checks/role-file"))
+        .expect("copy check");
+    sb.daemon_reload();
+}
+
+#[test]
+fn writing_the_role_file_takes_over_within_a_second_through_the_path_unit() {
+    let t = host().config(
+        "check: {command: [/usr/lib/failover-manager/checks/role-file]}\n\
+         defaults: {settle: 0s}\nunits:\n  - app.service\n  - name: replica.service\n    when: standby\n",
+    );
+    let Some(sb) = t.setup() else { return };
+    install_shipped(&sb);
+    sb.systemctl(&["start", "failover-manager.path"]);
+    assert_eq!(sb.state("failover-manager.path"), "active");
+    // A write while a run is in flight merges into it and goes unseen until the timer (see
+    // README), so make sure no run is in flight.
+    idle(&sb);
+    assert_eq!(sb.state("app.service"), "inactive");
+    // No timer is running: only the path unit can react.
+    let written = Instant::now();
+    sb.ok(&["sh", "-c", "mkdir -p /run/failover-manager && echo primary > /run/failover-manager/role.tmp && mv /run/failover-manager/role.tmp /run/failover-manager/role"]);
+    while sb.state("app.service") != "active" && written.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = written.elapsed();
+    assert_eq!(sb.state("app.service"), "active");
+    assert_eq!(sb.state("replica.service"), "inactive");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    eprintln!("path unit takeover: app.service active {took:?} after the role file was written");
+    // And back: standby.
+    idle(&sb);
+    sb.ok(&["sh", "-c", "echo standby > /run/failover-manager/role"]);
+    let end = Instant::now() + Duration::from_secs(5);
+    while sb.state("replica.service") != "active" && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(sb.state("replica.service"), "active");
+    assert_eq!(sb.state("app.service"), "inactive");
+}
+
+fn idle(sb: &Sandbox) {
+    let end = Instant::now() + Duration::from_secs(5);
+    std::thread::sleep(Duration::from_millis(100));
+    while sb.state("failover-manager.service") == "activating" && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn parallel_site(extra: &str) -> Test {
+    Test::new()
+        .unit(Unit::simple("a.service"))
+        .unit(Unit::oneshot("b.service"))
+        .unit(Unit::simple("c.service"))
+        .unit(Unit::simple("replica.service").standby())
+        .running(&["replica.service"])
+        .config(&format!(
+            "check: {{command: [/bin/sh, -c, \"exit $(cat /run/fm-test/check-exit)\"]}}\n\
+             parallel: true\ndefaults: {{settle: 300ms}}\nunits:\n  - a.service\n  - b.service\n  - c.service\n\
+             {extra}  - name: replica.service\n    when: standby\n"
+        ))
+}
+
+#[test]
+fn parallel_starts_every_unit_in_one_batch_and_verifies_each() {
+    parallel_site("")
+        .primary()
+        .status(0)
+        .stdout_has("stopped replica.service")
+        .stdout_has("started a.service")
+        .stdout_has("started b.service")
+        .stdout_has("started c.service")
+        .active("a.service")
+        .active("b.service")
+        .active("c.service")
+        .inactive("replica.service")
+        .no_jobs()
+        .run();
+}
+
+#[test]
+fn parallel_reports_each_failure_without_holding_back_the_others() {
+    let t = parallel_site("  - name: bad.service\n    settle: 2s\n")
+        .unit(Unit::dies_after_1s("bad.service"))
+        .primary()
+        .status(1)
+        .stdout_has("started a.service")
+        .stdout_has("started c.service")
+        .stderr_has("bad.service did not start: went ")
+        .stderr_has("bad.service | lost connection to database")
+        .active("a.service")
+        .active("c.service")
+        .inactive("replica.service");
+    t.run();
+}
