@@ -41,7 +41,9 @@ install: $(if $(filter target/release,$(ARTIFACTS)),build)
 	install -m755 examples/checks/* $(DESTDIR)$(LIBDIR)/failover-manager/checks/
 	install -m755 examples/keepalived/notify-failover-manager $(DESTDIR)$(LIBDIR)/failover-manager/keepalived/
 	install -d -m755 $(DESTDIR)$(SYSCONFDIR)/failover-manager
-	install -m644 examples/config.yaml $(DESTDIR)$(SYSCONFDIR)/failover-manager/config.yaml.example
+	sed 's|/usr/lib/failover-manager/|$(LIBDIR)/failover-manager/|g' examples/config.yaml \
+		>$(DESTDIR)$(SYSCONFDIR)/failover-manager/config.yaml.example
+	chmod 644 $(DESTDIR)$(SYSCONFDIR)/failover-manager/config.yaml.example
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m644 $(ARTIFACTS)/assets/man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -Dm644 $(ARTIFACTS)/assets/completions/failover-manager.bash $(DESTDIR)$(BASHCOMPDIR)/failover-manager

@@ -120,9 +120,18 @@ fn start_progress(d: &UnitDetails) -> Progress {
     match d.active_state {
         UnitState::Active | UnitState::Reloading | UnitState::Refreshing => Progress::Reached,
         UnitState::Activating => Progress::Pending,
+        // Before the queued job runs (or while it waits for an After= dependency), the unit
+        // still shows where it was: inactive, failed, or stopping.
+        UnitState::Inactive | UnitState::Failed | UnitState::Deactivating if d.job_pending => {
+            Progress::Pending
+        }
         UnitState::Failed => Progress::Failed("failed"),
-        // Before the queued job runs (or while it waits for an After= dependency).
-        UnitState::Inactive | UnitState::Deactivating if d.job_pending => Progress::Pending,
+        UnitState::Inactive if d.condition_result == "no" => {
+            Progress::Failed("was skipped: a Condition…= of the unit is not met")
+        }
+        UnitState::Inactive if d.result == "dependency" => {
+            Progress::Failed("was not started: a dependency failed")
+        }
         UnitState::Inactive => Progress::Failed("exited (a oneshot needs RemainAfterExit=yes)"),
         UnitState::Deactivating => Progress::Failed("is stopping again"),
         UnitState::Maintenance | UnitState::Other(_) => Progress::Pending,
@@ -137,20 +146,24 @@ fn stop_progress(d: &UnitDetails) -> Progress {
     }
 }
 
-fn settle_reason(d: &UnitDetails, after_active: Duration, cfg: &UnitConfig) -> String {
+fn settle_reason(what: &str, after_active: Duration, cfg: &UnitConfig) -> String {
     format!(
-        "went {} {} after it became active (within its {} settle window)",
-        d.active_state,
+        "{what} {} after it became active (within its {} settle window)",
         crate::report::fmt_duration(after_active),
         crate::report::fmt_duration(cfg.settle)
     )
 }
 
-fn timeout_reason(goal: &str, d: &UnitDetails, cfg: &UnitConfig) -> String {
+fn timeout_reason(d: &UnitDetails, cfg: &UnitConfig) -> String {
+    let sub = if d.sub_state.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", d.sub_state)
+    };
     format!(
-        "did not finish {goal} within {} (still {})",
+        "still {}{sub} after {} (verify_timeout)",
+        d.active_state,
         crate::report::fmt_duration(cfg.verify_timeout),
-        d.active_state
     )
 }
 
@@ -174,12 +187,19 @@ fn apply_parallel(plan: &Plan, units: &[UnitConfig], mgr: &dyn Manager) -> Vec<S
 /// Where one unit of a batch is.
 enum Phase {
     Waiting,
-    Settling { active_at: Duration, until: Instant },
+    /// Active since `active_at` (after the batch began); must stay so, and the same process
+    /// (invocation), until `until`.
+    Settling {
+        active_at: Duration,
+        until: Instant,
+        invocation: String,
+        restarts: String,
+    },
     Finished(Outcome),
 }
 
-/// Queues one job per unit in a single call, then verifies them all with one batched
-/// `systemctl show` per poll.
+/// Queues one job per unit in a single call (none for a unit already on its way), then
+/// verifies them all with one batched `systemctl show` per poll.
 fn batch(
     action: Action,
     idxs: &[usize],
@@ -190,33 +210,47 @@ fn batch(
     if idxs.is_empty() {
         return Vec::new();
     }
-    let (verb, progress, goal): (_, fn(&UnitDetails) -> Progress, _) = match action {
-        Action::Start => (crate::systemctl::Verb::Start, start_progress, "to start"),
-        Action::Stop => (crate::systemctl::Verb::Stop, stop_progress, "to stop"),
+    let (verb, progress): (_, fn(&UnitDetails) -> Progress) = match action {
+        Action::Start => (crate::systemctl::Verb::Start, start_progress),
+        Action::Stop => (crate::systemctl::Verb::Stop, stop_progress),
     };
     let t0 = Instant::now();
     let since = SystemTime::now();
     let names: Vec<&str> = idxs.iter().map(|&i| units[i].name.as_str()).collect();
     let mut phases: Vec<Phase> = idxs.iter().map(|_| Phase::Waiting).collect();
+    // The last state seen of each unit, for a report that needs no further systemctl call.
+    let mut last: Vec<UnitState> = idxs
+        .iter()
+        .map(|&i| plan.units[i].observed.clone())
+        .collect();
+    let to_queue: Vec<usize> = (0..idxs.len())
+        .filter(|&j| !plan.units[idxs[j]].underway)
+        .collect();
+    let queue_names: Vec<&str> = to_queue.iter().map(|&j| names[j]).collect();
     if interrupt::requested() {
         phases.iter_mut().for_each(|p| {
             *p = Phase::Finished(Outcome::Skipped {
                 reason: "interrupted".into(),
             })
         });
-    } else if let Err(first) = mgr.enqueue_many(verb, &names) {
+    } else if queue_names.is_empty() {
+        // Every unit is already on its way: only verification is left.
+    } else if let Err(first) = mgr.enqueue_many(verb, &queue_names) {
         let what = match verb {
             crate::systemctl::Verb::Start => "could not be started",
             crate::systemctl::Verb::Stop => "could not be stopped",
         };
         // One bad unit fails the whole call: queue them one by one, so each gets its own error
         // and the good ones still go.
-        let errors: Vec<Option<SystemctlError>> = if names.len() == 1 {
+        let errors: Vec<Option<SystemctlError>> = if queue_names.len() == 1 {
             vec![Some(first)]
         } else {
-            names.iter().map(|n| mgr.enqueue(verb, n).err()).collect()
+            queue_names
+                .iter()
+                .map(|n| mgr.enqueue(verb, n).err())
+                .collect()
         };
-        for (j, e) in errors.into_iter().enumerate() {
+        for (&j, e) in to_queue.iter().zip(errors) {
             if let Some(e) = e {
                 let cfg = &units[idxs[j]];
                 phases[j] = Phase::Finished(failure(cfg, mgr, what, e.to_string(), t0, since));
@@ -252,7 +286,9 @@ fn batch(
         let now = Instant::now();
         for (&j, d) in pending.iter().zip(details) {
             let cfg = &units[idxs[j]];
-            let next = match &phases[j] {
+            last[j] = d.active_state.clone();
+            let phase = std::mem::replace(&mut phases[j], Phase::Waiting);
+            phases[j] = match phase {
                 Phase::Waiting => match progress(&d) {
                     Progress::Reached if action == Action::Stop || cfg.settle.is_zero() => {
                         Phase::Finished(Outcome::Done {
@@ -262,40 +298,63 @@ fn batch(
                     Progress::Reached => Phase::Settling {
                         active_at: t0.elapsed(),
                         until: now + cfg.settle,
+                        invocation: d.invocation_id.clone(),
+                        restarts: d.n_restarts.clone(),
                     },
                     Progress::Failed(what) => {
                         Phase::Finished(failure_with(cfg, mgr, what.to_owned(), d, t0, since))
                     }
                     Progress::Pending if now >= t0 + cfg.verify_timeout => {
-                        let reason = timeout_reason(goal, &d, cfg);
+                        let reason = timeout_reason(&d, cfg);
                         Phase::Finished(failure_with(cfg, mgr, reason, d, t0, since))
                     }
                     Progress::Pending => Phase::Waiting,
                 },
-                Phase::Settling { active_at, until } => {
+                Phase::Settling {
+                    active_at,
+                    until,
+                    invocation,
+                    restarts,
+                } => {
+                    let after = t0.elapsed().saturating_sub(active_at);
+                    // A crash and a quick Restart= can both fall between two polls: a new
+                    // invocation (or restart count) gives it away.
+                    let restarted = d.invocation_id != invocation || d.n_restarts != restarts;
                     if start_progress(&d) != Progress::Reached {
-                        let reason =
-                            settle_reason(&d, t0.elapsed().saturating_sub(*active_at), cfg);
+                        let what = format!("went {}", d.active_state);
+                        let reason = settle_reason(&what, after, cfg);
                         Phase::Finished(failure_with(cfg, mgr, reason, d, t0, since))
-                    } else if now >= *until {
-                        Phase::Finished(Outcome::Done {
-                            elapsed: *active_at,
-                        })
+                    } else if restarted {
+                        let reason = settle_reason("was restarted", after, cfg);
+                        Phase::Finished(failure_with(cfg, mgr, reason, d, t0, since))
+                    } else if now >= until {
+                        Phase::Finished(Outcome::Done { elapsed: active_at })
                     } else {
                         Phase::Settling {
-                            active_at: *active_at,
-                            until: *until,
+                            active_at,
+                            until,
+                            invocation,
+                            restarts,
                         }
                     }
                 }
-                Phase::Finished(o) => Phase::Finished(o.clone()),
+                finished @ Phase::Finished(_) => finished,
             };
-            phases[j] = next;
+        }
+        if phases.iter().all(|p| matches!(p, Phase::Finished(_))) {
+            break;
         }
         if !interrupt::sleep(poll) {
-            for &j in &pending {
-                if !matches!(phases[j], Phase::Finished(_)) {
-                    phases[j] = Phase::Finished(interrupted(&units[idxs[j]], mgr, t0, since));
+            // Stop at once: report what was last seen, without another call per unit.
+            for (j, phase) in phases.iter_mut().enumerate() {
+                if !matches!(phase, Phase::Finished(_)) {
+                    *phase = Phase::Finished(Outcome::Failed {
+                        reason: "interrupted before it was verified".into(),
+                        state: last[j].clone(),
+                        cause: String::new(),
+                        journal: Vec::new(),
+                        elapsed: t0.elapsed(),
+                    });
                 }
             }
         }
@@ -316,14 +375,6 @@ fn batch(
             },
         })
         .collect()
-}
-
-fn interrupted(cfg: &UnitConfig, mgr: &dyn Manager, t0: Instant, since: SystemTime) -> Outcome {
-    let reason = "interrupted before it was verified".to_owned();
-    match mgr.details(&cfg.name) {
-        Ok(d) => failure_with(cfg, mgr, reason, d, t0, since),
-        Err(e) => failure(cfg, mgr, &reason, e.to_string(), t0, since),
-    }
 }
 
 fn failure(
@@ -390,6 +441,21 @@ mod tests {
         }
     }
 
+    impl Fake {
+        fn details(&self, unit: &str) -> Result<UnitDetails, SystemctlError> {
+            let verb = self.queued.borrow().get(unit).copied();
+            let default = match verb {
+                Some(Verb::Stop) => UnitState::Inactive,
+                _ => UnitState::Active,
+            };
+            Ok(UnitDetails {
+                load_state: "loaded".into(),
+                active_state: self.after.get(unit).cloned().unwrap_or(default),
+                ..UnitDetails::default()
+            })
+        }
+    }
+
     impl Manager for Fake {
         fn is_active(&self, units: &[&str]) -> Result<Vec<UnitState>, SystemctlError> {
             Ok(units.iter().map(|_| UnitState::Inactive).collect())
@@ -402,18 +468,6 @@ mod tests {
                 self.queued.borrow_mut().insert(unit.to_string(), verb);
             }
             Ok(())
-        }
-        fn details(&self, unit: &str) -> Result<UnitDetails, SystemctlError> {
-            let verb = self.queued.borrow().get(unit).copied();
-            let default = match verb {
-                Some(Verb::Stop) => UnitState::Inactive,
-                _ => UnitState::Active,
-            };
-            Ok(UnitDetails {
-                load_state: "loaded".into(),
-                active_state: self.after.get(unit).cloned().unwrap_or(default),
-                ..UnitDetails::default()
-            })
         }
         fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemctlError> {
             units.iter().map(|u| self.details(u)).collect()
@@ -547,7 +601,7 @@ mod tests {
         );
         assert_eq!(*fake.calls.borrow(), ["stop s2", "stop s1"]);
         assert!(
-            matches!(&r[0].outcome, Outcome::Failed { reason, .. } if reason.contains("did not finish to stop"))
+            matches!(&r[0].outcome, Outcome::Failed { reason, .. } if reason.contains("still deactivating"))
         );
         assert!(!r[1].failed());
         assert!(
@@ -563,7 +617,7 @@ mod tests {
         let r = run(&units, &[UnitState::Inactive], &fake);
         assert!(t.elapsed() >= Duration::from_millis(200));
         assert!(
-            matches!(&r[0].outcome, Outcome::Failed { reason, .. } if reason.contains("still activating"))
+            matches!(&r[0].outcome, Outcome::Failed { reason, .. } if reason.starts_with("still activating"))
         );
     }
 

@@ -104,7 +104,7 @@ pub struct ValidateArgs {
 #[derive(Debug, Clone, Args)]
 pub struct PauseArgs {
     /// Why, for whoever finds the host paused
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub reason: String,
 }
 

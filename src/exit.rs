@@ -83,6 +83,14 @@ mod tests {
                 1,
             ),
             (
+                Err(Error::Lock(LockError::Stuck {
+                    path: "l".into(),
+                    holder: "pid 1".into(),
+                    held_for: std::time::Duration::from_secs(3600),
+                })),
+                1,
+            ),
+            (
                 Err(Error::Config(ConfigError::NotText { path: "x".into() })),
                 78,
             ),

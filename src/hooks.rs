@@ -26,18 +26,19 @@ impl Event {
 }
 
 /// Which hook a run calls for: failure if any step failed; promote/demote when something was
-/// changed and the units did not already all run as this role before; else none.
+/// changed and the units' states before the run said the host held the other role; else none.
 pub fn event(plan: &Plan, results: &[StepResult]) -> Option<Event> {
     if results.iter().any(StepResult::failed) {
         return Some(Event::Failure);
     }
-    if results.is_empty() || plan.observed_role == Some(plan.role) {
+    if results.is_empty() {
         return None;
     }
-    match plan.role {
-        Role::Primary => Some(Event::Promote),
-        Role::Standby => Some(Event::Demote),
-        Role::Unknown => None,
+    // Only a change of role: restarting a crashed unit on the primary is no promotion.
+    match (plan.observed_role, plan.role) {
+        (Some(Role::Standby), Role::Primary) => Some(Event::Promote),
+        (Some(Role::Primary), Role::Standby) => Some(Event::Demote),
+        _ => None,
     }
 }
 

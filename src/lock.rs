@@ -32,11 +32,29 @@ pub enum LockError {
         holder: String,
         waited: Duration,
     },
+    #[error(
+        "another failover-manager run ({holder}) has held {path} for {}, longer than any run \
+         with this config can take: is it stopped (Ctrl-Z) or hung? Every run is skipped until \
+         it ends",
+        humantime::format_duration(*.held_for)
+    )]
+    Stuck {
+        path: PathBuf,
+        holder: String,
+        held_for: Duration,
+    },
     #[error("interrupted while waiting for the lock {path}")]
     Interrupted { path: PathBuf },
 }
 
-pub fn acquire(path: &Path, wait: Duration) -> Result<Lock, LockError> {
+/// Waits up to `wait` for the lock. A holder that has had it for longer than `stuck_after`
+/// (when given) is reported as stuck rather than busy: a skipped minute is fine, a lock that
+/// is never released silently skips them all.
+pub fn acquire(
+    path: &Path,
+    wait: Duration,
+    stuck_after: Option<Duration>,
+) -> Result<Lock, LockError> {
     let open_err = |source| LockError::Open {
         path: path.to_owned(),
         source,
@@ -64,6 +82,21 @@ pub fn acquire(path: &Path, wait: Duration) -> Result<Lock, LockError> {
             logged = true;
         }
         if started.elapsed() >= wait {
+            // Each run writes its PID on taking the lock: the file's age is how long it is held.
+            let held_for = file
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            if let (Some(held_for), Some(limit)) = (held_for, stuck_after)
+                && held_for > limit
+            {
+                return Err(LockError::Stuck {
+                    path: path.to_owned(),
+                    holder: holder(&mut file),
+                    held_for: Duration::from_secs(held_for.as_secs()),
+                });
+            }
             return Err(LockError::Busy {
                 path: path.to_owned(),
                 holder: holder(&mut file),
@@ -101,13 +134,18 @@ mod tests {
     fn second_holder_waits_then_names_the_first() {
         let dir = std::env::temp_dir().join(format!("fm-lock-test-{}", std::process::id()));
         let path = dir.join("lock");
-        let first = acquire(&path, Duration::ZERO);
+        let first = acquire(&path, Duration::ZERO, None);
         assert!(first.is_ok(), "{first:?}");
         let t = Instant::now();
-        let second = acquire(&path, Duration::from_millis(200));
+        let second = acquire(
+            &path,
+            Duration::from_millis(200),
+            Some(Duration::from_secs(60)),
+        );
         let waited = t.elapsed();
+        let stuck = acquire(&path, Duration::ZERO, Some(Duration::ZERO));
         drop(first);
-        let third = acquire(&path, Duration::ZERO);
+        let third = acquire(&path, Duration::ZERO, None);
         let _ = std::fs::remove_dir_all(&dir);
         match second {
             Err(LockError::Busy { holder, .. }) => {
@@ -116,6 +154,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(waited >= Duration::from_millis(200));
+        assert!(matches!(stuck, Err(LockError::Stuck { .. })), "{stuck:?}");
         assert!(third.is_ok(), "released on drop: {third:?}");
     }
 }

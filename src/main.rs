@@ -39,8 +39,14 @@ fn main() -> std::process::ExitCode {
         log::warn!("cannot handle SIGTERM/SIGINT: {e}");
     }
     let result = run::run(&cli);
+    let code = exit::ExitCode::of(&result);
     if let Err(e) = &result {
-        log::error!("{e}");
+        // A skipped minute (lock busy) is expected now and then: not an error in the journal.
+        if code == exit::ExitCode::Locked {
+            log::warn!("{e}");
+        } else {
+            log::error!("{e}");
+        }
     }
-    exit::ExitCode::of(&result).into()
+    code.into()
 }

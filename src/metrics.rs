@@ -28,10 +28,12 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Running means up: a unit still `activating` (stuck, or crash-looping through
+/// auto-restart) is not, or `desired != running` could never fire for it.
 fn running(s: &UnitState) -> bool {
     matches!(
         s,
-        UnitState::Active | UnitState::Activating | UnitState::Reloading | UnitState::Refreshing
+        UnitState::Active | UnitState::Reloading | UnitState::Refreshing
     )
 }
 
@@ -126,7 +128,7 @@ pub fn render(s: &Snapshot) -> String {
             .collect();
         gauge(
             "unit_running",
-            "Whether the unit was running (active, activating or reloading) when the run ended.",
+            "Whether the unit was up (active or reloading) when the run ended.",
             &observed,
         );
     }

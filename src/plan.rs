@@ -30,6 +30,10 @@ pub struct UnitPlan {
     pub desired: Option<Desired>,
     pub observed: UnitState,
     pub action: Option<Action>,
+    /// The unit is already on its way (`activating` for a start, `deactivating` for a stop):
+    /// no second job is queued, but the step is still verified, and still holds back the
+    /// steps after it, so a unit stuck on its way is never mistaken for one that arrived.
+    pub underway: bool,
     /// `managed: false` in the config: drift is shown, never acted on.
     pub managed: bool,
 }
@@ -39,7 +43,7 @@ impl UnitPlan {
     pub fn in_sync(&self) -> bool {
         match self.desired {
             None => true,
-            Some(d) => classify(&self.observed) == Some(d),
+            Some(d) => settled(&self.observed) == Some(d),
         }
     }
 }
@@ -75,18 +79,25 @@ impl Plan {
     }
 }
 
-/// Where a state counts: running, stopped, or neither (a state we must not act on).
+/// Where a state is heading: running, stopped, or neither (a state we must not act on).
 fn classify(state: &UnitState) -> Option<Desired> {
     match state {
-        // `activating` is already starting: a second start would only queue behind it.
         UnitState::Active
         | UnitState::Reloading
         | UnitState::Refreshing
         | UnitState::Activating => Some(Desired::Running),
-        // `deactivating` is already stopping; `failed` is not running.
+        // `failed` is not running.
         UnitState::Inactive | UnitState::Failed | UnitState::Deactivating => Some(Desired::Stopped),
         // systemd is busy with the unit (cleaning) or says something we do not know.
         UnitState::Maintenance | UnitState::Other(_) => None,
+    }
+}
+
+/// Where a state has arrived: like `classify`, but a unit on its way is not there yet.
+fn settled(state: &UnitState) -> Option<Desired> {
+    match state {
+        UnitState::Activating | UnitState::Deactivating => None,
+        s => classify(s),
     }
 }
 
@@ -98,8 +109,12 @@ fn desired_for(role: Role, when: When) -> Option<Desired> {
     }
 }
 
-/// The role the units' observed states point to, if they point to exactly one.
+/// The role the units' observed states point to, if they point to exactly one. A `failed`
+/// unit says nothing (a crash, not a role), so any makes the answer `None`.
 fn observed_role(units: &[UnitConfig], observed: &[UnitState]) -> Option<Role> {
+    if observed.contains(&UnitState::Failed) {
+        return None;
+    }
     let running = |w: When| {
         units
             .iter()
@@ -127,8 +142,20 @@ pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
         .zip(observed)
         .map(|(u, state)| {
             let desired = desired_for(role, u.when);
+            // `activating` is already starting and `deactivating` already stopping: no second
+            // job, but the step stays, to be verified like any other.
+            let underway = u.managed
+                && matches!(
+                    (desired, state),
+                    (Some(Desired::Running), UnitState::Activating)
+                        | (Some(Desired::Stopped), UnitState::Deactivating)
+                );
             let action = match (desired, classify(state)) {
                 _ if !u.managed => None,
+                _ if underway => desired.map(|d| match d {
+                    Desired::Running => Action::Start,
+                    Desired::Stopped => Action::Stop,
+                }),
                 (Some(Desired::Running), Some(Desired::Stopped)) => Some(Action::Start),
                 (Some(Desired::Stopped), Some(Desired::Running)) => Some(Action::Stop),
                 _ => None,
@@ -139,6 +166,7 @@ pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
                 desired,
                 observed: state.clone(),
                 action,
+                underway,
                 managed: u.managed,
             }
         })
@@ -171,6 +199,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_unit_on_its_way_is_a_verify_only_step_in_its_phase() {
+        let units = [unit("p", When::Primary), unit("s", When::Standby)];
+        let p = plan(
+            Role::Primary,
+            &units,
+            &[UnitState::Activating, UnitState::Deactivating],
+        );
+        assert_eq!(p.steps, [1, 0], "the stop phase first");
+        assert!(p.units.iter().all(|u| u.underway));
+        assert!(!p.in_sync(), "on the way is not arrived");
+    }
+
     const ALL_STATES: [&str; 9] = [
         "active",
         "reloading",
@@ -194,8 +235,11 @@ mod tests {
                 _ => false,
             };
             match (wants_running, state) {
-                (true, "inactive" | "failed" | "deactivating") => Some(Start),
-                (false, "active" | "reloading" | "refreshing" | "activating") => Some(Stop),
+                // "activating" and "deactivating" (when wanted): already on the way, verified.
+                (true, "inactive" | "failed" | "deactivating" | "activating") => Some(Start),
+                (false, "active" | "reloading" | "refreshing" | "activating" | "deactivating") => {
+                    Some(Stop)
+                }
                 _ => None,
             }
         };
@@ -206,6 +250,17 @@ mod tests {
                     let want = expect(role, when, state);
                     assert_eq!(p.units[0].action, want, "{role:?} {when:?} {state}");
                     assert_eq!(p.steps.len(), usize::from(want.is_some()));
+                    let underway = matches!(
+                        (want, state),
+                        (Some(Start), "activating") | (Some(Stop), "deactivating")
+                    );
+                    assert_eq!(p.units[0].underway, underway, "{role:?} {when:?} {state}");
+                    assert_eq!(
+                        p.units[0].in_sync(),
+                        want.is_none() && state != "maintenance" && state != "bogus"
+                            || role == Role::Unknown,
+                        "{role:?} {when:?} {state}"
+                    );
                 }
             }
         }
@@ -289,8 +344,11 @@ mod tests {
         assert!(p.in_sync() && p.is_empty());
         // Only primary units, all stopped: the host looked like a standby.
         let only = [unit("p", When::Primary)];
-        let p = plan(Role::Primary, &only, &[UnitState::Failed]);
+        let p = plan(Role::Primary, &only, &[UnitState::Inactive]);
         assert_eq!(p.transition(), "standby\u{2192}primary");
+        // A crashed unit is not a role: no arrow.
+        let p = plan(Role::Primary, &only, &[UnitState::Failed]);
+        assert_eq!(p.transition(), "primary");
         // Half-running primary: no clear previous role, so no arrow.
         let two = [unit("a", When::Primary), unit("b", When::Primary)];
         let p = plan(

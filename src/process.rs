@@ -103,7 +103,12 @@ fn run_command(
 
     let deadline = Instant::now() + timeout;
     let exit = loop {
-        match handle.try_wait() {
+        // Blocks until the child exits or the slice ends: no latency added to a quick check,
+        // and an interrupt is still noticed within the slice.
+        let slice = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(20));
+        match handle.wait_timeout(slice) {
             Ok(Some(out)) => break exit_of(&out.status),
             Ok(None) => {}
             Err(e) => break Exit::SpawnFailed(format!("wait: {e}")),
@@ -116,7 +121,6 @@ fn run_command(
             kill_group(pgid, &handle);
             break Exit::TimedOut;
         }
-        std::thread::sleep(Duration::from_millis(5));
     };
     // Whatever the check left running in its group (a backgrounded helper) goes with it.
     signal_group(pgid, libc::SIGKILL);

@@ -46,6 +46,8 @@ pub struct JsonUnit<'a> {
     pub desired: Option<Desired>,
     pub observed: &'a crate::systemctl::UnitState,
     pub action: Option<Action>,
+    /// The unit was already on its way: the action is verified, no job is queued.
+    pub underway: bool,
     pub managed: bool,
     /// Null when nothing was done (no action, dry run, or `diff`).
     pub outcome: Option<&'a Outcome>,
@@ -78,6 +80,7 @@ pub fn json(
                 desired: u.desired,
                 observed: &u.observed,
                 action: u.action,
+                underway: u.underway,
                 managed: u.managed,
                 outcome: results.iter().find(|r| r.unit == i).map(|r| &r.outcome),
             })
@@ -112,18 +115,25 @@ pub fn dry_run(plan: &Plan) -> String {
     let mut out = String::new();
     for &i in &plan.steps {
         let u = &plan.units[i];
-        let verb = match u.action {
-            Some(Action::Start) => "start",
-            Some(Action::Stop) => "stop",
+        let (verb, ing) = match u.action {
+            Some(Action::Start) => ("start", "starting"),
+            Some(Action::Stop) => ("stop", "stopping"),
             None => continue,
         };
-        out.push_str(&format!(
-            "{}: would {verb} {} (is {}, wanted {})\n",
-            plan.transition(),
-            u.name,
-            u.observed,
-            want(u)
-        ));
+        let t = plan.transition();
+        if u.underway {
+            out.push_str(&format!(
+                "{t}: would wait for {} to finish {ing} (is {})\n",
+                u.name, u.observed
+            ));
+        } else {
+            out.push_str(&format!(
+                "{t}: would {verb} {} (is {}, wanted {})\n",
+                u.name,
+                u.observed,
+                want(u)
+            ));
+        }
     }
     out
 }
@@ -139,7 +149,17 @@ pub fn changes(plan: &Plan, results: &[StepResult]) -> (Vec<String>, Vec<String>
             Action::Start => ("started", "start", "active"),
             Action::Stop => ("stopped", "stop", "inactive"),
         };
+        let ing = match r.action {
+            Action::Start => "starting",
+            Action::Stop => "stopping",
+        };
         match &r.outcome {
+            Outcome::Done { elapsed } if plan.units.get(r.unit).is_some_and(|u| u.underway) => out
+                .push(format!(
+                    "{t}: {} finished {ing} ({state} after {})",
+                    r.name,
+                    fmt_duration(*elapsed)
+                )),
             Outcome::Done { elapsed } => out.push(format!(
                 "{t}: {done} {} ({state} after {})",
                 r.name,
@@ -147,13 +167,18 @@ pub fn changes(plan: &Plan, results: &[StepResult]) -> (Vec<String>, Vec<String>
             )),
             Outcome::Failed {
                 reason,
-                state,
                 cause,
                 journal,
                 elapsed,
+                ..
             } => {
+                let cause = if cause.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {cause}")
+                };
                 err.push(format!(
-                    "{t}: {} did not {verb}: {reason}; now {state}, {cause} ({} after {verb})",
+                    "{t}: {} did not {verb}: {reason}{cause} ({} after {verb})",
                     r.name,
                     fmt_duration(*elapsed)
                 ));
@@ -297,6 +322,36 @@ mod tests {
     }
 
     #[test]
+    fn units_on_their_way_are_waited_for() {
+        let p = plan(
+            Role::Primary,
+            &units(),
+            &[
+                UnitState::Activating,
+                UnitState::Active,
+                UnitState::Deactivating,
+            ],
+        );
+        assert_eq!(
+            dry_run(&p),
+            "primary: would wait for replica.service to finish stopping (is deactivating)\n\
+             primary: would wait for app.service to finish starting (is activating)\n"
+        );
+        let results = vec![StepResult {
+            unit: 0,
+            name: "app.service".into(),
+            action: Action::Start,
+            outcome: Outcome::Done {
+                elapsed: Duration::from_millis(40),
+            },
+        }];
+        assert_eq!(
+            changes(&p, &results).0,
+            ["primary: app.service finished starting (active after 40ms)"]
+        );
+    }
+
+    #[test]
     fn diff_marks_drift() {
         let d = diff(
             &takeover(),
@@ -364,7 +419,7 @@ mod tests {
         assert_eq!(
             err,
             [
-                "standby\u{2192}primary: web.service did not start: failed; now failed, result exit-code, exit status 1 (300ms after start)",
+                "standby\u{2192}primary: web.service did not start: failed; result exit-code, exit status 1 (300ms after start)",
                 "  web.service | web: cannot bind"
             ]
         );

@@ -61,7 +61,10 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
         _ => {}
     }
     let config = config::load(&cli.config)?;
-    if security::running_as_root() {
+    // Ownership is a property of the host that will run these programs as root, not of the
+    // file's text: `validate --config-only` (a config repo's CI) leaves it out.
+    let config_only = matches!(&cli.command, Some(Command::Validate(v)) if v.config_only);
+    if security::running_as_root() && !config_only {
         security::check_config(&config)?;
     }
     let mgr = Systemctl;
@@ -124,6 +127,9 @@ fn confirm(config: &Config, first: Role) -> Confirmation {
             return Confirmation::Interrupted;
         }
         let again = check::run(&config.check);
+        if crate::interrupt::requested() {
+            return Confirmation::Interrupted;
+        }
         log::info!(
             "confirming: check {n} of {} says {} ({})",
             config.check.confirm,
@@ -139,13 +145,14 @@ fn confirm(config: &Config, first: Role) -> Confirmation {
     Confirmation::Agreed
 }
 
-/// What a reconcile learned, kept for the metrics file whatever way the run ends.
+/// What a reconcile learned, whatever way it ends: for `--output json` and the metrics file.
 #[derive(Default)]
 struct Record {
     check: Option<CheckResult>,
     plan: Option<Plan>,
+    results: Vec<apply::StepResult>,
     observed_after: Option<Vec<crate::systemctl::UnitState>>,
-    paused: bool,
+    paused: Option<Pause>,
 }
 
 fn reconcile(
@@ -156,8 +163,28 @@ fn reconcile(
 ) -> Result<Status, Error> {
     let started = std::time::Instant::now();
     let mut record = Record::default();
-    let result = reconcile_steps(config, args, quiet, mgr, &mut record);
     let metrics_file = args.metrics_file.as_ref().or(config.metrics_file.as_ref());
+    let result = reconcile_steps(
+        config,
+        args,
+        quiet,
+        metrics_file.is_some(),
+        mgr,
+        &mut record,
+    );
+    // One JSON object on every path that got as far as a check, so scripts always get one.
+    if args.output.output == Format::Json
+        && let (Some(check), Some(plan)) = (&record.check, &record.plan)
+    {
+        print_out(&report::json(
+            "reconcile",
+            check,
+            plan,
+            &record.results,
+            args.dry_run,
+            record.paused.as_ref(),
+        ))?;
+    }
     // A dry run changes nothing, and a run skipped for the lock leaves it to the holder.
     let skipped = matches!(result, Err(Error::Lock(LockError::Busy { .. })));
     if let (Some(path), false, false) = (metrics_file, args.dry_run, skipped) {
@@ -166,7 +193,7 @@ fn reconcile(
             plan: record.plan.as_ref(),
             observed_after: record.observed_after.as_deref(),
             success: matches!(result, Ok(Status::Converged)),
-            paused: record.paused,
+            paused: record.paused.is_some(),
             finished: std::time::SystemTime::now(),
             duration: started.elapsed(),
         });
@@ -183,6 +210,7 @@ fn reconcile_steps(
     config: &Config,
     args: &ReconcileArgs,
     quiet: bool,
+    want_observed_after: bool,
     mgr: &dyn Manager,
     record: &mut Record,
 ) -> Result<Status, Error> {
@@ -191,10 +219,15 @@ fn reconcile_steps(
     let _lock = if args.dry_run {
         None
     } else {
-        Some(lock::acquire(Path::new(lock::PATH), args.lock_wait)?)
+        let stuck_after = validate::worst_case(config, args.lock_wait);
+        Some(lock::acquire(
+            Path::new(lock::PATH),
+            args.lock_wait,
+            Some(stuck_after),
+        )?)
     };
     let paused = maintenance::read(Path::new(maintenance::PATH))?;
-    record.paused = paused.is_some();
+    record.paused = paused.clone();
     let (check, mut plan) = observe(config, mgr)?;
     record.check = Some(check.clone());
     record.plan = Some(plan.clone());
@@ -202,29 +235,30 @@ fn reconcile_steps(
         log::error!("interrupted while running the check; nothing was changed");
         return Ok(Status::Failed);
     }
+    if let Some(p) = &paused {
+        // Maintenance: nothing changes and nobody is paged, whatever the check says.
+        log::info!(
+            "{}; changing nothing (role {}, {} changes pending)",
+            p.describe(),
+            plan.role,
+            plan.steps.len()
+        );
+        if args.dry_run && !json {
+            print_out(&format!(
+                "{}: reconcile changes nothing while paused",
+                p.describe()
+            ))?;
+            print_out(&report::dry_run(&plan))?;
+        }
+        return Ok(Status::Converged);
+    }
     if plan.role == Role::Unknown {
         for l in report::unknown_role(&check) {
             log::error!("{l}");
         }
-        if json {
-            print_out(&report::json(
-                "reconcile",
-                &check,
-                &plan,
-                &[],
-                args.dry_run,
-                paused.as_ref(),
-            ))?;
-        }
         return Ok(Status::RoleUnknown);
     }
-    if let Some(p) = &paused {
-        log::info!(
-            "{}; changing nothing ({} changes pending)",
-            p.describe(),
-            plan.steps.len()
-        );
-    } else if !plan.is_empty() && config.check.confirm > 1 {
+    if !plan.is_empty() && config.check.confirm > 1 {
         match confirm(config, plan.role) {
             Confirmation::Agreed => {
                 // Units may have moved while we waited: act on a fresh observation.
@@ -263,44 +297,20 @@ fn reconcile_steps(
             u.observed
         );
     }
-    if args.dry_run || paused.is_some() {
-        if json {
-            print_out(&report::json(
-                "reconcile",
-                &check,
-                &plan,
-                &[],
-                true,
-                paused.as_ref(),
-            ))?;
-        } else if args.dry_run {
-            if let Some(p) = &paused {
-                print_out(&format!(
-                    "{}: reconcile changes nothing while paused",
-                    p.describe()
-                ))?;
-            }
+    if args.dry_run {
+        if !json {
             print_out(&report::dry_run(&plan))?;
         }
         return Ok(Status::Converged);
     }
     let results = apply::apply(&plan, &config.units, config.parallel, mgr);
-    if !results.is_empty() {
+    if want_observed_after && !results.is_empty() {
         let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
         // For the metrics only: a failure to look again must not hide the run's own result.
         record.observed_after = mgr.is_active(&names).ok();
     }
     let (changes, errors) = report::changes(&plan, &results);
-    if json {
-        print_out(&report::json(
-            "reconcile",
-            &check,
-            &plan,
-            &results,
-            false,
-            None,
-        ))?;
-    } else if !quiet && !changes.is_empty() {
+    if !json && !quiet && !changes.is_empty() {
         print_out(&(changes.join("\n") + "\n"))?;
     }
     for e in &errors {
@@ -312,10 +322,14 @@ fn reconcile_steps(
     } else if let Some(event) = hooks::event(&plan, &results) {
         let env = hooks::environment(event, &plan, &results);
         if let Err(msg) = hooks::run(&config.hooks, event, &env) {
-            log::error!("{msg}");
+            // One log record per line, so each keeps its journal priority.
+            for line in msg.lines() {
+                log::error!("{line}");
+            }
             failed = true;
         }
     }
+    record.results = results;
     Ok(if failed {
         Status::Failed
     } else {
@@ -404,10 +418,9 @@ fn validate(
 }
 
 fn pause(path: &Path, reason: &str, quiet: bool) -> Result<Status, Error> {
-    if reason.trim().is_empty() {
-        log::error!("pause needs a --reason that says why");
-        return Ok(Status::Invalid);
-    }
+    // Wait for a run in progress to end: a pause must mean that nothing starts after it.
+    let lock_wait = ReconcileArgs::defaults().lock_wait;
+    let _lock = lock::acquire(Path::new(lock::PATH), lock_wait, None)?;
     let previous = maintenance::read(path)?;
     let p = Pause::now(reason);
     maintenance::write(path, &p)?;

@@ -117,6 +117,11 @@ pub struct UnitDetails {
     pub unit_file_state: String,
     /// A start or stop job is queued or running for the unit.
     pub job_pending: bool,
+    /// `no` when a `Condition…=` was not met at the last start.
+    pub condition_result: String,
+    /// Changes on every start of the unit: a restart between two polls shows here.
+    pub invocation_id: String,
+    pub n_restarts: String,
 }
 
 impl Default for UnitDetails {
@@ -129,14 +134,17 @@ impl Default for UnitDetails {
             exec_main_status: String::new(),
             unit_file_state: String::new(),
             job_pending: false,
+            condition_result: String::new(),
+            invocation_id: String::new(),
+            n_restarts: String::new(),
         }
     }
 }
 
 /// The properties `details` asks for; one `systemctl show` of one unit costs about as much
 /// as one `is-active` (measured: ~7 ms each), and it also tells whether a job is pending.
-pub const DETAIL_PROPERTIES: &str =
-    "LoadState,ActiveState,SubState,Result,ExecMainStatus,UnitFileState,Job";
+pub const DETAIL_PROPERTIES: &str = "LoadState,ActiveState,SubState,Result,ExecMainStatus,\
+     UnitFileState,Job,ConditionResult,InvocationID,NRestarts";
 
 pub fn parse_show(stdout: &str) -> UnitDetails {
     let mut d = UnitDetails::default();
@@ -154,6 +162,9 @@ pub fn parse_show(stdout: &str) -> UnitDetails {
             "UnitFileState" => d.unit_file_state = v,
             // `Job=` is empty when no job is queued, else the job's id.
             "Job" => d.job_pending = !v.trim().is_empty() && v.trim() != "0",
+            "ConditionResult" => d.condition_result = v,
+            "InvocationID" => d.invocation_id = v,
+            "NRestarts" => d.n_restarts = v,
             _ => {}
         }
     }
@@ -184,11 +195,7 @@ impl UnitDetails {
         if !self.exec_main_status.is_empty() && self.exec_main_status != "0" {
             parts.push(format!("exit status {}", self.exec_main_status));
         }
-        if parts.is_empty() {
-            format!("{} ({})", self.active_state, self.sub_state)
-        } else {
-            parts.join(", ")
-        }
+        parts.join(", ")
     }
 }
 
@@ -203,8 +210,8 @@ pub trait Manager {
     }
     /// One batched `systemctl start|stop --no-block -- u1 u2 …` (for `parallel: true`).
     fn enqueue_many(&self, verb: Verb, units: &[&str]) -> Result<(), SystemctlError>;
-    fn details(&self, unit: &str) -> Result<UnitDetails, SystemctlError>;
-    /// `details` of many units in one call (for `validate`).
+    /// What systemd says of each unit (`systemctl show`), in one call: for verification
+    /// and `validate`.
     fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemctlError>;
     /// One property's value (`systemctl show -p P --value`), for `validate`.
     fn property(&self, unit: &str, property: &str) -> Result<String, SystemctlError>;
@@ -282,21 +289,6 @@ impl Manager for Systemctl {
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             })
         }
-    }
-
-    fn details(&self, unit: &str) -> Result<UnitDetails, SystemctlError> {
-        let out = run(
-            "systemctl",
-            &["show", "--property", DETAIL_PROPERTIES, "--", unit],
-        )?;
-        let d = parse_show(&String::from_utf8_lossy(&out.stdout));
-        if d.load_state.is_empty() {
-            return Err(SystemctlError::Show {
-                unit: unit.to_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            });
-        }
-        Ok(d)
     }
 
     fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemctlError> {
@@ -427,6 +419,6 @@ mod tests {
         let ok = parse_show(
             "LoadState=loaded\nActiveState=activating\nSubState=start\nResult=success\nExecMainStatus=0\n",
         );
-        assert_eq!(ok.cause(), "activating (start)");
+        assert_eq!(ok.cause(), "", "nothing to add to the state");
     }
 }

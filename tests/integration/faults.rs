@@ -166,3 +166,22 @@ fn config_of_ten_megabytes() {
         "config is 10000000 bytes; refusing anything over 1048576 bytes",
     );
 }
+
+#[test]
+fn a_unit_that_crashes_and_restarts_quickly_is_caught_in_its_settle_window() {
+    let looping = Unit {
+        name: "loop.service".into(),
+        body: "[Service]\nRestart=always\nRestartSec=50ms\n\
+               ExecStart=/bin/sh -c 'echo crashing; sleep 0.3; exit 1'\n"
+            .into(),
+        keys: vec!["settle: 2s".into()],
+    };
+    Test::new()
+        .unit(looping)
+        .primary()
+        .status(1)
+        .stderr_has("loop.service did not start: ")
+        .stderr_has("after it became active (within its 2.0s settle window)")
+        .stderr_has("loop.service | crashing")
+        .run();
+}

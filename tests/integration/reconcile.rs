@@ -63,18 +63,33 @@ fn primary_to_standby_stops_primary_units_and_starts_the_standby_one() {
 
 #[test]
 fn a_stop_that_hangs_blocks_every_start_so_both_roles_never_run() {
-    Test::new()
+    let ran = Test::new()
         .unit(Unit::simple("app.service"))
         .unit(Unit::ignores_term("replica.service").standby().key("verify_timeout: 1s"))
         .running(&["replica.service"])
         .primary()
         .status(1)
-        .stderr_has("replica.service did not stop: did not finish to stop within 1.0s (still deactivating)")
+        .stderr_has("replica.service did not stop: still deactivating (stop-sigterm) after 1.0s (verify_timeout)")
         .stderr_has("did not start app.service: replica.service did not stop, and both roles must never run at once")
         .state("replica.service", "deactivating")
         .inactive("app.service")
         .starts("app.service", 0)
         .run();
+    // The next run finds the replica still deactivating: not stopped yet, so still no start.
+    if let Some(r) = ran {
+        let (status, out, err) = r.again(&["reconcile"]);
+        assert_eq!(status, 1, "{out}{err}");
+        assert!(
+            err.contains("replica.service did not stop: still deactivating"),
+            "{err}"
+        );
+        assert!(
+            err.contains("did not start app.service: replica.service did not stop"),
+            "{err}"
+        );
+        assert_eq!(r.sandbox.state("app.service"), "inactive");
+        assert_eq!(r.sandbox.starts("app.service"), 0);
+    }
 }
 
 #[test]
@@ -169,15 +184,59 @@ fn a_failed_start_stops_the_group_and_exits_1() {
 
 #[test]
 fn a_unit_stuck_activating_times_out() {
-    Test::new()
+    let ran = Test::new()
         .unit(Unit::never_ready("slow.service").key("verify_timeout: 1s"))
         .primary()
         .status(1)
         .stderr_has(
-            "slow.service did not start: did not finish to start within 1.0s (still activating)",
+            "slow.service did not start: still activating (start) after 1.0s (verify_timeout)",
         )
+        .unit(Unit::simple("after.service"))
         .state("slow.service", "activating")
+        .starts("after.service", 0)
         .run();
+    // Still stuck on the next run: still a failure, and what comes after it still waits.
+    if let Some(r) = ran {
+        let (status, _, err) = r.again(&["reconcile"]);
+        assert_eq!(status, 1, "{err}");
+        assert!(
+            err.contains("slow.service did not start: still activating"),
+            "{err}"
+        );
+        assert_eq!(r.sandbox.starts("slow.service"), 1, "no second start job");
+        assert_eq!(r.sandbox.starts("after.service"), 0);
+    }
+}
+
+#[test]
+fn a_failed_unit_restarts_even_while_its_start_waits_for_a_dependency() {
+    let dep = Unit {
+        name: "dep.service".into(),
+        body: "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 1\n".into(),
+        keys: vec![],
+    };
+    let app = Unit {
+        name: "app.service".into(),
+        body: "[Unit]\nWants=dep.service\nAfter=dep.service\n[Service]\n\
+               ExecStartPre=/bin/test -e /run/fm-test/ok\nExecStart=/bin/sleep infinity\n"
+            .into(),
+        keys: vec![],
+    };
+    let t = Test::new().unit(app).primary();
+    let Some(sb) = t.setup() else { return };
+    sb.install_unit("dep.service", &dep.body);
+    sb.daemon_reload();
+    // First start fails: app.service is `failed`, and dep.service is up.
+    let _ = sb.exec(&["systemctl", "start", "app.service"]);
+    assert_eq!(sb.state("app.service"), "failed");
+    sb.systemctl(&["stop", "dep.service"]);
+    sb.write("/run/fm-test/ok", "");
+    // Now its start job waits a second for dep.service, while the unit still says `failed`.
+    let out = sb.exec(&[crate::sandbox::BIN, "reconcile"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("started app.service (active after 1."));
+    assert_eq!(sb.state("app.service"), "active");
 }
 
 #[test]

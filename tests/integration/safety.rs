@@ -129,6 +129,28 @@ fn a_run_that_cannot_get_the_lock_exits_75_naming_the_holder() {
 }
 
 #[test]
+fn a_lock_held_for_longer_than_any_run_is_reported_as_stuck() {
+    let Some(sb) = host().primary().setup() else {
+        return;
+    };
+    let mut holder = sb
+        .command(&["sh", "-c", "mkdir -p /run/failover-manager; echo $$ > /run/failover-manager/lock; touch -d '2 hours ago' /run/failover-manager/lock; exec flock /run/failover-manager/lock sleep 30"])
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = sb.exec(&[BIN, "reconcile", "--lock-wait", "200ms"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("has held /run/failover-manager/lock for 2h"),
+        "{err}"
+    );
+    assert!(err.contains("is it stopped (Ctrl-Z) or hung?"), "{err}");
+}
+
+#[test]
 fn sigterm_mid_verify_stops_waiting_at_once_and_reports() {
     let t = Test::new()
         .unit(Unit::simple("db.service"))
@@ -233,9 +255,14 @@ fn pause_stops_reconcile_acting_diff_still_shows_drift_and_resume_acts() {
         "said once per run: {err}"
     );
     assert!(
-        err.contains("changing nothing (2 changes pending)"),
+        err.contains("changing nothing (role primary, 2 changes pending)"),
         "{err}"
     );
+    // A check that cannot tell pages nobody during maintenance.
+    r.sandbox.write("/run/fm-test/check-exit", "2");
+    let (status, out, err) = r.again(&["reconcile"]);
+    assert_eq!((status, out.as_str(), err.as_str()), (0, "", ""));
+    r.sandbox.write("/run/fm-test/check-exit", "0");
     let (status, out, _) = r.again(&["diff"]);
     assert_eq!(status, 1, "drift: {out}");
     assert!(out.starts_with("paused by alice since "), "{out}");
