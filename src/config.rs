@@ -74,6 +74,15 @@ pub enum When {
     Standby,
 }
 
+impl When {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            When::Primary => "primary",
+            When::Standby => "standby",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct UnitConfig {
     pub name: String,

@@ -100,10 +100,7 @@ pub fn render(s: &Snapshot) -> String {
             format!(
                 "{{unit=\"{}\",when=\"{}\"}}",
                 escape(&u.name),
-                match u.when {
-                    crate::config::When::Primary => "primary",
-                    crate::config::When::Standby => "standby",
-                }
+                u.when.as_str()
             )
         };
         let desired: Vec<(String, f64)> = plan

@@ -236,10 +236,7 @@ pub fn diff(plan: &Plan, check: &CheckResult, style: Style) -> String {
         let line = format!(
             "{mark} {:width$}  {:<7}  want {:<7}  is {}{}",
             u.name,
-            match u.when {
-                crate::config::When::Primary => "primary",
-                crate::config::When::Standby => "standby",
-            },
+            u.when.as_str(),
             want(u),
             u.observed,
             if u.managed { "" } else { "  (managed: false)" }

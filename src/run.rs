@@ -93,10 +93,7 @@ fn observe_units(config: &Config, role: Role, mgr: &dyn Manager) -> Result<Plan,
         log::info!(
             "{}: runs on the {}, wanted {}, is {}: {}",
             u.name,
-            match u.when {
-                config::When::Primary => "primary",
-                config::When::Standby => "standby",
-            },
+            u.when.as_str(),
             match u.desired {
                 Some(plan::Desired::Running) => "running",
                 Some(plan::Desired::Stopped) => "stopped",
