@@ -72,6 +72,11 @@ demo:
 	$(CARGO) build --locked
 	examples/demo/demo.sh target/debug/failover-manager
 
+# Steady-state and takeover timings against baselines measured in the same run, in a
+# throwaway sandbox (needs root); rewrites BENCHMARKS.md. Measures, never asserts.
+bench: build
+	bench/bench.sh target/release/failover-manager
+
 # Tear down sandboxes left behind by a test run that was killed (normally there are none).
 clean-sandboxes:
 	tests/sandbox.sh sweep

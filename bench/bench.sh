@@ -1,0 +1,514 @@
+#!/usr/bin/env bash
+# `make bench`: measures failover-manager against honest baselines in a throwaway systemd
+# sandbox (tests/sandbox.sh), prints the tables and writes them to BENCHMARKS.md.
+#
+#   bench/bench.sh [BINARY]        BINARY defaults to target/release/failover-manager
+#
+# Measured, never asserted: the script fails only when something did not work (a sandbox
+# that does not boot, a run that did not converge), never because a figure is slow.
+# Everything is timed INSIDE the sandbox by one bash loop reading $EPOCHREALTIME (no fork
+# for the clock, no nsenter in the figures). Knobs (environment): BENCH_RUNS (steady-state
+# runs per variant and size, default 30), BENCH_REPS (takeover repetitions, default 5 for
+# instant units, 3 for slow ones), BENCH_OUT (default BENCHMARKS.md at the repo's root).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+bin=$(readlink -f "${1:-$repo/target/release/failover-manager}")
+sandbox="$repo/tests/sandbox.sh"
+out_file=${BENCH_OUT:-$repo/BENCHMARKS.md}
+runs=${BENCH_RUNS:-30}
+reps_fast=${BENCH_REPS:-5}
+reps_slow=${BENCH_REPS:-3}
+sizes=(1 10 50 200)
+fast_takeover=50
+slow_takeover=10
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+[ "$(id -u)" = 0 ] || die "boots a throwaway systemd in new namespaces, which needs root: sudo make bench"
+[ -x "$bin" ] || die "no binary at $bin: run cargo build --release first"
+
+started_at=$SECONDS
+pid='' cg=''
+cleanup() { if [ -n "$cg" ]; then "$sandbox" down "${pid:-0}" "$cg" || true; fi; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+read -r pid cg < <("$sandbox" up bench) || true
+{ [ -n "$pid" ] && [ -n "$cg" ]; } || die "the sandbox did not boot"
+log "sandbox up: systemd is host PID $pid"
+root=/proc/$pid/root
+inside() { nsenter -t "$pid" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "$@"; }
+
+# --- the sandbox's contents ----------------------------------------------------------------
+install -Dm755 "$bin" "$root/usr/bin/failover-manager"
+unitdir=$root/usr/local/lib/systemd/system
+mkdir -p "$unitdir" "$root/etc/failover-manager" "$root/usr/local/lib/fm-bench"
+# Instant start: Type=simple is active as soon as it is forked.
+cat >"$unitdir/bench-fast@.service" <<'UNIT'
+[Unit]
+Description=bench: instant-start unit %i
+[Service]
+ExecStart=/bin/sleep infinity
+UNIT
+# Takes 1 s to start: ready only once it says so. systemd-notify sends on behalf of its parent
+# (the shell, which lives on as the sleep), so the message is never lost to a race.
+cat >"$unitdir/bench-slow@.service" <<'UNIT'
+[Unit]
+Description=bench: unit %i that takes 1 s to start
+[Service]
+Type=notify
+NotifyAccess=all
+ExecStart=/bin/sh -c 'sleep 1; systemd-notify --ready; exec sleep infinity'
+UNIT
+
+# The timing harness, run inside the sandbox. Prints "LABEL MICROSECONDS" lines.
+cat >"$root/usr/local/lib/fm-bench/inner" <<'INNER'
+#!/bin/bash
+set -euo pipefail
+cfg=/etc/failover-manager/config.yaml
+die() { echo "bench (inside): $*" >&2; exit 1; }
+us() { local t=${1//[.,]/}; echo $((10#$t)); }
+# measure LABEL FUNCTION...: one timed call (a bash function call costs no fork).
+measure() {
+  local label=$1 t0 t1 rc=0
+  shift
+  t0=$EPOCHREALTIME
+  "$@" || rc=$?
+  t1=$EPOCHREALTIME
+  echo "$label $(($(us "$t1") - $(us "$t0")))"
+  return "$rc"
+}
+names() { # KIND N
+  local i
+  for ((i = 1; i <= $2; i++)); do printf 'bench-%s@%03d.service\n' "$1" "$i"; done
+}
+write_config() { # PARALLEL SETTLE UNIT...
+  local parallel=$1 settle=$2
+  shift 2
+  {
+    echo "check: { command: [/bin/true], timeout: 10s }"
+    echo "defaults: { verify_timeout: 60s, settle: $settle }"
+    echo "parallel: $parallel"
+    echo "units:"
+    printf '  - %s\n' "$@"
+  } >"$cfg.new"
+  mv "$cfg.new" "$cfg"
+}
+# (is-active exits 0 when ANY of several units is active: read the states instead.)
+all_in() { [ -z "$(systemctl is-active -- "${u[@]}" | grep -vx "$1")" ]; }
+all_active() { all_in active; }
+all_inactive() { all_in inactive; }
+
+# What the tool does in the steady state, by the cheapest means: the check and ONE batched
+# is-active. And what a hand-written script does: the check and one is-active per unit.
+check_alone() { /bin/true; }
+isactive_alone() { systemctl is-active -- "${u[@]}" >/dev/null; }
+floor() { /bin/true && systemctl is-active -- "${u[@]}" >/dev/null; }
+naive() {
+  local x
+  /bin/true
+  for x in "${u[@]}"; do systemctl is-active -- "$x" >/dev/null; done
+}
+tool() { failover-manager reconcile >/dev/null; }
+# The tool's fixed costs: starting at all, and starting plus reading the config.
+version_only() { failover-manager --version >/dev/null; }
+config_only() { failover-manager validate --config-only >/dev/null; }
+
+# -vv makes the tool log every command it runs with its duration (Rust's Debug form of a
+# Duration: 812.5µs, 5.4ms, 1.2s). This awk reads that log: per run, the check's duration
+# (vv_check), the first is-active's (vv_isactive), the time in all commands (vv_cmds, check
+# included) and how many commands of each systemctl verb ran (vv_n_VERB).
+vv_awk='
+  function dur(s,   n, u) {
+    n = s; sub(/[^0-9.].*$/, "", n); u = s; sub(/^[0-9.]+/, "", u)
+    if (u ~ /^ns/) return n / 1000; if (u ~ /^(µs|us)/) return n
+    if (u ~ /^ms/) return n * 1000; if (u ~ /^s/) return n * 1000000; return 0
+  }
+  /^check .* after [0-9.]+/ { s = $0; sub(/.* after /, "", s); d = dur(s); sum += d
+    printf "vv_check %d\n", d }
+  /^ran .* in [0-9.]+[^ ]*: / { s = $0; sub(/.* in /, "", s); d = dur(s); sum += d; n[$3]++
+    if ($3 == "is-active" && !seen++) printf "vv_isactive %d\n", d }
+  END { printf "vv_cmds %d\n", sum; for (v in n) printf "vv_n_%s %d\n", v, n[v] }'
+tool_vv() {
+  local t0 t1 err
+  t0=$EPOCHREALTIME
+  err=$(failover-manager -vv reconcile 2>&1 >/dev/null) || die "reconcile -vv failed"
+  t1=$EPOCHREALTIME
+  echo "vv_total $(($(us "$t1") - $(us "$t0")))"
+  printf '%s\n' "$err" | awk "$vv_awk"
+}
+
+steady() { # N RUNS
+  local n=$1 runs=$2 i
+  mapfile -t u < <(names fast "$n")
+  write_config false 2s "${u[@]}"
+  systemctl start -- "${u[@]}"
+  all_active || die "units did not start"
+  failover-manager diff >/dev/null || die "not in sync with $n units"
+  for i in 1 2 3; do floor; tool || die "reconcile failed"; naive; done # warm-up
+  for ((i = 0; i < runs; i++)); do
+    measure floor floor
+    measure tool tool || die "reconcile failed in the steady state"
+    measure naive naive
+    measure check check_alone
+    measure isactive isactive_alone
+    measure version version_only
+    measure cfgonly config_only || die "validate --config-only failed"
+  done
+  for ((i = 0; i < 20; i++)); do tool_vv; done
+}
+
+floor_ordered() {
+  local x
+  /bin/true
+  systemctl is-active -- "${u[@]}" >/dev/null || true
+  for x in "${u[@]}"; do systemctl start -- "$x"; done
+}
+floor_parallel() {
+  /bin/true
+  systemctl is-active -- "${u[@]}" >/dev/null || true
+  systemctl start -- "${u[@]}"
+}
+
+takeover() { # KIND N ordered|parallel SETTLE REPS [floor]
+  local kind=$1 n=$2 mode=$3 settle=$4 reps=$5 with_floor=${6:-floor} i
+  mapfile -t u < <(names "$kind" "$n")
+  write_config "$([ "$mode" = parallel ] && echo true || echo false)" "$settle" "${u[@]}"
+  for ((i = 0; i < reps; i++)); do
+    systemctl stop -- "${u[@]}"
+    all_inactive || die "units did not stop"
+    measure tool tool || die "the takeover did not converge"
+    all_active || die "units not active after the takeover"
+    if [ "$with_floor" = floor ]; then
+      systemctl stop -- "${u[@]}"
+      all_inactive || die "units did not stop"
+      measure floor "floor_$mode"
+      all_active || die "units not active after the floor's start"
+    fi
+  done
+  systemctl stop -- "${u[@]}"
+}
+
+# One takeover with -vv: how its time splits between commands and the waits between them.
+takeover_vv() { # KIND N ordered|parallel
+  mapfile -t u < <(names "$1" "$2")
+  write_config "$([ "$3" = parallel ] && echo true || echo false)" 0s "${u[@]}"
+  systemctl stop -- "${u[@]}"
+  all_inactive || die "units did not stop"
+  tool_vv
+  all_active || die "units not active after the takeover"
+  systemctl stop -- "${u[@]}"
+}
+
+# The tool's own peak RSS: its exit_group is held for 0.3 s (strace) while VmHWM is read.
+# /usr/bin/time would report the largest of the tool AND the commands it waited for.
+rss() { # N
+  local s t='' h='' l c
+  mapfile -t u < <(names fast "$1")
+  write_config false 2s "${u[@]}"
+  systemctl start -- "${u[@]}"
+  strace -o /dev/null -e signal=none -e trace=exit_group \
+    -e inject=exit_group:delay_enter=300000 failover-manager reconcile &
+  s=$!
+  # strace forks a probe child or two first: wait for the one that became failover-manager.
+  while [ -z "$t" ] && kill -0 "$s" 2>/dev/null; do
+    for c in $(cat "/proc/$s/task/$s/children" 2>/dev/null); do
+      [ "$(cat "/proc/$c/comm" 2>/dev/null)" != failover-manage ] || t=$c
+    done
+  done
+  # Until it is gone: a value read after the exec and before the exit (a zombie has none).
+  while read -r c 2>/dev/null <"/proc/$t/comm"; do
+    [ "$c" = failover-manage ] || continue
+    l=$(awk '/^VmHWM:/ { print $2 }' "/proc/$t/status" 2>/dev/null) || true
+    [ -z "$l" ] || h=$l
+  done
+  wait "$s" || die "reconcile failed under strace"
+  echo "rss_tool ${h:-0}"
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f 'rss_time %M' failover-manager reconcile 2>&1 >/dev/null | grep '^rss_time'
+  fi
+}
+
+"$@"
+INNER
+chmod 755 "$root/usr/local/lib/fm-bench/inner"
+inside systemctl daemon-reload
+bench() { inside /usr/local/lib/fm-bench/inner "$@"; }
+
+# --- statistics (host side) -----------------------------------------------------------------
+# stats DATA LABEL -> "MEDIAN MIN COUNT" in microseconds
+stats() {
+  awk -v l="$2" '$1 == l { print $2 }' <<<"$1" | sort -n |
+    awk '{ a[NR] = $1 } END {
+      if (NR == 0) { print "nan nan 0"; exit }
+      m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+      print m, a[1], NR }'
+}
+ms() { awk -v x="$1" 'BEGIN { printf "%.2f", x / 1000 }'; }
+sec() { awk -v x="$1" 'BEGIN { printf "%.3f", x / 1000000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+
+report=''
+emit() { printf '%s\n' "$*"; report+="$*"$'\n'; }
+
+# --- measurements ---------------------------------------------------------------------------
+declare -A S
+for n in "${sizes[@]}"; do
+  log "steady state, $n units: $runs runs each of the tool, the floor and the naive loop"
+  S[$n]=$(bench steady "$n" "$runs")
+done
+
+T_fast_ordered='' T_fast_parallel='' T_slow_ordered='' T_slow_parallel=''
+log "takeover: $fast_takeover instant-start units, ordered, settle 0s ($reps_fast reps)"
+T_fast_ordered=$(bench takeover fast "$fast_takeover" ordered 0s "$reps_fast")
+log "takeover: $fast_takeover instant-start units, parallel, settle 0s ($reps_fast reps)"
+T_fast_parallel=$(bench takeover fast "$fast_takeover" parallel 0s "$reps_fast")
+log "takeover: $slow_takeover units taking 1 s each, ordered, settle 0s ($reps_slow reps)"
+T_slow_ordered=$(bench takeover slow "$slow_takeover" ordered 0s "$reps_slow")
+log "takeover: $slow_takeover units taking 1 s each, parallel, settle 0s ($reps_slow reps)"
+T_slow_parallel=$(bench takeover slow "$slow_takeover" parallel 0s "$reps_slow")
+log "takeover with the default settle 2s: parallel ($reps_slow reps each), ordered slow (1 run)"
+T_fast_parallel_s2=$(bench takeover fast "$fast_takeover" parallel 2s "$reps_slow" nofloor)
+T_slow_parallel_s2=$(bench takeover slow "$slow_takeover" parallel 2s "$reps_slow" nofloor)
+T_slow_ordered_s2=$(bench takeover slow "$slow_takeover" ordered 2s 1 nofloor)
+log "one takeover of each kind with -vv, to see where its time goes"
+declare -A V
+for k in "fast $fast_takeover ordered" "fast $fast_takeover parallel" \
+  "slow $slow_takeover ordered" "slow $slow_takeover parallel"; do
+  read -r kind n mode <<<"$k"
+  V[$kind-$mode]=$(bench takeover_vv "$kind" "$n" "$mode")
+done
+
+log "peak RSS"
+R1=$(bench rss 1)
+R200=$(bench rss 200)
+size=$(stat -c %s "$bin")
+stripped=n/a
+if command -v strip >/dev/null && strip -o "$root/tmp/fm-stripped" "$bin" 2>/dev/null; then
+  stripped=$(stat -c %s "$root/tmp/fm-stripped")
+fi
+
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[ -n "$cpu" ] || cpu=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/ { print $2; exit }')
+systemd_version=$(inside systemctl --version | head -n1)
+tool_version=$(inside failover-manager --version 2>/dev/null | head -n1 || echo unknown)
+rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev (with uncommitted changes)"
+elapsed=$((SECONDS - started_at))
+
+# --- the report -----------------------------------------------------------------------------
+field() { awk -v k="$2" '$1 == k { print $2 }' <<<"$1"; }
+kb() { awk -v x="$1" 'BEGIN { printf "%.1f MB (%d kB)", x / 1024, x }'; }
+mb() { awk -v x="$1" 'BEGIN { printf "%.2f MB (%d bytes)", x / 1048576, x }'; }
+
+emit "# Benchmarks"
+emit ""
+emit "Produced by \`make bench\` (\`bench/bench.sh target/release/failover-manager\`) on $(date -u '+%Y-%m-%d %H:%M UTC'),"
+emit "in ${elapsed} s. Regenerate with \`sudo make bench\`; the figures are measured, never asserted."
+emit ""
+emit "| machine | |"
+emit "| --- | --- |"
+emit "| CPU | ${cpu:-unknown}, $(nproc) CPUs (nproc) |"
+emit "| kernel | $(uname -r) |"
+emit "| systemd | ${systemd_version} (a throwaway instance booted by \`tests/sandbox.sh\`) |"
+emit "| binary | \`${tool_version}\`, release build, commit ${rev} |"
+emit ""
+emit "Every figure is timed inside the sandbox by one bash loop reading \`\$EPOCHREALTIME\`, so"
+emit "neither nsenter nor a clock process is counted. The check command is \`/bin/true\` in the tool"
+emit "and in every baseline, so the check costs the same everywhere."
+emit ""
+emit "## Steady state: all units already right"
+emit ""
+emit "Wall time of \`failover-manager reconcile\` (it finds nothing to do and prints nothing), against"
+emit "the **floor** for the same work (\`/bin/true\` then ONE \`systemctl is-active -- u1 … uN\`) and the"
+emit "**naive** loop of a hand-written script (\`/bin/true\` then one \`systemctl is-active\` per unit)."
+emit "Units are \`Type=simple\` \`sleep infinity\` instances, all running. ${runs} runs of each, interleaved;"
+emit "median (min) in milliseconds. Goal: tool ≤ 1.25× floor at every size."
+emit ""
+emit "| units | floor | failover-manager | naive loop | tool / floor | naive / floor | ≤ 1.25× floor |"
+emit "| ---: | ---: | ---: | ---: | ---: | ---: | :---: |"
+goal_met=yes
+for n in "${sizes[@]}"; do
+  read -r fm fmin _ <<<"$(stats "${S[$n]}" floor)"
+  read -r tm tmin _ <<<"$(stats "${S[$n]}" tool)"
+  read -r nm nmin _ <<<"$(stats "${S[$n]}" naive)"
+  r=$(ratio "$tm" "$fm")
+  if le "$r" 1.25; then ok=yes; else ok="**no**"; goal_met=no; fi
+  emit "| $n | $(ms "$fm") ($(ms "$fmin")) | $(ms "$tm") ($(ms "$tmin")) | $(ms "$nm") ($(ms "$nmin")) | $r× | $(ratio "$nm" "$fm")× | $ok |"
+done
+emit ""
+emit "### Where the time goes"
+emit ""
+emit "The floor's two commands timed alone (${runs} runs each) against the tool's own account of them:"
+emit "\`failover-manager -vv reconcile\` logs each command it runs with its duration (20 runs per size;"
+emit "its total includes the -vv logging). \"Rest\" is the tool's total minus those two. Then the"
+emit "tool's fixed costs, timed alone: \`failover-manager --version\` (start a process of this binary"
+emit "and exit) and \`failover-manager validate --config-only\` (start, read and check the config)."
+emit "Medians, milliseconds; \"late\" counts the runs where the tool saw the check exit 3 ms or more"
+emit "after \`/bin/true\` alone takes."
+emit ""
+emit "| units | /bin/true alone | check in the tool | late | is-active alone | is-active in the tool | tool total (-vv) | rest | --version | validate --config-only |"
+emit "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+late_all=0 vv_all=0
+for n in "${sizes[@]}"; do
+  read -r ca _ <<<"$(stats "${S[$n]}" check)"
+  read -r ia _ <<<"$(stats "${S[$n]}" isactive)"
+  read -r vc _ <<<"$(stats "${S[$n]}" vv_check)"
+  read -r vi _ <<<"$(stats "${S[$n]}" vv_isactive)"
+  read -r vt _ vn <<<"$(stats "${S[$n]}" vv_total)"
+  read -r vo _ <<<"$(stats "${S[$n]}" version)"
+  read -r co _ <<<"$(stats "${S[$n]}" cfgonly)"
+  rest=$(awk -v t="$vt" -v c="$vc" -v i="$vi" 'BEGIN { print t - c - i }')
+  late=$(awk -v a="$ca" '$1 == "vv_check" && $2 >= a + 3000 { k++ } END { print k + 0 }' <<<"${S[$n]}")
+  late_all=$((late_all + late)) vv_all=$((vv_all + vn))
+  emit "| $n | $(ms "$ca") | $(ms "$vc") | $late/$vn | $(ms "$ia") | $(ms "$vi") | $(ms "$vt") | $(ms "$rest") | $(ms "$vo") | $(ms "$co") |"
+done
+emit ""
+read -r fm1 _ <<<"$(stats "${S[1]}" floor)"
+read -r tm1 _ <<<"$(stats "${S[1]}" tool)"
+read -r fm200 _ <<<"$(stats "${S[200]}" floor)"
+read -r tm200 _ <<<"$(stats "${S[200]}" tool)"
+read -r vo1 _ <<<"$(stats "${S[1]}" version)"
+read -r co1 _ <<<"$(stats "${S[1]}" cfgonly)"
+read -r ca1 _ <<<"$(stats "${S[1]}" check)"
+read -r ia200 ia200min _ <<<"$(stats "${S[200]}" isactive)"
+read -r vi200 vi200min _ <<<"$(stats "${S[200]}" vv_isactive)"
+if [ "$goal_met" = yes ]; then
+  emit "**The 1.25× goal is met at every size.**"
+else
+  emit "**The 1.25× goal is not met.** The tool is $(ms "$(awk -v a="$tm1" -v b="$fm1" 'BEGIN { print a - b }')") ms slower than the floor at 1 unit and"
+  emit "$(ms "$(awk -v a="$tm200" -v b="$fm200" 'BEGIN { print a - b }')") ms at 200. Where that goes:"
+fi
+emit ""
+emit "- **Being a program at all**: starting this binary costs $(ms "$vo1") ms and reading the config"
+emit "  $(ms "$co1") ms in all (\`validate --config-only\`), against a floor of $(ms "$fm1") ms at 1 unit. A 1.25× budget"
+emit "  leaves $(ms "$(awk -v f="$fm1" 'BEGIN { print f / 4 }')") ms for all of the tool's own work there."
+if [ "$late_all" -gt 0 ]; then
+  emit "- **The check's exit is seen late** in $late_all of $vv_all runs: \`/bin/true\` takes $(ms "$ca1") ms, but the"
+  emit "  tool then saw it exit about 5 ms after starting it. The tool looks at once and then polls the"
+  emit "  check's exit every 5 ms (the wait loop in \`src/process.rs\`): a check that has not exited by"
+  emit "  the first look costs a whole interval. Waking on the child's exit (a blocking wait in a"
+  emit "  thread, or a pidfd) instead would remove it."
+fi
+emit "- **systemctl run by the tool**: at 200 units the same \`systemctl is-active\` took $(ms "$vi200") ms in the"
+emit "  tool against $(ms "$ia200") ms alone (best runs: $(ms "$vi200min") against $(ms "$ia200min") ms). systemctl makes one D-Bus"
+emit "  call to systemd per unit, so its time is mostly waiting for systemd; how long depends on"
+emit "  where the scheduler puts systemctl and systemd on this $(nproc)-CPU machine, and the medians"
+emit "  differ more than the best runs do."
+emit ""
+emit "## Takeover: standby → primary"
+emit ""
+emit "\`failover-manager reconcile\` with every unit stopped and the check saying primary, until every"
+emit "unit is verified active. Against the **floor**: \`/bin/true\`, one \`systemctl is-active\`, then"
+emit "blocking \`systemctl start\`s (ordered: one call per unit, each waiting for its job; parallel: one"
+emit "call for all). Units stopped again before every run. \"Own start\" is the time the units need"
+emit "by themselves (none for instant units, 1 s each for the slow ones), \"settle\" the settle"
+emit "windows the config asks for. Overhead = tool − floor − settle. Median (min) in seconds."
+emit ""
+emit "| units | mode | settle | runs | failover-manager | floor | own start | overhead | per unit |"
+emit "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+row() { # DATA "UNITS DESC" MODE SETTLE_S N OWN_S
+  local data=$1 what=$2 mode=$3 settle=$4 n=$5 own=$6 tm tmin cnt fm fmin settle_total over per
+  read -r tm tmin cnt <<<"$(stats "$data" tool)"
+  read -r fm fmin _ <<<"$(stats "$data" floor)"
+  if [ "$mode" = ordered ]; then settle_total=$(calc "$n * $settle"); else settle_total=$settle; fi
+  if [ "$fm" = nan ]; then
+    # No floor measured with a settle window: the same units' floor from the settle 0s runs.
+    fm=$7
+    fmin=''
+  fi
+  over=$(calc "($tm - $fm) / 1000000 - $settle_total")
+  per=''
+  if [ "$mode" = ordered ]; then per=$(awk -v o="$over" -v n="$n" 'BEGIN { printf "%.1f", o * 1000 / n }'); fi
+  emit "| $what | $mode | ${settle} s | $cnt | $(sec "$tm") ($(sec "$tmin")) | $(sec "$fm")${fmin:+ ($(sec "$fmin"))} | ${own} s | ${over} s | ${per:+$per ms} |"
+}
+fast_desc="$fast_takeover instant"
+slow_desc="$slow_takeover × 1 s"
+read -r fp _ <<<"$(stats "$T_fast_parallel" floor)"
+read -r so _ <<<"$(stats "$T_slow_ordered" floor)"
+read -r sp _ <<<"$(stats "$T_slow_parallel" floor)"
+row "$T_fast_ordered" "$fast_desc" ordered 0 "$fast_takeover" 0
+row "$T_fast_parallel" "$fast_desc" parallel 0 "$fast_takeover" 0
+row "$T_slow_ordered" "$slow_desc" ordered 0 "$slow_takeover" "$slow_takeover"
+row "$T_slow_parallel" "$slow_desc" parallel 0 "$slow_takeover" 1
+row "$T_fast_parallel_s2" "$fast_desc" parallel 2 "$fast_takeover" 0 "$fp"
+row "$T_slow_ordered_s2" "$slow_desc" ordered 2 "$slow_takeover" "$slow_takeover" "$so"
+row "$T_slow_parallel_s2" "$slow_desc" parallel 2 "$slow_takeover" 1 "$sp"
+emit ""
+emit "Rows with a settle window reuse the floor measured with settle 0s (the floor has no settle)."
+emit ""
+emit "### Where the takeover time goes"
+emit ""
+emit "One more takeover of each kind with \`-vv\`, settle 0s: the commands the tool ran, the time"
+emit "spent in them (check included) and the rest: the waits between polls and the tool's own work."
+emit "Milliseconds; per unit for ordered runs."
+emit ""
+emit "| units | mode | total | is-active / start / show calls | in commands | between commands | between, per unit |"
+emit "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+vrow() { # KEY DESC MODE N
+  local d=${V[$1]} tot cmds between per
+  tot=$(field "$d" vv_total)
+  cmds=$(field "$d" vv_cmds)
+  between=$((tot - cmds))
+  per=''
+  [ "$3" != ordered ] || per="$(ms $((between / $4)))"
+  emit "| $2 | $3 | $(ms "$tot") | $(field "$d" vv_n_is-active) / $(field "$d" vv_n_start) / $(field "$d" vv_n_show) | $(ms "$cmds") | $(ms "$between") | $per |"
+}
+vrow fast-ordered "$fast_desc" ordered "$fast_takeover"
+vrow fast-parallel "$fast_desc" parallel "$fast_takeover"
+vrow slow-ordered "$slow_desc" ordered "$slow_takeover"
+vrow slow-parallel "$slow_desc" parallel "$slow_takeover"
+emit ""
+read -r fo _ <<<"$(stats "$T_fast_ordered" floor)"
+read -r to _ <<<"$(stats "$T_fast_ordered" tool)"
+read -r tp _ <<<"$(stats "$T_fast_parallel" tool)"
+read -r tso _ <<<"$(stats "$T_slow_ordered" tool)"
+read -r tsp _ <<<"$(stats "$T_slow_parallel" tool)"
+d=${V[fast-ordered]}
+vt=$(field "$d" vv_total) vcm=$(field "$d" vv_cmds)
+wait_per=$(((${vt:-0} - ${vcm:-0}) / fast_takeover))
+emit "Ordered, each instant unit costs the tool $(awk -v a="$to" -v b="$fo" -v n="$fast_takeover" 'BEGIN { printf "%.1f", (a - b) / n / 1000 }') ms more than a blocking \`systemctl start\`:"
+emit "a \`start --no-block\` and $(awk -v a="$(field "$d" vv_n_show)" -v n="$fast_takeover" 'BEGIN { printf "%.1f", a / n }') \`systemctl show\` poll(s) instead of one call, and $(ms "$wait_per") ms of"
+emit "waiting between those commands. Slow units are polled while they start: each ordered slow"
+emit "unit was polled $(awk -v a="$(field "${V[slow-ordered]}" vv_n_show)" -v n="$slow_takeover" 'BEGIN { printf "%.1f", a / n }') times, and the run took $(awk -v d="$(field "${V[slow-ordered]}" vv_total)" -v n="$slow_takeover" 'BEGIN { printf "%.1f", (d / n - 1000000) / 1000 }') ms per unit beyond the units' own 1 s: the"
+emit "poll interval grows while a unit is activating, so a ready unit is seen up to one interval late."
+emit ""
+emit "## Memory and size"
+emit ""
+emit "| | |"
+emit "| --- | ---: |"
+emit "| peak RSS of failover-manager itself, steady state, 1 unit | $(kb "$(field "$R1" rss_tool)") |"
+emit "| peak RSS of failover-manager itself, steady state, 200 units | $(kb "$(field "$R200" rss_tool)") |"
+if [ -n "$(field "$R200" rss_time)" ]; then
+  emit "| \`/usr/bin/time\` maximum RSS, 200 units (the largest of the tool and the commands it ran) | $(kb "$(field "$R200" rss_time)") |"
+fi
+emit "| release binary | $(mb "$size") |"
+if [ "$stripped" != n/a ]; then emit "| release binary, stripped | $(mb "$stripped") |"; fi
+emit ""
+rss_max=$(field "$R200" rss_tool)
+if [ "${rss_max:-0}" != 0 ] && le "$rss_max" 5120; then
+  emit "Goal under 5 MB: **met**. The tool's own VmHWM, read while strace holds its exit_group."
+else
+  emit "Goal under 5 MB: **not met**. The tool's own VmHWM, read while strace holds its exit_group."
+fi
+emit "GNU time's figure is not the tool's: the kernel folds the peak RSS of every child waited for"
+emit "into the parent's, so it reports systemctl's."
+emit ""
+emit "## What it means"
+emit ""
+emit "- \`parallel: true\` is for independent units that each take long to start: a takeover then"
+emit "  costs the slowest unit instead of the sum ($(sec "$tsp") s instead of $(sec "$tso") s for $slow_takeover units of 1 s"
+emit "  here) and one settle window instead of one per unit (with the default 2 s settle: $(sec "$(stats "$T_slow_parallel_s2" tool | cut -d' ' -f1)") s"
+emit "  against $(sec "$(stats "$T_slow_ordered_s2" tool | cut -d' ' -f1)") s). For $fast_takeover instant units it also wins: $(sec "$tp") s against $(sec "$to") s."
+emit "- Keep the default (ordered) when the order matters: units that need the one before them up"
+emit "  (a database before the application that connects to it, with no After=/Requires= between"
+emit "  them) or a resource group, where a failed start must stop the starts after it. Parallel"
+emit "  starts them all at once and reports each failure, but the group semantics are lost."
+emit "- The run that happens every minute, with nothing to do, costs the check plus one batched"
+emit "  \`systemctl is-active\`, plus the overhead above; a per-unit loop is $(ratio "$(stats "${S[200]}" naive | cut -d' ' -f1)" "$(stats "${S[200]}" tool | cut -d' ' -f1)")× slower than the tool at"
+emit "  200 units."
+
+printf '%s' "$report" >"$out_file"
+log "wrote $out_file in ${elapsed} s"
