@@ -15,7 +15,7 @@ use crate::systemctl::{Manager, SystemctlError, UnitDetails, UnitState};
 const JOURNAL_LINES: usize = 5;
 /// Poll interval bounds: quick at first (most units start in milliseconds), then gentle.
 const POLL_MIN: Duration = Duration::from_millis(10);
-const POLL_MAX: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]

@@ -583,13 +583,8 @@ fn keepalived_notify_starts_a_reconcile_at_once_through_the_shipped_unit() {
     let out = run(&sb, &[NOTIFY, "INSTANCE", "VI_1", "MASTER", "100"]);
     assert_eq!(out.status, 0, "{}", out.stderr);
     // No reconcile of ours, no timer: the notify script's own start of the service does it.
-    let end = std::time::Instant::now() + Duration::from_secs(10);
-    while sb.state("app.service") != "active" && std::time::Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        sb.state("app.service"),
-        "active",
+    assert!(
+        sb.wait_state("app.service", "active", Duration::from_secs(10)),
         "the notify script did not start a reconcile"
     );
 }

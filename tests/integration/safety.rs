@@ -164,10 +164,7 @@ fn sigterm_mid_verify_stops_waiting_at_once_and_reports() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let end = Instant::now() + Duration::from_secs(10);
-    while sb.state("app.service") != "activating" && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(sb.wait_state("app.service", "activating", Duration::from_secs(10)));
     std::thread::sleep(Duration::from_millis(200));
     let signalled = Instant::now();
     sb.ok(&[
@@ -307,7 +304,7 @@ fn an_unmanaged_unit_is_shown_but_left_alone() {
 fn hooked(t: Test, hooks: &str) -> Test {
     let yaml = format!(
         "check:\n  command: [/bin/sh, -c, \"exit $(cat /run/fm-test/check-exit)\"]\n{hooks}\
-         defaults: {{ verify_timeout: 5s, settle: 0s }}\nunits:\n  - app.service\n  - name: replica.service\n    when: standby\n"
+         defaults: {{ verify_timeout: 5s, settle: 500ms }}\nunits:\n  - app.service\n  - name: replica.service\n    when: standby\n"
     );
     t.config(&yaml)
 }

@@ -150,6 +150,25 @@ impl Sandbox {
             .count()
     }
 
+    /// Polls until `unit`'s state is `state` (or, with `!state`, is anything but `state`);
+    /// returns whether it got there within `timeout`.
+    pub fn wait_state(&self, unit: &str, state: &str, timeout: std::time::Duration) -> bool {
+        let end = std::time::Instant::now() + timeout;
+        let reached = |s: String| match state.strip_prefix('!') {
+            Some(not) => s != not,
+            None => s == state,
+        };
+        loop {
+            if reached(self.state(unit)) {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn install_unit(&self, name: &str, body: &str) {
         // Where `make install` puts units (PREFIX=/usr/local), leaving /etc free for mask/enable.
         self.write(&format!("/usr/local/lib/systemd/system/{name}"), body);

@@ -226,9 +226,7 @@ fn writing_the_role_file_takes_over_within_a_second_through_the_path_unit() {
     // No timer is running: only the path unit can react.
     let written = Instant::now();
     sb.ok(&["sh", "-c", "mkdir -p /run/failover-manager && echo primary > /run/failover-manager/role.tmp && mv /run/failover-manager/role.tmp /run/failover-manager/role"]);
-    while sb.state("app.service") != "active" && written.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sb.wait_state("app.service", "active", Duration::from_secs(5));
     let took = written.elapsed();
     assert_eq!(sb.state("app.service"), "active");
     assert_eq!(sb.state("replica.service"), "inactive");
@@ -237,20 +235,18 @@ fn writing_the_role_file_takes_over_within_a_second_through_the_path_unit() {
     // And back: standby.
     idle(&sb);
     sb.ok(&["sh", "-c", "echo standby > /run/failover-manager/role"]);
-    let end = Instant::now() + Duration::from_secs(5);
-    while sb.state("replica.service") != "active" && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sb.wait_state("replica.service", "active", Duration::from_secs(5));
     assert_eq!(sb.state("replica.service"), "active");
     assert_eq!(sb.state("app.service"), "inactive");
 }
 
 fn idle(sb: &Sandbox) {
-    let end = Instant::now() + Duration::from_secs(5);
     std::thread::sleep(Duration::from_millis(100));
-    while sb.state("failover-manager.service") == "activating" && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sb.wait_state(
+        "failover-manager.service",
+        "!activating",
+        Duration::from_secs(5),
+    );
 }
 
 fn parallel_site(extra: &str) -> Test {

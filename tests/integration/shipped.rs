@@ -12,6 +12,7 @@ fn install_shipped(sb: &Sandbox) {
     for f in [
         "failover-manager.service",
         "failover-manager.timer",
+        "failover-manager.path",
         "failover-manager-alert@.service",
     ] {
         let body = std::fs::read_to_string(format!("{UNITS}/{f}")).expect("shipped unit");
@@ -20,47 +21,40 @@ fn install_shipped(sb: &Sandbox) {
     sb.daemon_reload();
 }
 
+/// `systemd-analyze verify` passes and says nothing about our units.
+fn verify_clean(sb: &Sandbox, paths: &[&str]) {
+    let mut argv = vec!["systemd-analyze", "verify", "--man=no"];
+    argv.extend_from_slice(paths);
+    let out = sb.exec(&argv);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{err}"
+    );
+    let ours: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("failover-manager"))
+        .collect();
+    assert!(ours.is_empty(), "warnings about our units:\n{err}");
+}
+
 #[test]
 fn shipped_units_pass_systemd_analyze_verify() {
     let t = Test::new().unit(Unit::simple("app.service"));
     let Some(sb) = t.setup() else { return };
     install_shipped(&sb);
-    let out = sb.exec(&[
-        "systemd-analyze",
-        "verify",
-        "--man=no",
-        "/usr/local/lib/systemd/system/failover-manager.service",
-        "/usr/local/lib/systemd/system/failover-manager.timer",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "systemd-analyze verify failed:\n{err}"
+    verify_clean(
+        &sb,
+        &[
+            "/usr/local/lib/systemd/system/failover-manager.service",
+            "/usr/local/lib/systemd/system/failover-manager.timer",
+            "/usr/local/lib/systemd/system/failover-manager.path",
+        ],
     );
-    let ours: Vec<&str> = err
-        .lines()
-        .filter(|l| l.contains("failover-manager"))
-        .collect();
-    assert!(ours.is_empty(), "warnings about our units:\n{err}");
     // A template is verified through an instance of it.
     let alert = sb.read("/usr/local/lib/systemd/system/failover-manager-alert@.service");
     sb.write("/run/fm-test/failover-manager-alert@x.service", &alert);
-    let out = sb.exec(&[
-        "systemd-analyze",
-        "verify",
-        "--man=no",
-        "/run/fm-test/failover-manager-alert@x.service",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "systemd-analyze verify failed:\n{err}"
-    );
-    let ours: Vec<&str> = err
-        .lines()
-        .filter(|l| l.contains("failover-manager"))
-        .collect();
-    assert!(ours.is_empty(), "warnings about our units:\n{err}");
+    verify_clean(&sb, &["/run/fm-test/failover-manager-alert@x.service"]);
 }
 
 #[test]
@@ -73,21 +67,17 @@ fn shipped_timer_fires_the_service_which_reconciles() {
     let Some(sb) = t.setup() else { return };
     install_shipped(&sb);
     sb.systemctl(&["start", "failover-manager.timer"]);
-    let end = std::time::Instant::now() + Duration::from_secs(10);
-    while sb.state("app.service") != "active" && std::time::Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        sb.state("app.service"),
-        "active",
+    assert!(
+        sb.wait_state("app.service", "active", Duration::from_secs(10)),
         "the timer did not reconcile"
     );
     assert_eq!(sb.state("replica.service"), "inactive");
     // The service ran to success, and the journal has its change lines.
-    let end = std::time::Instant::now() + Duration::from_secs(5);
-    while sb.state("failover-manager.service") == "activating" && std::time::Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sb.wait_state(
+        "failover-manager.service",
+        "!activating",
+        Duration::from_secs(5),
+    );
     let result = sb.systemctl(&[
         "show",
         "-p",
@@ -125,10 +115,11 @@ fn shipped_timer_fires_the_service_which_reconciles() {
 /// Runs the shipped service once and waits for it to finish; returns its journal as JSON lines.
 fn run_service(sb: &Sandbox) -> Vec<serde_json::Value> {
     let _ = sb.exec(&["systemctl", "start", "failover-manager.service"]);
-    let end = std::time::Instant::now() + Duration::from_secs(10);
-    while sb.state("failover-manager.service") == "activating" && std::time::Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sb.wait_state(
+        "failover-manager.service",
+        "!activating",
+        Duration::from_secs(10),
+    );
     let log = sb.ok(&[
         "journalctl",
         "--no-pager",
