@@ -482,11 +482,9 @@ mod tests {
 
     fn unit(name: &str, when: When) -> UnitConfig {
         UnitConfig {
-            name: name.into(),
-            when,
             verify_timeout: Duration::from_millis(200),
             settle: Duration::from_millis(30),
-            managed: true,
+            ..UnitConfig::for_test(name, when)
         }
     }
 

@@ -93,6 +93,20 @@ pub struct UnitConfig {
     pub managed: bool,
 }
 
+#[cfg(test)]
+impl UnitConfig {
+    /// A managed unit with short timeouts and no settle window, for unit tests.
+    pub fn for_test(name: &str, when: When) -> UnitConfig {
+        UnitConfig {
+            name: name.to_owned(),
+            when,
+            verify_timeout: Duration::from_secs(1),
+            settle: Duration::ZERO,
+            managed: true,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read config: {source}")]

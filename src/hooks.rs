@@ -122,13 +122,7 @@ mod tests {
     fn units() -> Vec<UnitConfig> {
         [("app", When::Primary), ("replica", When::Standby)]
             .iter()
-            .map(|(n, w)| UnitConfig {
-                name: format!("{n}.service"),
-                when: *w,
-                verify_timeout: Duration::from_secs(1),
-                settle: Duration::ZERO,
-                managed: true,
-            })
+            .map(|(n, w)| UnitConfig::for_test(&format!("{n}.service"), *w))
             .collect()
     }
 

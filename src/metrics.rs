@@ -170,13 +170,7 @@ mod tests {
     fn snapshot_text(role: Role, exit: Exit, observed_after: Option<&[UnitState]>) -> String {
         let units: Vec<UnitConfig> = [("app.service", When::Primary), ("re\"plica", When::Standby)]
             .iter()
-            .map(|(n, w)| UnitConfig {
-                name: n.to_string(),
-                when: *w,
-                verify_timeout: Duration::from_secs(1),
-                settle: Duration::ZERO,
-                managed: true,
-            })
+            .map(|(n, w)| UnitConfig::for_test(n, *w))
             .collect();
         let p = plan(role, &units, &[UnitState::Inactive, UnitState::Active]);
         let c = CheckResult {

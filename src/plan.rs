@@ -187,16 +187,9 @@ pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn unit(name: &str, when: When) -> UnitConfig {
-        UnitConfig {
-            name: name.into(),
-            when,
-            verify_timeout: Duration::from_secs(1),
-            settle: Duration::ZERO,
-            managed: true,
-        }
+        UnitConfig::for_test(name, when)
     }
 
     #[test]
@@ -257,8 +250,10 @@ mod tests {
                     assert_eq!(p.units[0].underway, underway, "{role:?} {when:?} {state}");
                     assert_eq!(
                         p.units[0].in_sync(),
-                        want.is_none() && state != "maintenance" && state != "bogus"
-                            || role == Role::Unknown,
+                        // In sync: nothing to do and a known, settled state — or nothing
+                        // desired at all (role unknown).
+                        role == Role::Unknown
+                            || (want.is_none() && state != "maintenance" && state != "bogus"),
                         "{role:?} {when:?} {state}"
                     );
                 }

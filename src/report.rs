@@ -269,13 +269,7 @@ mod tests {
         ["app.service", "web.service", "replica.service"]
             .iter()
             .zip([When::Primary, When::Primary, When::Standby])
-            .map(|(n, w)| UnitConfig {
-                name: n.to_string(),
-                when: w,
-                verify_timeout: Duration::from_secs(1),
-                settle: Duration::ZERO,
-                managed: true,
-            })
+            .map(|(n, w)| UnitConfig::for_test(n, w))
             .collect()
     }
 

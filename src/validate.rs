@@ -127,13 +127,7 @@ mod tests {
     use crate::config::When;
 
     fn unit(name: &str) -> UnitConfig {
-        UnitConfig {
-            name: name.into(),
-            when: When::Primary,
-            verify_timeout: Duration::from_secs(1),
-            settle: Duration::ZERO,
-            managed: true,
-        }
+        UnitConfig::for_test(name, When::Primary)
     }
 
     fn details(load: &str, file: &str) -> UnitDetails {
