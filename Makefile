@@ -16,14 +16,19 @@ FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 ARTIFACTS  ?= target/release
 CARGO      ?= cargo
 
-.PHONY: build test lint install uninstall deb demo bench clean-sandboxes
+.PHONY: setup build test lint install uninstall deb demo bench clean-sandboxes
 
 build:
 	$(CARGO) build --release --locked
 
+# What the tests use beyond a fresh Debian machine with Rust (apt and cargo packages), once:
+# tests/setup.sh does nothing when everything is there.
+setup:
+	tests/setup.sh
+
 # Unit tests, then the real-systemd integration tests (they boot throwaway systemd sandboxes
 # and need root; under CI=true they fail rather than skip without it).
-test:
+test: setup
 	$(CARGO) test --locked --all-targets
 
 lint:
