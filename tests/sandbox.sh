@@ -10,6 +10,11 @@
 #                           every process of the sandbox, if the caller dies without `down`
 #   sandbox.sh wait CGROUP  print the PID of the sandbox's systemd once it has booted
 #   sandbox.sh sweep        tear down every sandbox left behind (say, by a killed test run)
+#   sandbox.sh link PID_A IF_A ADDR_A PID_B IF_B ADDR_B
+#                           join two booted sandboxes (by their systemd's host PID) with a
+#                           veth pair, IF_A/ADDR_A (e.g. 10.99.0.1/24) in A, IF_B/ADDR_B in B,
+#                           both up. The pair is created inside the two network namespaces
+#                           and never exists on the host; it goes away with either sandbox.
 #
 # Never boot systemd on the real root: its boot-time tmpfiles rules empty /tmp. Everything
 # systemd writes here lands in a tmpfs upper layer that disappears with the namespace.
@@ -164,6 +169,20 @@ down() {
   remove_cgroup "$cg"
 }
 
+link() {
+  local pa=$1 ia=$2 aa=$3 pb=$4 ib=$5 ab=$6
+  [ -d "/proc/$pa" ] && [ -d "/proc/$pb" ] || die "link: no such sandbox PID"
+  # Created from inside A's namespace with its peer placed straight into B's: no name on the
+  # host, so parallel tests cannot collide.
+  nsenter -t "$pa" -n ip link add "$ia" type veth peer name "$ib" netns "$pb"
+  nsenter -t "$pa" -n ip addr add "$aa" dev "$ia"
+  nsenter -t "$pb" -n ip addr add "$ab" dev "$ib"
+  nsenter -t "$pa" -n ip link set lo up
+  nsenter -t "$pb" -n ip link set lo up
+  nsenter -t "$pa" -n ip link set "$ia" up
+  nsenter -t "$pb" -n ip link set "$ib" up
+}
+
 sweep() {
   local cg
   for cg in "$CGROOT/$PREFIX"-*; do
@@ -183,7 +202,8 @@ case "${1:-}" in
     ;;
   wait) wait_ready "${2:?cgroup}" ;;
   sweep) sweep ;;
+  link) link "${2:?pid}" "${3:?ifname}" "${4:?addr}" "${5:?pid}" "${6:?ifname}" "${7:?addr}" ;;
   __launch) launch "$2" "$3" ;;
   __init) init "${2:?name}" ;;
-  *) die "usage: sandbox.sh up NAME | down PID CGROUP | run NAME | wait CGROUP | sweep" ;;
+  *) die "usage: sandbox.sh up NAME | down PID CGROUP | run NAME | wait CGROUP | sweep | link ..." ;;
 esac

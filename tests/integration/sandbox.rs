@@ -174,6 +174,36 @@ impl Sandbox {
         self.write(&format!("/usr/local/lib/systemd/system/{name}"), body);
     }
 
+    /// Joins this sandbox to `other` with a veth pair: `ifname`/`addr` (CIDR) here,
+    /// `other_ifname`/`other_addr` there, both up. The pair lives only in the two sandboxes'
+    /// network namespaces and disappears with them. Cut it with `ip link set IF down` inside.
+    pub fn link(
+        &self,
+        ifname: &str,
+        addr: &str,
+        other: &Sandbox,
+        other_ifname: &str,
+        other_addr: &str,
+    ) {
+        let out = Command::new(SCRIPT)
+            .args([
+                "link",
+                &self.pid.to_string(),
+                ifname,
+                addr,
+                &other.pid.to_string(),
+                other_ifname,
+                other_addr,
+            ])
+            .output()
+            .expect("cannot run tests/sandbox.sh link");
+        assert!(
+            out.status.success(),
+            "sandbox.sh link failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn daemon_reload(&self) {
         self.systemctl(&["daemon-reload"]);
     }
