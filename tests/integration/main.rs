@@ -5,6 +5,7 @@ mod sandbox;
 mod test;
 mod unit;
 
+mod alerts;
 mod cli;
 mod examples;
 mod faults;
