@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod config;
 mod exit;
+mod fence;
 mod hooks;
 mod interrupt;
 mod lock;

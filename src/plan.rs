@@ -136,12 +136,29 @@ fn observed_role(units: &[UnitConfig], observed: &[UnitState]) -> Option<Role> {
 }
 
 pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
+    plan_with(role, units, observed, |when| desired_for(role, when))
+}
+
+/// The plan of a host that fences itself (`check.fence_after`): the role is unknown, so nothing
+/// is started, but the primary units must stop; the standby units are left as they are.
+pub fn fenced(units: &[UnitConfig], observed: &[UnitState]) -> Plan {
+    plan_with(Role::Unknown, units, observed, |when| {
+        (when == When::Primary).then_some(Desired::Stopped)
+    })
+}
+
+fn plan_with(
+    role: Role,
+    units: &[UnitConfig],
+    observed: &[UnitState],
+    desired_for: impl Fn(When) -> Option<Desired>,
+) -> Plan {
     debug_assert_eq!(units.len(), observed.len());
     let items: Vec<UnitPlan> = units
         .iter()
         .zip(observed)
         .map(|(u, state)| {
-            let desired = desired_for(role, u.when);
+            let desired = desired_for(u.when);
             // `activating` is already starting and `deactivating` already stopping: no second
             // job, but the step stays, to be verified like any other.
             let underway = u.managed
@@ -187,6 +204,35 @@ pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fenced_host_stops_its_primary_units_and_starts_nothing() {
+        let units = [
+            unit("a", When::Primary),
+            unit("b", When::Primary),
+            unit("s", When::Standby),
+            UnitConfig {
+                managed: false,
+                ..unit("m", When::Primary)
+            },
+        ];
+        let p = fenced(
+            &units,
+            &[
+                UnitState::Active,
+                UnitState::Inactive,
+                UnitState::Inactive,
+                UnitState::Active,
+            ],
+        );
+        assert_eq!(p.role, Role::Unknown);
+        let actions: Vec<_> = p.units.iter().map(|u| u.action).collect();
+        assert_eq!(actions, [Some(Action::Stop), None, None, None]);
+        assert_eq!(p.steps, [0]);
+        // The standby units are not its business: nothing desired, in sync whatever they are.
+        assert_eq!(p.units[2].desired, None);
+        assert!(!p.in_sync(), "the unmanaged primary unit still runs: drift");
+    }
 
     fn unit(name: &str, when: When) -> UnitConfig {
         UnitConfig::for_test(name, when)
