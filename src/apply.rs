@@ -1,6 +1,10 @@
 //! Executes a plan: one step at a time, each verified before the next. Starts behave like a
 //! resource group (a failure stops the starts after it); stops always all run, and no start
 //! runs after a failed stop, so the two roles' units never run at once.
+//!
+//! This is the imperative shell around `verify`: it queues jobs, waits for what systemd says
+//! (a job's end, a unit's change), reads the units that something happened to, and feeds it
+//! all to each step's state machine until every step is decided.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,13 +13,16 @@ use serde::Serialize;
 use crate::config::UnitConfig;
 use crate::interrupt;
 use crate::plan::{Action, Plan};
-use crate::systemctl::{Manager, SystemctlError, UnitDetails, UnitState};
+use crate::systemd::{Event, Manager, UnitState, Verb};
+use crate::verify::{self, Observation, Phase, Step};
 
 /// How many journal lines a failure report carries.
 const JOURNAL_LINES: usize = 5;
-/// Poll interval bounds: quick at first (most units start in milliseconds), then gentle.
-const POLL_MIN: Duration = Duration::from_millis(10);
-const POLL_MAX: Duration = Duration::from_millis(50);
+/// A unit still on its way is read again at least this often even when systemd says nothing
+/// (a safety net: its job's end and its changes are signalled).
+const REREAD: Duration = Duration::from_secs(1);
+/// After systemd could not be asked, how soon to ask again.
+const RETRY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
@@ -105,68 +112,6 @@ fn skipped(plan: &Plan, i: usize, action: Action, reason: String) -> StepResult 
     }
 }
 
-/// What one poll of a unit says about a job in flight.
-#[derive(Debug, PartialEq)]
-enum Progress {
-    Reached,
-    Pending,
-    Failed(&'static str),
-}
-
-fn start_progress(d: &UnitDetails) -> Progress {
-    if !d.load_state.is_empty() && d.load_state != "loaded" {
-        return Progress::Failed("cannot be loaded");
-    }
-    match d.active_state {
-        UnitState::Active | UnitState::Reloading | UnitState::Refreshing => Progress::Reached,
-        UnitState::Activating => Progress::Pending,
-        // Before the queued job runs (or while it waits for an After= dependency), the unit
-        // still shows where it was: inactive, failed, or stopping.
-        UnitState::Inactive | UnitState::Failed | UnitState::Deactivating if d.job_pending => {
-            Progress::Pending
-        }
-        UnitState::Failed => Progress::Failed("failed"),
-        UnitState::Inactive if d.condition_result == "no" => {
-            Progress::Failed("was skipped: a Condition…= of the unit is not met")
-        }
-        UnitState::Inactive if d.result == "dependency" => {
-            Progress::Failed("was not started: a dependency failed")
-        }
-        UnitState::Inactive => Progress::Failed("exited (a oneshot needs RemainAfterExit=yes)"),
-        UnitState::Deactivating => Progress::Failed("is stopping again"),
-        UnitState::Maintenance | UnitState::Other(_) => Progress::Pending,
-    }
-}
-
-fn stop_progress(d: &UnitDetails) -> Progress {
-    match d.active_state {
-        // A unit that exits non-zero on SIGTERM ends `failed`: it is stopped all the same.
-        UnitState::Inactive | UnitState::Failed => Progress::Reached,
-        _ => Progress::Pending,
-    }
-}
-
-fn settle_reason(what: &str, after_active: Duration, cfg: &UnitConfig) -> String {
-    format!(
-        "{what} {} after it became active (within its {} settle window)",
-        crate::report::fmt_duration(after_active),
-        crate::report::fmt_duration(cfg.settle)
-    )
-}
-
-fn timeout_reason(d: &UnitDetails, cfg: &UnitConfig) -> String {
-    let sub = if d.sub_state.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", d.sub_state)
-    };
-    format!(
-        "still {}{sub} after {} (verify_timeout)",
-        d.active_state,
-        crate::report::fmt_duration(cfg.verify_timeout),
-    )
-}
-
 fn apply_parallel(plan: &Plan, units: &[UnitConfig], mgr: &dyn Manager) -> Vec<StepResult> {
     let (stops, starts): (Vec<usize>, Vec<usize>) = plan
         .steps
@@ -184,22 +129,9 @@ fn apply_parallel(plan: &Plan, units: &[UnitConfig], mgr: &dyn Manager) -> Vec<S
     results
 }
 
-/// Where one unit of a batch is.
-enum Phase {
-    Waiting,
-    /// Active since `active_at` (after the batch began); must stay so, and the same process
-    /// (invocation), until `until`.
-    Settling {
-        active_at: Duration,
-        until: Instant,
-        invocation: String,
-        restarts: String,
-    },
-    Finished(Outcome),
-}
-
-/// Queues one job per unit in a single call (none for a unit already on its way), then
-/// verifies them all with one batched `systemctl show` per poll.
+/// Queues one job per unit (none for a unit already on its way), then verifies them all
+/// together: each unit is read again when systemd signals its job's end or a change, at its
+/// deadlines, and at least every REREAD.
 fn batch(
     action: Action,
     idxs: &[usize],
@@ -210,204 +142,206 @@ fn batch(
     if idxs.is_empty() {
         return Vec::new();
     }
-    let (verb, progress): (_, fn(&UnitDetails) -> Progress) = match action {
-        Action::Start => (crate::systemctl::Verb::Start, start_progress),
-        Action::Stop => (crate::systemctl::Verb::Stop, stop_progress),
+    let verb = match action {
+        Action::Start => Verb::Start,
+        Action::Stop => Verb::Stop,
     };
     let t0 = Instant::now();
     let since = SystemTime::now();
+    let n = idxs.len();
     let names: Vec<&str> = idxs.iter().map(|&i| units[i].name.as_str()).collect();
-    let mut phases: Vec<Phase> = idxs.iter().map(|_| Phase::Waiting).collect();
-    // The last state seen of each unit, for a report that needs no further systemctl call.
-    let mut last: Vec<UnitState> = idxs
+    let steps: Vec<Step> = idxs
         .iter()
-        .map(|&i| plan.units[i].observed.clone())
+        .map(|&i| Step {
+            action,
+            settle: units[i].settle,
+            verify_timeout: units[i].verify_timeout,
+            started: t0,
+        })
         .collect();
-    let to_queue: Vec<usize> = (0..idxs.len())
-        .filter(|&j| !plan.units[idxs[j]].underway)
-        .collect();
-    let queue_names: Vec<&str> = to_queue.iter().map(|&j| names[j]).collect();
-    if interrupt::requested() {
-        phases.iter_mut().for_each(|p| {
-            *p = Phase::Finished(Outcome::Skipped {
+    // A unit is decided by an outcome set here (it was never queued) or by its phase.
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+    let mut phases: Vec<Phase> = Vec::with_capacity(n);
+    let mut jobs: Vec<Option<u32>> = vec![None; n];
+    for j in 0..n {
+        if plan.units[idxs[j]].underway {
+            phases.push(Phase::underway());
+            continue;
+        }
+        phases.push(Phase::queued());
+        if interrupt::requested() {
+            outcomes[j] = Some(Outcome::Skipped {
                 reason: "interrupted".into(),
-            })
-        });
-    } else if queue_names.is_empty() {
-        // Every unit is already on its way: only verification is left.
-    } else if let Err(first) = mgr.enqueue_many(verb, &queue_names) {
-        let what = match verb {
-            crate::systemctl::Verb::Start => "could not be started",
-            crate::systemctl::Verb::Stop => "could not be stopped",
-        };
-        // One bad unit fails the whole call: queue them one by one, so each gets its own error
-        // and the good ones still go.
-        let errors: Vec<Option<SystemctlError>> = if queue_names.len() == 1 {
-            vec![Some(first)]
-        } else {
-            queue_names
-                .iter()
-                .map(|n| mgr.enqueue(verb, n).err())
-                .collect()
-        };
-        for (&j, e) in to_queue.iter().zip(errors) {
-            if let Some(e) = e {
-                let cfg = &units[idxs[j]];
-                phases[j] = Phase::Finished(failure(cfg, mgr, what, e.to_string(), t0, since));
+            });
+            continue;
+        }
+        match mgr.queue(verb, names[j]) {
+            Ok(id) => jobs[j] = Some(id),
+            Err(e) => {
+                let what = match verb {
+                    Verb::Start => "could not be started",
+                    Verb::Stop => "could not be stopped",
+                };
+                outcomes[j] = Some(Outcome::Failed {
+                    reason: what.to_owned(),
+                    state: UnitState::Other("unknown".into()),
+                    cause: e.to_string(),
+                    journal: mgr.journal_tail(names[j], Some(since), JOURNAL_LINES),
+                    elapsed: t0.elapsed(),
+                });
             }
         }
     }
-    let mut poll = POLL_MIN;
+    // A queued job's end is signalled: its unit is read then (or, should the signal be
+    // lost, after REREAD). A unit already on its way is read at once.
+    let mut dirty: Vec<bool> = jobs.iter().map(Option::is_none).collect();
+    let mut next_read = vec![t0 + REREAD; n];
     loop {
-        let pending: Vec<usize> = (0..idxs.len())
-            .filter(|&j| !matches!(phases[j], Phase::Finished(_)))
+        let pending: Vec<usize> = (0..n)
+            .filter(|&j| outcomes[j].is_none() && !phases[j].finished())
             .collect();
         if pending.is_empty() {
             break;
         }
-        let pending_names: Vec<&str> = pending.iter().map(|&j| names[j]).collect();
-        let details = match mgr.details_many(&pending_names) {
-            Ok(d) => d,
-            Err(e) => {
-                for &j in &pending {
-                    let cfg = &units[idxs[j]];
-                    phases[j] = Phase::Finished(failure(
-                        cfg,
-                        mgr,
-                        "could not be verified",
-                        e.to_string(),
-                        t0,
-                        since,
-                    ));
-                }
-                break;
+        if interrupt::requested() {
+            // Stop at once: report what was last seen, without another question to systemd.
+            let now = Instant::now();
+            for &j in &pending {
+                let p = std::mem::replace(&mut phases[j], Phase::queued());
+                phases[j] = verify::advance(p, Observation::Interrupted, &steps[j], now);
             }
-        };
+            break;
+        }
         let now = Instant::now();
-        for (&j, d) in pending.iter().zip(details) {
-            let cfg = &units[idxs[j]];
-            last[j] = d.active_state.clone();
-            let phase = std::mem::replace(&mut phases[j], Phase::Waiting);
-            phases[j] = match phase {
-                Phase::Waiting => match progress(&d) {
-                    Progress::Reached if action == Action::Stop || cfg.settle.is_zero() => {
-                        Phase::Finished(Outcome::Done {
-                            elapsed: t0.elapsed(),
-                        })
+        for &j in &pending {
+            let due = match &phases[j] {
+                // Settling: signals say when it changes; it is read at the window's end.
+                Phase::Settling { until, .. } => now >= *until,
+                _ => now >= next_read[j] || phases[j].deadline(&steps[j]).is_some_and(|d| now >= d),
+            };
+            dirty[j] |= due;
+        }
+        let to_read: Vec<usize> = pending.iter().copied().filter(|&j| dirty[j]).collect();
+        if !to_read.is_empty() {
+            let read_names: Vec<&str> = to_read.iter().map(|&j| names[j]).collect();
+            let identity: Vec<bool> = to_read.iter().map(|&j| steps[j].wants_identity()).collect();
+            let read = mgr.observe(&read_names, &identity);
+            let now = Instant::now();
+            match read {
+                Ok(details) => {
+                    for (&j, d) in to_read.iter().zip(&details) {
+                        let p = std::mem::replace(&mut phases[j], Phase::queued());
+                        phases[j] = verify::advance(p, Observation::State(d), &steps[j], now);
+                        dirty[j] = false;
+                        next_read[j] = now + REREAD;
                     }
-                    Progress::Reached => Phase::Settling {
-                        active_at: t0.elapsed(),
-                        until: now + cfg.settle,
-                        invocation: d.invocation_id.clone(),
-                        restarts: d.n_restarts.clone(),
-                    },
-                    Progress::Failed(what) => {
-                        Phase::Finished(failure_with(cfg, mgr, what.to_owned(), d, t0, since))
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    for &j in &to_read {
+                        let p = std::mem::replace(&mut phases[j], Phase::queued());
+                        phases[j] =
+                            verify::advance(p, Observation::Unreachable(&why), &steps[j], now);
+                        dirty[j] = false;
+                        next_read[j] = now + RETRY;
                     }
-                    Progress::Pending if now >= t0 + cfg.verify_timeout => {
-                        let reason = timeout_reason(&d, cfg);
-                        Phase::Finished(failure_with(cfg, mgr, reason, d, t0, since))
-                    }
-                    Progress::Pending => Phase::Waiting,
-                },
-                Phase::Settling {
-                    active_at,
-                    until,
-                    invocation,
-                    restarts,
-                } => {
-                    let after = t0.elapsed().saturating_sub(active_at);
-                    // A crash and a quick Restart= can both fall between two polls: a new
-                    // invocation (or restart count) gives it away.
-                    let restarted = d.invocation_id != invocation || d.n_restarts != restarts;
-                    if start_progress(&d) != Progress::Reached {
-                        let what = format!("went {}", d.active_state);
-                        let reason = settle_reason(&what, after, cfg);
-                        Phase::Finished(failure_with(cfg, mgr, reason, d, t0, since))
-                    } else if restarted {
-                        let reason = settle_reason("was restarted", after, cfg);
-                        Phase::Finished(failure_with(cfg, mgr, reason, d, t0, since))
-                    } else if now >= until {
-                        Phase::Finished(Outcome::Done { elapsed: active_at })
-                    } else {
-                        Phase::Settling {
-                            active_at,
-                            until,
-                            invocation,
-                            restarts,
+                }
+            }
+            continue;
+        }
+        let until = pending
+            .iter()
+            .map(|&j| match &phases[j] {
+                Phase::Settling { until, .. } => *until,
+                p => next_read[j].min(p.deadline(&steps[j]).unwrap_or(next_read[j])),
+            })
+            .min()
+            .unwrap_or(now);
+        let wait_names: Vec<&str> = pending.iter().map(|&j| names[j]).collect();
+        match mgr.wait(&wait_names, until) {
+            Ok(events) => {
+                for e in events {
+                    for &j in &pending {
+                        match &e {
+                            Event::JobRemoved { job, unit, result } => {
+                                if jobs[j] == Some(*job) {
+                                    let p = std::mem::replace(&mut phases[j], Phase::queued());
+                                    let now = Instant::now();
+                                    phases[j] = verify::advance(
+                                        p,
+                                        Observation::JobEnded(result),
+                                        &steps[j],
+                                        now,
+                                    );
+                                    dirty[j] = true;
+                                } else if unit == names[j] {
+                                    dirty[j] = true;
+                                }
+                            }
+                            Event::Changed { unit } => dirty[j] |= unit == names[j],
+                            Event::Reconnected => dirty[j] = true,
                         }
                     }
                 }
-                finished @ Phase::Finished(_) => finished,
-            };
-        }
-        if phases.iter().all(|p| matches!(p, Phase::Finished(_))) {
-            break;
-        }
-        if !interrupt::sleep(poll) {
-            // Stop at once: report what was last seen, without another call per unit.
-            for (j, phase) in phases.iter_mut().enumerate() {
-                if !matches!(phase, Phase::Finished(_)) {
-                    *phase = Phase::Finished(Outcome::Failed {
-                        reason: "interrupted before it was verified".into(),
-                        state: last[j].clone(),
-                        cause: String::new(),
-                        journal: Vec::new(),
-                        elapsed: t0.elapsed(),
-                    });
+            }
+            Err(e) => {
+                let why = e.to_string();
+                let now = Instant::now();
+                for &j in &pending {
+                    let p = std::mem::replace(&mut phases[j], Phase::queued());
+                    phases[j] = verify::advance(p, Observation::Unreachable(&why), &steps[j], now);
+                    next_read[j] = now + RETRY;
                 }
             }
         }
-        poll = (poll * 2).min(POLL_MAX);
     }
-    idxs.iter()
-        .zip(phases)
-        .map(|(&i, p)| StepResult {
-            unit: i,
-            name: plan.units[i].name.clone(),
+    (0..n)
+        .map(|j| StepResult {
+            unit: idxs[j],
+            name: plan.units[idxs[j]].name.clone(),
             action,
-            outcome: match p {
-                Phase::Finished(o) => o,
-                // Unreachable: the loop ends only when every unit is finished.
-                _ => Outcome::Skipped {
-                    reason: "not verified".into(),
-                },
+            outcome: match outcomes[j].take() {
+                Some(o) => o,
+                None => outcome(&phases[j], &steps[j], names[j], mgr, t0, since),
             },
         })
         .collect()
 }
 
-fn failure(
-    cfg: &UnitConfig,
+/// The report of one verified step: a failure carries systemd's cause and the unit's journal.
+fn outcome(
+    phase: &Phase,
+    step: &Step,
+    name: &str,
     mgr: &dyn Manager,
-    reason: &str,
-    cause: String,
     t0: Instant,
     since: SystemTime,
 ) -> Outcome {
-    Outcome::Failed {
-        reason: reason.to_owned(),
-        state: UnitState::Other("unknown".into()),
-        cause,
-        journal: mgr.journal_tail(&cfg.name, Some(since), JOURNAL_LINES),
-        elapsed: t0.elapsed(),
-    }
-}
-
-fn failure_with(
-    cfg: &UnitConfig,
-    mgr: &dyn Manager,
-    reason: String,
-    d: UnitDetails,
-    t0: Instant,
-    since: SystemTime,
-) -> Outcome {
-    Outcome::Failed {
-        reason,
-        cause: d.cause(),
-        state: d.active_state,
-        journal: mgr.journal_tail(&cfg.name, Some(since), JOURNAL_LINES),
-        elapsed: t0.elapsed(),
+    match phase {
+        Phase::Done { at } => Outcome::Done {
+            elapsed: at.saturating_duration_since(t0),
+        },
+        Phase::Failed(f) if f.wants_details() => {
+            let details = mgr.details_many(&[name]).ok().and_then(|mut d| d.pop());
+            Outcome::Failed {
+                reason: f.reason(step, details.as_ref()),
+                state: f.state.clone(),
+                cause: details.as_ref().map(|d| d.cause()).unwrap_or_default(),
+                journal: mgr.journal_tail(name, Some(since), JOURNAL_LINES),
+                elapsed: t0.elapsed(),
+            }
+        }
+        Phase::Failed(f) => Outcome::Failed {
+            reason: f.reason(step, None),
+            state: f.state.clone(),
+            cause: String::new(),
+            journal: Vec::new(),
+            elapsed: t0.elapsed(),
+        },
+        // Unreachable: the loop ends only when every unit is decided.
+        Phase::Waiting { .. } | Phase::Settling { .. } => Outcome::Skipped {
+            reason: "not verified".into(),
+        },
     }
 }
 
@@ -417,15 +351,31 @@ mod tests {
     use crate::check::Role;
     use crate::config::When;
     use crate::plan::plan;
-    use crate::systemctl::{SystemctlError, Verb};
-    use std::cell::RefCell;
-    use std::collections::HashMap;
+    use crate::systemd::{SystemdError, UnitDetails};
+    use std::cell::{Cell, RefCell};
+    use std::collections::{HashMap, VecDeque};
 
-    /// A scripted systemd: each unit answers a fixed state after its job is queued.
+    /// A scripted systemd: each job ends at once (`done`, signalled), and each read of a unit
+    /// answers the next state of its script (the last one repeats), or a fixed state after
+    /// its job: active after a start, inactive after a stop.
     struct Fake {
         after: HashMap<String, UnitState>,
+        scripts: RefCell<HashMap<String, VecDeque<UnitDetails>>>,
         calls: RefCell<Vec<String>>,
         queued: RefCell<HashMap<String, Verb>>,
+        signals: RefCell<Vec<Event>>,
+        refuse: Option<&'static str>,
+        /// This many reads fail as if the connection had dropped (daemon-reexec).
+        lost_reads: Cell<usize>,
+    }
+
+    fn loaded(state: UnitState, invocation: &str) -> UnitDetails {
+        UnitDetails {
+            load_state: "loaded".into(),
+            active_state: state,
+            invocation_id: invocation.into(),
+            ..UnitDetails::default()
+        }
     }
 
     impl Fake {
@@ -435,45 +385,102 @@ mod tests {
                     .iter()
                     .map(|(n, s)| (n.to_string(), s.clone()))
                     .collect(),
+                scripts: RefCell::new(HashMap::new()),
                 calls: RefCell::new(Vec::new()),
                 queued: RefCell::new(HashMap::new()),
+                signals: RefCell::new(Vec::new()),
+                refuse: None,
+                lost_reads: Cell::new(0),
             }
         }
-    }
 
-    impl Fake {
-        fn details(&self, unit: &str) -> Result<UnitDetails, SystemctlError> {
+        fn script(self, unit: &str, reads: &[UnitDetails]) -> Fake {
+            self.scripts
+                .borrow_mut()
+                .insert(unit.into(), reads.iter().cloned().collect());
+            self
+        }
+
+        fn details(&self, unit: &str) -> UnitDetails {
+            if let Some(script) = self.scripts.borrow_mut().get_mut(unit) {
+                if script.len() > 1 {
+                    return script.pop_front().unwrap_or_default();
+                }
+                if let Some(d) = script.front() {
+                    return d.clone();
+                }
+            }
             let verb = self.queued.borrow().get(unit).copied();
             let default = match verb {
                 Some(Verb::Stop) => UnitState::Inactive,
                 _ => UnitState::Active,
             };
-            Ok(UnitDetails {
-                load_state: "loaded".into(),
-                active_state: self.after.get(unit).cloned().unwrap_or(default),
-                ..UnitDetails::default()
-            })
+            loaded(self.after.get(unit).cloned().unwrap_or(default), "i1")
+        }
+
+        fn calls(&self, prefix: &str) -> Vec<String> {
+            self.calls
+                .borrow()
+                .iter()
+                .filter(|c| c.starts_with(prefix))
+                .cloned()
+                .collect()
         }
     }
 
     impl Manager for Fake {
-        fn is_active(&self, units: &[&str]) -> Result<Vec<UnitState>, SystemctlError> {
+        fn is_active(&self, units: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
             Ok(units.iter().map(|_| UnitState::Inactive).collect())
         }
-        fn enqueue_many(&self, verb: Verb, units: &[&str]) -> Result<(), SystemctlError> {
+        fn observe(&self, units: &[&str], _: &[bool]) -> Result<Vec<UnitDetails>, SystemdError> {
             self.calls
                 .borrow_mut()
-                .push(format!("{} {}", verb.as_str(), units.join(" ")));
-            for unit in units {
-                self.queued.borrow_mut().insert(unit.to_string(), verb);
+                .push(format!("read {}", units.join(" ")));
+            if self.lost_reads.get() > 0 {
+                self.lost_reads.set(self.lost_reads.get() - 1);
+                return Err(SystemdError::Call {
+                    method: "ListUnitsByNames",
+                    error: "Connection reset by peer".into(),
+                });
             }
-            Ok(())
+            Ok(units.iter().map(|u| self.details(u)).collect())
         }
-        fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemctlError> {
-            units.iter().map(|u| self.details(u)).collect()
+        fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemdError> {
+            Ok(units.iter().map(|u| self.details(u)).collect())
         }
-        fn property(&self, _: &str, _: &str) -> Result<String, SystemctlError> {
+        fn property(&self, _: &str, _: &str) -> Result<String, SystemdError> {
             Ok(String::new())
+        }
+        fn queue(&self, verb: Verb, unit: &str) -> Result<u32, SystemdError> {
+            self.calls
+                .borrow_mut()
+                .push(format!("{} {unit}", verb.as_str()));
+            if let Some(error) = self.refuse {
+                return Err(SystemdError::Job {
+                    verb: verb.as_str(),
+                    unit: unit.into(),
+                    error: error.into(),
+                });
+            }
+            self.queued.borrow_mut().insert(unit.to_string(), verb);
+            let job = self.calls.borrow().len() as u32;
+            self.signals.borrow_mut().push(Event::JobRemoved {
+                job,
+                unit: unit.into(),
+                result: "done".into(),
+            });
+            Ok(job)
+        }
+        fn wait(&self, _: &[&str], until: Instant) -> Result<Vec<Event>, SystemdError> {
+            let events: Vec<Event> = self.signals.borrow_mut().drain(..).collect();
+            if events.is_empty() {
+                std::thread::sleep(
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(2)),
+                );
+            }
+            Ok(events)
         }
         fn journal_tail(&self, unit: &str, _: Option<SystemTime>, _: usize) -> Vec<String> {
             vec![format!("{unit}: boom")]
@@ -499,7 +506,7 @@ mod tests {
     }
 
     #[test]
-    fn parallel_batches_each_phase_into_one_call() {
+    fn parallel_queues_each_phase_before_verifying_it() {
         let units = [
             unit("a", When::Primary),
             unit("s1", When::Standby),
@@ -515,7 +522,19 @@ mod tests {
         ];
         let r = run_parallel(&units, &observed, &fake);
         assert!(r.iter().all(|s| !s.failed()), "{r:?}");
-        assert_eq!(*fake.calls.borrow(), ["stop s2 s1", "start a b"]);
+        // Every job of a phase is queued, then the phase is verified together.
+        let calls = fake.calls.borrow().clone();
+        assert_eq!(
+            calls[..6],
+            [
+                "stop s2",
+                "stop s1",
+                "read s2 s1",
+                "start a",
+                "start b",
+                "read a b"
+            ]
+        );
     }
 
     #[test]
@@ -527,7 +546,7 @@ mod tests {
         let units = [unit("p", When::Primary), unit("s", When::Standby)];
         let fake = Fake::new(&[("s", UnitState::Deactivating)]);
         let r = run_parallel(&units, &[UnitState::Inactive, UnitState::Active], &fake);
-        assert_eq!(*fake.calls.borrow(), ["stop s"]);
+        assert_eq!(fake.calls("st"), ["stop s"]);
         assert!(
             matches!(&r[1].outcome, Outcome::Skipped { reason } if reason.contains("s did not stop"))
         );
@@ -547,7 +566,14 @@ mod tests {
             &fake,
         );
         assert!(r.iter().all(|s| !s.failed()), "{r:?}");
-        assert_eq!(*fake.calls.borrow(), ["stop s", "start a", "start b"]);
+        // One step at a time: each verified (read, and read again at the end of its settle
+        // window) before the next job is queued.
+        assert_eq!(
+            *fake.calls.borrow(),
+            [
+                "stop s", "read s", "start a", "read a", "read a", "start b", "read b", "read b"
+            ]
+        );
     }
 
     #[test]
@@ -567,7 +593,7 @@ mod tests {
             ],
             &fake,
         );
-        assert_eq!(*fake.calls.borrow(), ["start a"]);
+        assert_eq!(fake.calls("st"), ["start a"]);
         match &r[0].outcome {
             Outcome::Failed {
                 reason, journal, ..
@@ -597,7 +623,7 @@ mod tests {
             &[UnitState::Inactive, UnitState::Active, UnitState::Active],
             &fake,
         );
-        assert_eq!(*fake.calls.borrow(), ["stop s2", "stop s1"]);
+        assert_eq!(fake.calls("st"), ["stop s2", "stop s1"]);
         assert!(
             matches!(&r[0].outcome, Outcome::Failed { reason, .. } if reason.contains("still deactivating"))
         );
@@ -620,40 +646,79 @@ mod tests {
     }
 
     #[test]
-    fn progress_rules() {
-        let d = |s: UnitState, job: bool| UnitDetails {
-            load_state: "loaded".into(),
-            active_state: s,
-            job_pending: job,
-            ..UnitDetails::default()
+    fn a_restart_inside_the_settle_window_fails_the_group() {
+        let units = [unit("a", When::Primary), unit("b", When::Primary)];
+        // Active at both reads, but restarted in between: a new invocation.
+        let fake = Fake::new(&[]).script(
+            "a",
+            &[
+                loaded(UnitState::Active, "first"),
+                loaded(UnitState::Active, "second"),
+            ],
+        );
+        let r = run(&units, &[UnitState::Inactive, UnitState::Inactive], &fake);
+        match &r[0].outcome {
+            Outcome::Failed { reason, .. } => assert!(
+                reason.starts_with("was restarted ")
+                    && reason.ends_with("(within its 30ms settle window)"),
+                "{reason}"
+            ),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(fake.calls("st"), ["start a"], "b is held back");
+    }
+
+    #[test]
+    fn a_lost_connection_is_read_again_not_a_failure() {
+        // daemon-reexec: two reads fail as the connection drops; the unit went on starting.
+        let units = [unit("a", When::Primary)];
+        let fake = Fake::new(&[]);
+        fake.lost_reads.set(2);
+        let r = run(&units, &[UnitState::Inactive], &fake);
+        assert!(!r[0].failed(), "{r:?}");
+        assert!(fake.calls("read").len() >= 3);
+        // Lost for longer than verify_timeout: a failure that says why.
+        let fake = Fake::new(&[]);
+        fake.lost_reads.set(usize::MAX);
+        let r = run(&units, &[UnitState::Inactive], &fake);
+        assert!(
+            matches!(&r[0].outcome, Outcome::Failed { reason, .. }
+                if reason == "could not be verified: systemd did not answer ListUnitsByNames: Connection reset by peer"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_job_fails_with_systemds_words_and_no_wait() {
+        let units = [unit("a", When::Primary), unit("b", When::Primary)];
+        let fake = Fake {
+            refuse: Some("Unit a is masked."),
+            ..Fake::new(&[])
         };
-        assert_eq!(
-            start_progress(&d(UnitState::Inactive, true)),
-            Progress::Pending
+        let r = run(&units, &[UnitState::Inactive, UnitState::Inactive], &fake);
+        match &r[0].outcome {
+            Outcome::Failed { reason, cause, .. } => {
+                assert_eq!(reason, "could not be started");
+                assert_eq!(cause, "start a: Unit a is masked.");
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(fake.calls("read").is_empty(), "nothing to verify");
+        assert!(matches!(&r[1].outcome, Outcome::Skipped { .. }));
+    }
+
+    #[test]
+    fn a_unit_already_on_its_way_is_verified_without_a_job() {
+        let units = [unit("a", When::Primary)];
+        let fake = Fake::new(&[]).script(
+            "a",
+            &[
+                loaded(UnitState::Activating, ""),
+                loaded(UnitState::Active, "i1"),
+            ],
         );
-        assert!(matches!(
-            start_progress(&d(UnitState::Inactive, false)),
-            Progress::Failed(_)
-        ));
-        assert_eq!(
-            start_progress(&d(UnitState::Activating, false)),
-            Progress::Pending
-        );
-        assert_eq!(
-            start_progress(&d(UnitState::Active, true)),
-            Progress::Reached
-        );
-        assert_eq!(
-            stop_progress(&d(UnitState::Failed, false)),
-            Progress::Reached
-        );
-        assert_eq!(
-            stop_progress(&d(UnitState::Deactivating, false)),
-            Progress::Pending
-        );
-        assert_eq!(
-            stop_progress(&d(UnitState::Active, true)),
-            Progress::Pending
-        );
+        let r = run(&units, &[UnitState::Activating], &fake);
+        assert!(!r[0].failed(), "{r:?}");
+        assert!(fake.calls("st").is_empty(), "no second job");
     }
 }

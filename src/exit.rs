@@ -40,7 +40,7 @@ impl ExitCode {
             Ok(Status::Invalid) => ExitCode::ConfigInvalid,
             Err(Error::Config(_) | Error::Insecure(_)) => ExitCode::ConfigInvalid,
             Err(Error::Lock(LockError::Busy { .. })) => ExitCode::Locked,
-            Err(Error::Lock(_) | Error::Pause(_) | Error::Systemctl(_) | Error::Output(_)) => {
+            Err(Error::Lock(_) | Error::Pause(_) | Error::Systemd(_) | Error::Output(_)) => {
                 ExitCode::Failure
             }
         }
@@ -57,7 +57,7 @@ impl From<ExitCode> for std::process::ExitCode {
 mod tests {
     use super::*;
     use crate::config::ConfigError;
-    use crate::systemctl::SystemctlError;
+    use crate::systemd::SystemdError;
 
     #[test]
     fn numbers_are_the_documented_ones() {
@@ -95,11 +95,9 @@ mod tests {
                 78,
             ),
             (
-                Err(Error::Systemctl(SystemctlError::StateCount {
-                    expected: 1,
-                    got: 0,
-                    stderr: String::new(),
-                })),
+                Err(Error::Systemd(SystemdError::Connect(
+                    "/run/systemd/private: No such file or directory".into(),
+                ))),
                 1,
             ),
         ];

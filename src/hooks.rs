@@ -116,7 +116,7 @@ mod tests {
     use super::*;
     use crate::config::{UnitConfig, When};
     use crate::plan::plan;
-    use crate::systemctl::UnitState;
+    use crate::systemd::UnitState;
     use std::time::Duration;
 
     fn units() -> Vec<UnitConfig> {

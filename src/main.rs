@@ -17,9 +17,11 @@ mod plan;
 mod process;
 mod report;
 mod run;
+mod sdbus;
 mod security;
-mod systemctl;
+mod systemd;
 mod validate;
+mod verify;
 
 use clap::Parser;
 

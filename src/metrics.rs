@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::check::{CheckResult, Exit, Role};
 use crate::plan::{Desired, Plan};
-use crate::systemctl::UnitState;
+use crate::systemd::UnitState;
 
 /// What one run knew when it ended.
 pub struct Snapshot<'a> {

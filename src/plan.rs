@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::check::Role;
 use crate::config::{UnitConfig, When};
-use crate::systemctl::UnitState;
+use crate::systemd::UnitState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

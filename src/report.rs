@@ -44,7 +44,7 @@ pub struct JsonUnit<'a> {
     pub name: &'a str,
     pub when: crate::config::When,
     pub desired: Option<Desired>,
-    pub observed: &'a crate::systemctl::UnitState,
+    pub observed: &'a crate::systemd::UnitState,
     pub action: Option<Action>,
     /// The unit was already on its way: the action is verified, no job is queued.
     pub underway: bool,
@@ -263,7 +263,7 @@ mod tests {
     use crate::check::Exit;
     use crate::config::{UnitConfig, When};
     use crate::plan::plan;
-    use crate::systemctl::UnitState;
+    use crate::systemd::UnitState;
 
     fn units() -> Vec<UnitConfig> {
         ["app.service", "web.service", "replica.service"]

@@ -15,7 +15,7 @@ use crate::metrics;
 use crate::plan::{self, Plan};
 use crate::report;
 use crate::security::{self, SecurityError};
-use crate::systemctl::{Manager, Systemctl, SystemctlError};
+use crate::systemd::{Manager, Systemd, SystemdError};
 use crate::validate::{self, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub enum Error {
     #[error("maintenance mode: {0}")]
     Pause(#[from] PauseError),
     #[error(transparent)]
-    Systemctl(#[from] SystemctlError),
+    Systemd(#[from] SystemdError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -67,7 +67,7 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
     if security::running_as_root() && !config_only {
         security::check_config(&config)?;
     }
-    let mgr = Systemctl;
+    let mgr = Systemd::new();
     match &cli.command {
         None => reconcile(&config, &ReconcileArgs::defaults(), cli.quiet, &mgr),
         Some(Command::Reconcile(args)) => reconcile(&config, args, cli.quiet, &mgr),
@@ -148,7 +148,7 @@ struct Record {
     check: Option<CheckResult>,
     plan: Option<Plan>,
     results: Vec<apply::StepResult>,
-    observed_after: Option<Vec<crate::systemctl::UnitState>>,
+    observed_after: Option<Vec<crate::systemd::UnitState>>,
     paused: Option<Pause>,
 }
 
