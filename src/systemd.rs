@@ -822,7 +822,7 @@ impl Manager for Systemd {
             if let Some(why) = lost {
                 log::debug!("dbus connection lost while waiting: {why}");
                 // Make it again (for a while), then report that signals may have been missed.
-                self.with_conn("Subscribe", "(reconnect)", |c| c.watch())?;
+                self.with_conn("connect", "(again)", |c| c.watch())?;
                 self.reconnected.set(false);
                 return Ok(vec![Event::Reconnected]);
             }
@@ -882,7 +882,7 @@ fn refusal(error: &str) -> String {
     if crate::security::running_as_root() {
         return error.to_owned();
     }
-    format!("{error} (changing units needs root: run failover-manager as root)")
+    format!("refused: changing units needs root (systemd said: {error})")
 }
 
 #[cfg(test)]

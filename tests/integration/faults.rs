@@ -92,20 +92,23 @@ fn unit_that_does_not_exist_fails_with_systemds_reason() {
 fn systemd_unreachable_is_a_failure_that_says_so() {
     let t = host().primary();
     let Some(sb) = t.setup() else { return };
-    // A private mount namespace in which /run/systemd is empty: no manager, no bus.
+    // A private mount namespace in which /run/systemd and /run/dbus are empty: neither
+    // systemd's private socket nor the system bus.
     let out = sb.exec(&[
         "unshare",
         "--mount",
         "sh",
         "-c",
-        "mount -t tmpfs none /run/systemd && exec /usr/bin/failover-manager reconcile",
+        "mount -t tmpfs none /run/systemd && mount -t tmpfs none /run/dbus \
+         && exec /usr/bin/failover-manager reconcile",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("`systemctl is-active` printed 0 states for 2 units (is systemd reachable?)"),
+        err.contains("cannot reach systemd: /run/systemd/private: No such file or directory"),
         "{err}"
     );
+    assert!(err.contains("; system bus: "), "{err}");
     assert_eq!(sb.state("replica.service"), "active");
     assert_eq!(sb.state("app.service"), "inactive");
 }

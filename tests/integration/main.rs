@@ -6,6 +6,7 @@ mod test;
 mod unit;
 
 mod alerts;
+mod bus;
 mod cli;
 mod examples;
 mod faults;
