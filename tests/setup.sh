@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests use beyond a fresh Debian machine with Rust, once and idempotently:
-# `make test` runs it first, so a newcomer's `make test` runs the whole suite.
+# Installs what the build and the tests use beyond a fresh Debian machine with Rust, once and
+# idempotently: `make test` runs it first, so a newcomer's `make test` runs the whole suite.
 #
 # Services that apt would start (keepalived, etcd, node_exporter) must never run on this host:
 # the tests boot them only inside throwaway sandboxes. While installing, a policy-rc.d that
@@ -24,6 +24,9 @@ for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1 ||
     missing+=("${NEED[$cmd]}")
 done
+# The build links libsystemd (sd-bus, src/sdbus.rs): the linker needs its development symlink.
+compgen -G '/usr/lib/*/libsystemd.so' >/dev/null || [ -e /usr/lib/libsystemd.so ] ||
+  missing+=(libsystemd-dev)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -471,6 +471,12 @@ fn deb_installs_units_disabled_and_not_started_and_works() {
         succeeded(&argv.join(" "), &out)
     };
     dpkg(&["dpkg", "-i", deb]);
+    // The binary links libsystemd (sd-bus): dpkg-shlibdeps ($auto) must have said so.
+    let depends = dpkg(&["dpkg-query", "-W", "-f=${Depends}\n", "failover-manager"]);
+    assert!(
+        depends.contains("libsystemd0") && depends.contains("libc6"),
+        "{depends}"
+    );
 
     // Every shipped unit is installed; none is enabled, none started.
     for unit in file_names("units") {
