@@ -9,6 +9,7 @@ mod alerts;
 mod cli;
 mod examples;
 mod faults;
+mod fence;
 mod packaging;
 mod reconcile;
 mod safety;
