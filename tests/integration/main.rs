@@ -10,6 +10,7 @@ mod bus;
 mod cli;
 mod examples;
 mod faults;
+mod fence;
 mod packaging;
 mod reconcile;
 mod safety;
