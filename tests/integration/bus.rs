@@ -144,3 +144,35 @@ fn not_root_reads_through_the_system_bus_and_changes_are_refused() {
     assert_eq!(sb.state("replica.service"), "active");
     assert_eq!(sb.state("app.service"), "inactive");
 }
+
+#[test]
+fn an_alias_is_read_and_verified_as_its_unit() {
+    // ListUnitsByNames answers for an alias under its unit's own name: still one answer per
+    // name asked, in order, and the job's end is matched by its id.
+    let t = Test::new()
+        .unit(Unit::simple("app.service"))
+        .config(
+            "check: {command: [/bin/true]}\ndefaults: {verify_timeout: 5s, settle: 300ms}\n\
+             units: [db.service, app-alias.service]\n",
+        )
+        .unit(Unit::simple("db.service"));
+    let Some(sb) = t.setup() else { return };
+    sb.ok(&[
+        "ln",
+        "-s",
+        "app.service",
+        "/usr/local/lib/systemd/system/app-alias.service",
+    ]);
+    sb.daemon_reload();
+    let out = sb.exec(&[BIN, "reconcile"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{err}");
+    assert!(
+        stdout.contains("started app-alias.service (active after "),
+        "{stdout}"
+    );
+    assert_eq!(sb.state("app.service"), "active");
+    let out = sb.exec(&[BIN, "diff"]);
+    assert_eq!(out.status.code(), Some(0), "in sync");
+}
