@@ -14,7 +14,7 @@ use crate::config::UnitConfig;
 use crate::interrupt;
 use crate::plan::{Action, Plan};
 use crate::systemd::{Event, Manager, UnitState, Verb};
-use crate::verify::{self, Observation, Phase, Step};
+use crate::verify::{self, Job, Observation, Phase, Step};
 
 /// How many journal lines a failure report carries.
 const JOURNAL_LINES: usize = 5;
@@ -61,8 +61,8 @@ impl StepResult {
     }
 }
 
-/// Executes the plan's steps; `parallel` batches each phase (all stops, then all starts) into
-/// one systemctl call verified together, for units that do not depend on each other.
+/// Executes the plan's steps; `parallel` batches each phase (all stops, then all starts): its
+/// jobs queued at once and verified together, for units that do not depend on each other.
 pub fn apply(
     plan: &Plan,
     units: &[UnitConfig],
@@ -142,170 +142,222 @@ fn batch(
     if idxs.is_empty() {
         return Vec::new();
     }
-    let verb = match action {
-        Action::Start => Verb::Start,
-        Action::Stop => Verb::Stop,
-    };
     let t0 = Instant::now();
     let since = SystemTime::now();
-    let n = idxs.len();
-    let names: Vec<&str> = idxs.iter().map(|&i| units[i].name.as_str()).collect();
-    let steps: Vec<Step> = idxs
-        .iter()
-        .map(|&i| Step {
-            action,
-            settle: units[i].settle,
-            verify_timeout: units[i].verify_timeout,
-            started: t0,
-        })
-        .collect();
-    // A unit is decided by an outcome set here (it was never queued) or by its phase.
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
-    let mut phases: Vec<Phase> = Vec::with_capacity(n);
-    let mut jobs: Vec<Option<u32>> = vec![None; n];
-    for j in 0..n {
-        if plan.units[idxs[j]].underway {
-            phases.push(Phase::underway());
-            continue;
-        }
-        phases.push(Phase::queued());
-        if interrupt::requested() {
-            outcomes[j] = Some(Outcome::Skipped {
-                reason: "interrupted".into(),
-            });
-            continue;
-        }
-        match mgr.queue(verb, names[j]) {
-            Ok(id) => jobs[j] = Some(id),
-            Err(e) => {
-                let what = match verb {
-                    Verb::Start => "could not be started",
-                    Verb::Stop => "could not be stopped",
-                };
-                outcomes[j] = Some(Outcome::Failed {
-                    reason: what.to_owned(),
-                    state: UnitState::Other("unknown".into()),
-                    cause: e.to_string(),
-                    journal: mgr.journal_tail(names[j], Some(since), JOURNAL_LINES),
-                    elapsed: t0.elapsed(),
-                });
-            }
-        }
-    }
-    // A queued job's end is signalled: its unit is read then (or, should the signal be
-    // lost, after REREAD). A unit already on its way is read at once.
-    let mut dirty: Vec<bool> = jobs.iter().map(Option::is_none).collect();
-    let mut next_read = vec![t0 + REREAD; n];
+    let mut b = Batch::new(action, idxs, plan, units, t0);
+    b.queue(mgr, since);
     loop {
-        let pending: Vec<usize> = (0..n)
-            .filter(|&j| outcomes[j].is_none() && !phases[j].finished())
-            .collect();
+        let pending = b.pending();
         if pending.is_empty() {
             break;
         }
         if interrupt::requested() {
             // Stop at once: report what was last seen, without another question to systemd.
-            let now = Instant::now();
-            for &j in &pending {
-                let p = std::mem::replace(&mut phases[j], Phase::queued());
-                phases[j] = verify::advance(p, Observation::Interrupted, &steps[j], now);
-            }
+            b.observe_all(&pending, &Observation::Interrupted);
             break;
         }
-        let now = Instant::now();
-        for &j in &pending {
-            let due = match &phases[j] {
-                // Settling: signals say when it changes; it is read at the window's end.
-                Phase::Settling { until, .. } => now >= *until,
-                _ => now >= next_read[j] || phases[j].deadline(&steps[j]).is_some_and(|d| now >= d),
-            };
-            dirty[j] |= due;
-        }
-        let to_read: Vec<usize> = pending.iter().copied().filter(|&j| dirty[j]).collect();
-        if !to_read.is_empty() {
-            let read_names: Vec<&str> = to_read.iter().map(|&j| names[j]).collect();
-            let identity: Vec<bool> = to_read.iter().map(|&j| steps[j].wants_identity()).collect();
-            let read = mgr.observe(&read_names, &identity);
-            let now = Instant::now();
-            match read {
-                Ok(details) => {
-                    for (&j, d) in to_read.iter().zip(&details) {
-                        let p = std::mem::replace(&mut phases[j], Phase::queued());
-                        phases[j] = verify::advance(p, Observation::State(d), &steps[j], now);
-                        dirty[j] = false;
-                        next_read[j] = now + REREAD;
-                    }
-                }
-                Err(e) => {
-                    let why = e.to_string();
-                    for &j in &to_read {
-                        let p = std::mem::replace(&mut phases[j], Phase::queued());
-                        phases[j] =
-                            verify::advance(p, Observation::Unreachable(&why), &steps[j], now);
-                        dirty[j] = false;
-                        next_read[j] = now + RETRY;
-                    }
-                }
-            }
+        if b.read(mgr, &pending) {
             continue;
         }
-        let until = pending
-            .iter()
-            .map(|&j| match &phases[j] {
-                Phase::Settling { until, .. } => *until,
-                p => next_read[j].min(p.deadline(&steps[j]).unwrap_or(next_read[j])),
-            })
-            .min()
-            .unwrap_or(now);
-        let wait_names: Vec<&str> = pending.iter().map(|&j| names[j]).collect();
-        match mgr.wait(&wait_names, until) {
-            Ok(events) => {
-                for e in events {
-                    for &j in &pending {
-                        match &e {
-                            Event::JobRemoved { job, unit, result } => {
-                                if jobs[j] == Some(*job) {
-                                    let p = std::mem::replace(&mut phases[j], Phase::queued());
-                                    let now = Instant::now();
-                                    phases[j] = verify::advance(
-                                        p,
-                                        Observation::JobEnded(result),
-                                        &steps[j],
-                                        now,
-                                    );
-                                    dirty[j] = true;
-                                } else if unit == names[j] {
-                                    dirty[j] = true;
-                                }
-                            }
-                            Event::Changed { unit } => dirty[j] |= unit == names[j],
-                            Event::Reconnected => dirty[j] = true,
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                let why = e.to_string();
-                let now = Instant::now();
-                for &j in &pending {
-                    let p = std::mem::replace(&mut phases[j], Phase::queued());
-                    phases[j] = verify::advance(p, Observation::Unreachable(&why), &steps[j], now);
-                    next_read[j] = now + RETRY;
-                }
-            }
+        let wait_names: Vec<&str> = pending.iter().map(|&j| b.names[j]).collect();
+        match mgr.wait(&wait_names, b.next_wake(&pending)) {
+            Ok(events) => events.iter().for_each(|e| b.heard(e, &pending)),
+            Err(e) => b.observe_all(&pending, &Observation::Unreachable(&e.to_string())),
         }
     }
-    (0..n)
+    (0..idxs.len())
         .map(|j| StepResult {
             unit: idxs[j],
             name: plan.units[idxs[j]].name.clone(),
             action,
-            outcome: match outcomes[j].take() {
+            outcome: match b.outcomes[j].take() {
                 Some(o) => o,
-                None => outcome(&phases[j], &steps[j], names[j], mgr, t0, since),
+                None => outcome(&b.phases[j], &b.steps[j], b.names[j], mgr, t0, since),
             },
         })
         .collect()
+}
+
+/// The steps of one batch, each with its state machine and what the loop knows of it.
+struct Batch<'a> {
+    action: Action,
+    names: Vec<&'a str>,
+    steps: Vec<Step>,
+    phases: Vec<Phase>,
+    /// Set for a step decided without verification (its job could not be queued).
+    outcomes: Vec<Option<Outcome>>,
+    /// Our job for each unit.
+    jobs: Vec<Option<u32>>,
+    /// Something happened to the unit since it was last read.
+    dirty: Vec<bool>,
+    /// Read it again then even if nothing is heard.
+    next_read: Vec<Instant>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(
+        action: Action,
+        idxs: &[usize],
+        plan: &Plan,
+        units: &'a [UnitConfig],
+        t0: Instant,
+    ) -> Batch<'a> {
+        let n = idxs.len();
+        Batch {
+            action,
+            names: idxs.iter().map(|&i| units[i].name.as_str()).collect(),
+            steps: idxs
+                .iter()
+                .map(|&i| Step {
+                    action,
+                    settle: units[i].settle,
+                    verify_timeout: units[i].verify_timeout,
+                    started: t0,
+                })
+                .collect(),
+            phases: idxs
+                .iter()
+                .map(|&i| match plan.units[i].underway {
+                    true => Phase::underway(),
+                    false => Phase::queued(),
+                })
+                .collect(),
+            outcomes: vec![None; n],
+            jobs: vec![None; n],
+            // A unit already on its way is read at once; a queued job's end is signalled, and
+            // its unit read then (or after REREAD, should the signal be lost).
+            dirty: idxs.iter().map(|&i| plan.units[i].underway).collect(),
+            next_read: vec![t0 + REREAD; n],
+        }
+    }
+
+    /// Queues a job for each unit not already on its way.
+    fn queue(&mut self, mgr: &dyn Manager, since: SystemTime) {
+        let verb = match self.action {
+            Action::Start => Verb::Start,
+            Action::Stop => Verb::Stop,
+        };
+        for j in 0..self.names.len() {
+            if matches!(self.phases[j], Phase::Waiting { job: Job::NotOurs, .. }) {
+                continue;
+            }
+            if interrupt::requested() {
+                self.outcomes[j] = Some(Outcome::Skipped {
+                    reason: "interrupted".into(),
+                });
+                continue;
+            }
+            match mgr.queue(verb, self.names[j]) {
+                Ok(id) => self.jobs[j] = Some(id),
+                Err(e) => {
+                    let what = match verb {
+                        Verb::Start => "could not be started",
+                        Verb::Stop => "could not be stopped",
+                    };
+                    self.outcomes[j] = Some(Outcome::Failed {
+                        reason: what.to_owned(),
+                        state: UnitState::Other("unknown".into()),
+                        cause: e.to_string(),
+                        journal: mgr.journal_tail(self.names[j], Some(since), JOURNAL_LINES),
+                        elapsed: self.steps[j].started.elapsed(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn pending(&self) -> Vec<usize> {
+        (0..self.names.len())
+            .filter(|&j| self.outcomes[j].is_none() && !self.phases[j].finished())
+            .collect()
+    }
+
+    fn observe(&mut self, j: usize, obs: &Observation, now: Instant) {
+        let p = std::mem::replace(&mut self.phases[j], Phase::queued());
+        self.phases[j] = verify::advance(p, obs.clone(), &self.steps[j], now);
+    }
+
+    fn observe_all(&mut self, pending: &[usize], obs: &Observation) {
+        let now = Instant::now();
+        for &j in pending {
+            self.observe(j, obs, now);
+            self.next_read[j] = now + RETRY;
+        }
+    }
+
+    /// Reads every pending unit that is due (something happened to it, or a deadline or its
+    /// REREAD came) in one call; false when none was.
+    fn read(&mut self, mgr: &dyn Manager, pending: &[usize]) -> bool {
+        let now = Instant::now();
+        let due: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&j| {
+                self.dirty[j]
+                    || match &self.phases[j] {
+                        // Settling: a change is signalled; it is read at the window's end.
+                        Phase::Settling { until, .. } => now >= *until,
+                        p => {
+                            now >= self.next_read[j]
+                                || p.deadline(&self.steps[j]).is_some_and(|d| now >= d)
+                        }
+                    }
+            })
+            .collect();
+        if due.is_empty() {
+            return false;
+        }
+        let names: Vec<&str> = due.iter().map(|&j| self.names[j]).collect();
+        let identity: Vec<bool> = due
+            .iter()
+            .map(|&j| self.steps[j].wants_identity())
+            .collect();
+        match mgr.observe(&names, &identity) {
+            Ok(details) => {
+                let now = Instant::now();
+                for (&j, d) in due.iter().zip(&details) {
+                    self.observe(j, &Observation::State(d), now);
+                    self.next_read[j] = now + REREAD;
+                }
+            }
+            Err(e) => self.observe_all(&due, &Observation::Unreachable(&e.to_string())),
+        }
+        due.iter().for_each(|&j| self.dirty[j] = false);
+        true
+    }
+
+    /// When the loop must look again if systemd says nothing.
+    fn next_wake(&self, pending: &[usize]) -> Instant {
+        pending
+            .iter()
+            .map(|&j| match &self.phases[j] {
+                Phase::Settling { until, .. } => *until,
+                p => p
+                    .deadline(&self.steps[j])
+                    .map_or(self.next_read[j], |d| d.min(self.next_read[j])),
+            })
+            .min()
+            .unwrap_or_else(Instant::now)
+    }
+
+    /// What systemd said: our job ended, a unit changed, or the connection was made again.
+    fn heard(&mut self, e: &Event, pending: &[usize]) {
+        let now = Instant::now();
+        for &j in pending {
+            match e {
+                Event::JobRemoved { job, unit, result } => {
+                    if self.jobs[j] == Some(*job) {
+                        self.observe(j, &Observation::JobEnded(result), now);
+                        self.dirty[j] = true;
+                    } else if unit == self.names[j] {
+                        self.dirty[j] = true;
+                    }
+                }
+                Event::Changed { unit } => self.dirty[j] |= unit == self.names[j],
+                Event::Reconnected => self.dirty[j] = true,
+            }
+        }
+    }
 }
 
 /// The report of one verified step: a failure carries systemd's cause and the unit's journal.
