@@ -196,7 +196,7 @@ fn reconcile(
         });
         if let Err(e) = metrics::write(path, &text) {
             // Stale metrics would say all is well: that needs a human too.
-            log::error!("cannot write metrics file {}: {e}", path.display());
+            log::error!("cannot write the metrics file: {e}");
             return result.map(|_| Status::Failed);
         }
     }
@@ -371,6 +371,12 @@ fn validate(
     let mut findings = Vec::new();
     if !args.config_only {
         findings.extend(validate::check_command(&config.check.command));
+        if let Some(Err(e)) = config.metrics_file.as_deref().map(metrics::check_dir) {
+            findings.push(validate::Finding {
+                severity: Severity::Error,
+                message: e.to_string(),
+            });
+        }
         let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
         match mgr.details_many(&names) {
             Ok(details) => {

@@ -393,9 +393,14 @@ fn on_failure_runs_when_a_unit_fails() {
 
 /// Root refuses what a non-root user could change: exit 78, naming path and problem.
 fn insecure(setup: &[&[&str]], message: &str) {
+    insecure_check(&["/usr/local/lib/fm/check"], setup, message);
+}
+
+/// Like `insecure`, with the check command `argv` (the script is /usr/local/lib/fm/check).
+fn insecure_check(argv: &[&str], setup: &[&[&str]], message: &str) {
     let t = Test::new()
         .unit(Unit::simple("app.service"))
-        .check_command(&["/usr/local/lib/fm/check"])
+        .check_command(argv)
         .primary();
     let Some(sb) = t.setup() else { return };
     sb.write("/usr/local/lib/fm/check", "#!/bin/sh\nexit 0\n");
@@ -440,8 +445,93 @@ fn script_security_directory_above_writable_by_a_group() {
             &["chgrp", "100", "/usr/local/lib/fm"],
             &["chmod", "0775", "/usr/local/lib/fm"],
         ],
-        "check command /usr/local/lib/fm: its directory /usr/local/lib/fm is writable by group 100 (mode 0775)",
+        "check command /usr/local/lib/fm/check: its directory /usr/local/lib/fm is writable by group 100 (mode 0775)",
     );
+}
+
+#[test]
+fn script_security_a_script_run_by_an_interpreter_is_checked_too() {
+    // The program is /bin/sh (root's); the code it runs is the script, which a user owns.
+    insecure_check(
+        &["/bin/sh", "/usr/local/lib/fm/check"],
+        &[&["chown", "65534", "/usr/local/lib/fm/check"]],
+        "check command argument /usr/local/lib/fm/check: owned by uid 65534; refusing to use it as root (fix: chown root /usr/local/lib/fm/check)",
+    );
+}
+
+/// Modes of what reconcile and pause create, and the umask the check runs with.
+fn modes_after_umask_000(sb: &crate::sandbox::Sandbox) -> Vec<String> {
+    for cmd in [
+        "reconcile --metrics-file /var/lib/fm-metrics/failover_manager.prom",
+        "pause --reason test",
+    ] {
+        let out = sb.exec(&["sh", "-c", &format!("umask 000; exec {BIN} {cmd}")]);
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {out:?}");
+    }
+    let paths = [
+        "/run/failover-manager",
+        "/run/failover-manager/lock",
+        "/var/lib/failover-manager",
+        "/var/lib/failover-manager/paused",
+        "/var/lib/fm-metrics/failover_manager.prom",
+    ];
+    let mut modes: Vec<String> = paths
+        .iter()
+        .map(|p| sb.ok(&["stat", "-c", "%n %a", p]).trim().to_owned())
+        .collect();
+    modes.push(format!(
+        "check umask {}",
+        sb.read("/run/fm-test/umask").trim()
+    ));
+    modes
+}
+
+#[test]
+fn a_callers_umask_000_makes_nothing_writable_by_others() {
+    let t = host().primary().check_command(&[
+        "/bin/sh",
+        "-c",
+        "umask > /run/fm-test/umask; exit $(cat /run/fm-test/check-exit)",
+    ]);
+    let Some(sb) = t.setup() else { return };
+    sb.ok(&["mkdir", "-p", "/var/lib/fm-metrics"]);
+    assert_eq!(
+        modes_after_umask_000(&sb),
+        [
+            "/run/failover-manager 755",
+            "/run/failover-manager/lock 644",
+            "/var/lib/failover-manager 755",
+            "/var/lib/failover-manager/paused 644",
+            "/var/lib/fm-metrics/failover_manager.prom 644",
+            "check umask 0022",
+        ]
+    );
+}
+
+#[test]
+fn a_pause_file_planted_as_a_symlink_is_refused_and_its_target_untouched() {
+    let Some(sb) = host().primary().setup() else {
+        return;
+    };
+    sb.write("/etc/shadow-standin", "root:secret:0:\n");
+    sb.ok(&["mkdir", "-p", "/var/lib/failover-manager"]);
+    sb.ok(&[
+        "ln",
+        "-s",
+        "/etc/shadow-standin",
+        "/var/lib/failover-manager/paused",
+    ]);
+    let out = sb.exec(&[BIN, "reconcile"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("pause file /var/lib/failover-manager/paused: is a symbolic link; refusing to follow it as root"),
+        "{err}"
+    );
+    assert_eq!(sb.starts("app.service"), 0);
+    let out = sb.exec(&[BIN, "pause", "--reason", "disk"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(sb.read("/etc/shadow-standin"), "root:secret:0:\n");
 }
 
 #[test]
