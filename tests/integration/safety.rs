@@ -71,6 +71,46 @@ fn confirm_acts_after_n_agreeing_results_and_steady_state_costs_one_check() {
     }
 }
 
+/// The JSON of one run, without what differs between any two runs (the check's duration).
+fn json_of(out: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(out).expect("valid JSON");
+    v["check"]["duration_ms"] = serde_json::Value::Null;
+    v
+}
+
+#[test]
+fn confirm_that_ends_unknown_reports_the_role_unknown_and_no_action() {
+    // Primary first, then a check that cannot tell (exit 9).
+    let check = "if [ -e /run/fm-test/once ]; then exit 9; fi; touch /run/fm-test/once; exit 0";
+    let ran = with_confirm(host(), check, 2)
+        .args(&["reconcile", "--output", "json"])
+        .status(3)
+        .stderr_has("role unknown: the primary check exited 9")
+        .active("replica.service")
+        .inactive("app.service")
+        .run();
+    let Some(r) = ran else { return };
+    let mut confirmed = json_of(&r.stdout);
+    assert_eq!(
+        confirmed["confirmation"],
+        serde_json::json!({"required": 2, "roles": ["primary", "unknown"]}),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(confirmed["role"], "unknown", "{}", r.stdout);
+    assert_eq!(confirmed["check"]["exit_code"], 9);
+    for u in confirmed["units"].as_array().into_iter().flatten() {
+        assert_eq!(u["desired"], serde_json::Value::Null, "{u}");
+        assert_eq!(u["action"], serde_json::Value::Null, "{u}");
+        assert_eq!(u["outcome"], serde_json::Value::Null, "{u}");
+    }
+    // The same as any other run whose check cannot tell, but for the confirmation.
+    let (status, out, _) = r.again(&["reconcile", "--output", "json"]);
+    assert_eq!(status, 3, "{out}");
+    confirmed["confirmation"] = serde_json::Value::Null;
+    assert_eq!(confirmed, json_of(&out));
+}
+
 #[test]
 fn twenty_concurrent_runs_start_each_unit_exactly_once() {
     let t = host().unit(Unit::oneshot("web.service")).primary();
