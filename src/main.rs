@@ -17,6 +17,7 @@ mod plan;
 mod process;
 mod report;
 mod run;
+mod secure_fs;
 mod security;
 mod systemctl;
 mod validate;
@@ -24,6 +25,8 @@ mod validate;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Before anything is created: a caller's `umask 000` must not reach our files.
+    secure_fs::set_umask();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -37,6 +37,17 @@ pub struct JsonReport<'a> {
     pub paused: Option<&'a crate::maintenance::Pause>,
     pub in_sync: bool,
     pub units: Vec<JsonUnit<'a>>,
+    /// The checks run again before acting (`check.confirm`); null when none was.
+    pub confirmation: Option<&'a Confirmation>,
+    /// Why the units' states are not known (systemd unreachable); null when they are.
+    pub error: Option<&'a str>,
+}
+
+/// Every answer the check gave in one run when a change had to be confirmed, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Confirmation {
+    pub required: u32,
+    pub roles: Vec<Role>,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,22 +64,28 @@ pub struct JsonUnit<'a> {
     pub outcome: Option<&'a Outcome>,
 }
 
-pub fn json(
-    command: &'static str,
-    check: &CheckResult,
-    plan: &Plan,
-    results: &[StepResult],
-    dry_run: bool,
-    paused: Option<&crate::maintenance::Pause>,
-) -> String {
+/// What a run knew, for `--output json`.
+pub struct Json<'a> {
+    pub command: &'static str,
+    pub check: &'a CheckResult,
+    pub plan: &'a Plan,
+    pub results: &'a [StepResult],
+    pub dry_run: bool,
+    pub paused: Option<&'a crate::maintenance::Pause>,
+    pub confirmation: Option<&'a Confirmation>,
+    pub error: Option<&'a str>,
+}
+
+pub fn json(j: &Json) -> String {
+    let plan = j.plan;
     let report = JsonReport {
         version: 1,
-        command,
+        command: j.command,
         role: plan.role,
         previous_role: plan.observed_role,
-        check,
-        dry_run,
-        paused,
+        check: j.check,
+        dry_run: j.dry_run,
+        paused: j.paused,
         in_sync: plan.in_sync(),
         units: plan
             .units
@@ -82,9 +99,11 @@ pub fn json(
                 action: u.action,
                 underway: u.underway,
                 managed: u.managed,
-                outcome: results.iter().find(|r| r.unit == i).map(|r| &r.outcome),
+                outcome: j.results.iter().find(|r| r.unit == i).map(|r| &r.outcome),
             })
             .collect(),
+        confirmation: j.confirmation,
+        error: j.error,
     };
     // Serialising plain structs of strings and numbers cannot fail; fall back rather than panic.
     serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -427,14 +446,16 @@ mod tests {
                 elapsed: Duration::from_millis(5),
             },
         }];
-        let j = json(
-            "reconcile",
-            &check(Role::Primary, 0),
-            &p,
-            &results,
-            false,
-            None,
-        );
+        let j = json(&Json {
+            command: "reconcile",
+            check: &check(Role::Primary, 0),
+            plan: &p,
+            results: &results,
+            dry_run: false,
+            paused: None,
+            confirmation: None,
+            error: None,
+        });
         let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
         assert_eq!(v["version"], 1);
         assert_eq!(v["role"], "primary");
@@ -450,6 +471,28 @@ mod tests {
         assert_eq!(v["units"][1]["action"], serde_json::Value::Null);
         assert_eq!(v["units"][1]["managed"], true);
         assert_eq!(v["paused"], serde_json::Value::Null);
+        assert_eq!(v["confirmation"], serde_json::Value::Null);
+        assert_eq!(v["error"], serde_json::Value::Null);
+        let confirmed = Confirmation {
+            required: 2,
+            roles: vec![Role::Primary, Role::Unknown],
+        };
+        let j = json(&Json {
+            command: "reconcile",
+            check: &check(Role::Unknown, 9),
+            plan: &p,
+            results: &[],
+            dry_run: false,
+            paused: None,
+            confirmation: Some(&confirmed),
+            error: Some("systemd unreachable"),
+        });
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
+        assert_eq!(
+            v["confirmation"],
+            serde_json::json!({"required": 2, "roles": ["primary", "unknown"]})
+        );
+        assert_eq!(v["error"], "systemd unreachable");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::metrics;
 use crate::plan::{self, Plan};
 use crate::report;
 use crate::security::{self, SecurityError};
-use crate::systemctl::{Manager, Systemctl, SystemctlError};
+use crate::systemctl::{Manager, Systemctl, SystemctlError, UnitState};
 use crate::validate::{self, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,12 +77,20 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
     }
 }
 
-/// Steps 1–3 of every run: the check, one batched observation, the plan.
-fn observe(config: &Config, mgr: &dyn Manager) -> Result<(CheckResult, Plan), Error> {
+/// Step 1 of every run: the check.
+fn run_check(config: &Config) -> CheckResult {
     let check = check::run(&config.check);
     log::info!("role {} (check {})", check.role, check.summary());
-    let plan = observe_units(config, check.role, mgr)?;
-    Ok((check, plan))
+    check
+}
+
+/// The plan when systemd could not be asked: every unit `unknown` (a state never acted on) and
+/// no previous role, so that `--output json` still says what the check found.
+fn unobserved(config: &Config, role: Role) -> Plan {
+    let states = vec![UnitState::Other("unknown".into()); config.units.len()];
+    let mut plan = plan::plan(role, &config.units, &states);
+    plan.observed_role = None;
+    plan
 }
 
 fn observe_units(config: &Config, role: Role, mgr: &dyn Manager) -> Result<Plan, Error> {
@@ -118,14 +126,19 @@ enum Confirmation {
     Interrupted,
 }
 
-fn confirm(config: &Config, first: Role) -> Confirmation {
+/// Runs the check again until `check.confirm` results agree; also returns every answer.
+fn confirm(config: &Config, first: Role) -> (Confirmation, report::Confirmation) {
+    let mut answers = report::Confirmation {
+        required: config.check.confirm,
+        roles: vec![first],
+    };
     for n in 2..=config.check.confirm {
         if !crate::interrupt::sleep(config.check.confirm_interval) {
-            return Confirmation::Interrupted;
+            return (Confirmation::Interrupted, answers);
         }
         let again = check::run(&config.check);
         if crate::interrupt::requested() {
-            return Confirmation::Interrupted;
+            return (Confirmation::Interrupted, answers);
         }
         log::info!(
             "confirming: check {n} of {} says {} ({})",
@@ -133,13 +146,14 @@ fn confirm(config: &Config, first: Role) -> Confirmation {
             again.role,
             again.summary()
         );
+        answers.roles.push(again.role);
         match again.role {
-            Role::Unknown => return Confirmation::Unknown(again),
-            r if r != first => return Confirmation::Disagreed(r),
+            Role::Unknown => return (Confirmation::Unknown(again), answers),
+            r if r != first => return (Confirmation::Disagreed(r), answers),
             _ => {}
         }
     }
-    Confirmation::Agreed
+    (Confirmation::Agreed, answers)
 }
 
 /// What a reconcile learned, whatever way it ends: for `--output json` and the metrics file.
@@ -148,8 +162,11 @@ struct Record {
     check: Option<CheckResult>,
     plan: Option<Plan>,
     results: Vec<apply::StepResult>,
-    observed_after: Option<Vec<crate::systemctl::UnitState>>,
+    observed_after: Option<Vec<UnitState>>,
     paused: Option<Pause>,
+    confirmation: Option<report::Confirmation>,
+    /// Why the units' states are not known (systemd unreachable).
+    error: Option<String>,
 }
 
 fn reconcile(
@@ -173,21 +190,24 @@ fn reconcile(
     if args.output.output == Format::Json
         && let (Some(check), Some(plan)) = (&record.check, &record.plan)
     {
-        print_out(&report::json(
-            "reconcile",
+        print_out(&report::json(&report::Json {
+            command: "reconcile",
             check,
             plan,
-            &record.results,
-            args.dry_run,
-            record.paused.as_ref(),
-        ))?;
+            results: &record.results,
+            dry_run: args.dry_run,
+            paused: record.paused.as_ref(),
+            confirmation: record.confirmation.as_ref(),
+            error: record.error.as_deref(),
+        }))?;
     }
     // A dry run changes nothing, and a run skipped for the lock leaves it to the holder.
     let skipped = matches!(result, Err(Error::Lock(LockError::Busy { .. })));
     if let (Some(path), false, false) = (metrics_file, args.dry_run, skipped) {
         let text = metrics::render(&metrics::Snapshot {
             check: record.check.as_ref(),
-            plan: record.plan.as_ref(),
+            // Units whose states are not known are not shown as down.
+            plan: record.plan.as_ref().filter(|_| record.error.is_none()),
             observed_after: record.observed_after.as_deref(),
             success: matches!(result, Ok(Status::Converged)),
             paused: record.paused.is_some(),
@@ -196,7 +216,7 @@ fn reconcile(
         });
         if let Err(e) = metrics::write(path, &text) {
             // Stale metrics would say all is well: that needs a human too.
-            log::error!("cannot write metrics file {}: {e}", path.display());
+            log::error!("cannot write the metrics file: {e}");
             return result.map(|_| Status::Failed);
         }
     }
@@ -225,9 +245,9 @@ fn reconcile_steps(
     };
     let paused = maintenance::read(Path::new(maintenance::PATH))?;
     record.paused = paused.clone();
-    let (check, mut plan) = observe(config, mgr)?;
+    let check = run_check(config);
     record.check = Some(check.clone());
-    record.plan = Some(plan.clone());
+    let mut plan = observe_into(config, check.role, mgr, record)?;
     if crate::interrupt::requested() {
         log::error!("interrupted while running the check; nothing was changed");
         return Ok(Status::Failed);
@@ -256,31 +276,9 @@ fn reconcile_steps(
         return Ok(Status::RoleUnknown);
     }
     if !plan.is_empty() && config.check.confirm > 1 {
-        match confirm(config, plan.role) {
-            Confirmation::Agreed => {
-                // Units may have moved while we waited: act on a fresh observation.
-                plan = observe_units(config, plan.role, mgr)?;
-                record.plan = Some(plan.clone());
-            }
-            Confirmation::Disagreed(r) => {
-                log::info!(
-                    "the check said {} and then {r}: not acting until {} results in a row agree",
-                    plan.role,
-                    config.check.confirm
-                );
-                return Ok(Status::Converged);
-            }
-            Confirmation::Unknown(c) => {
-                for l in report::unknown_role(&c) {
-                    log::error!("{l}");
-                }
-                record.check = Some(c);
-                return Ok(Status::RoleUnknown);
-            }
-            Confirmation::Interrupted => {
-                log::error!("interrupted while confirming the role; nothing was changed");
-                return Ok(Status::Failed);
-            }
+        match confirm_change(config, &plan, mgr, record)? {
+            Some(status) => return Ok(status),
+            None => plan = record.plan.clone().unwrap_or(plan),
         }
     }
     for u in plan
@@ -300,14 +298,33 @@ fn reconcile_steps(
         }
         return Ok(Status::Converged);
     }
-    let results = apply::apply(&plan, &config.units, config.parallel, mgr);
+    act(
+        config,
+        &plan,
+        !json && !quiet,
+        want_observed_after,
+        mgr,
+        record,
+    )
+}
+
+/// Steps 4–5: apply the plan, say what changed, run the hook.
+fn act(
+    config: &Config,
+    plan: &Plan,
+    print_changes: bool,
+    want_observed_after: bool,
+    mgr: &dyn Manager,
+    record: &mut Record,
+) -> Result<Status, Error> {
+    let results = apply::apply(plan, &config.units, config.parallel, mgr);
     if want_observed_after && !results.is_empty() {
         let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
         // For the metrics only: a failure to look again must not hide the run's own result.
         record.observed_after = mgr.is_active(&names).ok();
     }
-    let (changes, errors) = report::changes(&plan, &results);
-    if !json && !quiet && !changes.is_empty() {
+    let (changes, errors) = report::changes(plan, &results);
+    if print_changes && !changes.is_empty() {
         print_out(&(changes.join("\n") + "\n"))?;
     }
     for e in &errors {
@@ -316,8 +333,8 @@ fn reconcile_steps(
     let mut failed = results.iter().any(apply::StepResult::failed) || crate::interrupt::requested();
     if crate::interrupt::requested() {
         log::error!("interrupted: stopped waiting; the lines above say what was and was not done");
-    } else if let Some(event) = hooks::event(&plan, &results) {
-        let env = hooks::environment(event, &plan, &results);
+    } else if let Some(event) = hooks::event(plan, &results) {
+        let env = hooks::environment(event, plan, &results);
         if let Err(msg) = hooks::run(&config.hooks, event, &env) {
             // One log record per line, so each keeps its journal priority.
             for line in msg.lines() {
@@ -334,18 +351,94 @@ fn reconcile_steps(
     })
 }
 
+/// Observes the units and plans, keeping the plan in `record`; when systemd cannot be asked,
+/// the record still gets a plan (`unobserved`) and the reason.
+fn observe_into(
+    config: &Config,
+    role: Role,
+    mgr: &dyn Manager,
+    record: &mut Record,
+) -> Result<Plan, Error> {
+    match observe_units(config, role, mgr) {
+        Ok(plan) => {
+            record.plan = Some(plan.clone());
+            Ok(plan)
+        }
+        Err(e) => {
+            record.plan = Some(unobserved(config, role));
+            record.error = Some(e.to_string());
+            Err(e)
+        }
+    }
+}
+
+/// `check.confirm`: before acting on a change, the check must say the same again. Returns
+/// the run's status when it ends here; else the fresh plan to act on is in `record`.
+fn confirm_change(
+    config: &Config,
+    plan: &Plan,
+    mgr: &dyn Manager,
+    record: &mut Record,
+) -> Result<Option<Status>, Error> {
+    let (confirmation, answers) = confirm(config, plan.role);
+    record.confirmation = Some(answers);
+    match confirmation {
+        Confirmation::Agreed => {
+            // Units may have moved while we waited: act on a fresh observation.
+            observe_into(config, plan.role, mgr, record)?;
+            Ok(None)
+        }
+        Confirmation::Disagreed(r) => {
+            log::info!(
+                "the check said {} and then {r}: not acting until {} results in a row agree",
+                plan.role,
+                config.check.confirm
+            );
+            Ok(Some(Status::Converged))
+        }
+        Confirmation::Unknown(c) => {
+            for l in report::unknown_role(&c) {
+                log::error!("{l}");
+            }
+            // Like any run whose check cannot tell: nothing desired, nothing to do.
+            let states: Vec<UnitState> = plan.units.iter().map(|u| u.observed.clone()).collect();
+            record.plan = Some(plan::plan(Role::Unknown, &config.units, &states));
+            record.check = Some(c);
+            Ok(Some(Status::RoleUnknown))
+        }
+        Confirmation::Interrupted => {
+            log::error!("interrupted while confirming the role; nothing was changed");
+            Ok(Some(Status::Failed))
+        }
+    }
+}
+
 fn diff(config: &Config, format: Format, mgr: &dyn Manager) -> Result<Status, Error> {
     let paused = maintenance::read(Path::new(maintenance::PATH))?;
-    let (check, plan) = observe(config, mgr)?;
+    let check = run_check(config);
+    let json = |plan: &Plan, error: Option<&str>| {
+        print_out(&report::json(&report::Json {
+            command: "diff",
+            check: &check,
+            plan,
+            results: &[],
+            dry_run: true,
+            paused: paused.as_ref(),
+            confirmation: None,
+            error,
+        }))
+    };
+    let plan = match observe_units(config, check.role, mgr) {
+        Ok(plan) => plan,
+        Err(e) => {
+            if format == Format::Json {
+                json(&unobserved(config, check.role), Some(&e.to_string()))?;
+            }
+            return Err(e);
+        }
+    };
     match format {
-        Format::Json => print_out(&report::json(
-            "diff",
-            &check,
-            &plan,
-            &[],
-            true,
-            paused.as_ref(),
-        ))?,
+        Format::Json => json(&plan, None)?,
         Format::Text => {
             let color = std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -371,6 +464,12 @@ fn validate(
     let mut findings = Vec::new();
     if !args.config_only {
         findings.extend(validate::check_command(&config.check.command));
+        if let Some(Err(e)) = config.metrics_file.as_deref().map(metrics::check_dir) {
+            findings.push(validate::Finding {
+                severity: Severity::Error,
+                message: e.to_string(),
+            });
+        }
         let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
         match mgr.details_many(&names) {
             Ok(details) => {
