@@ -39,6 +39,14 @@ pub enum FsError {
     },
 }
 
+impl FsError {
+    /// The directory is on a read-only mount: under the shipped, hardened service
+    /// (`ProtectSystem=strict`), one that was not allowed with `ReadWritePaths=`.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, FsError::Io { source, .. } if source.raw_os_error() == Some(libc::EROFS))
+    }
+}
+
 fn io_err(what: &str, path: &Path) -> impl Fn(std::io::Error) -> FsError {
     let (what, path) = (what.to_owned(), path.to_owned());
     move |source| FsError::Io {

@@ -9,7 +9,8 @@ use crate::unit::Unit;
 const RECORD: &str = "/var/lib/failover-manager/last-confirmed";
 const CHECK_EXIT: &str = "/run/fm-test/check-exit";
 /// Every hook appends its event and what it was told, so a test can count them.
-const HOOK: &str = "echo \"$FAILOVER_MANAGER_EVENT stopped=$FAILOVER_MANAGER_STOPPED\" >> /run/fm-test/hooks";
+const HOOK: &str =
+    "echo \"$FAILOVER_MANAGER_EVENT stopped=$FAILOVER_MANAGER_STOPPED\" >> /run/fm-test/hooks";
 
 fn fencing(fence_after: &str) -> Test {
     let yaml = format!(
@@ -61,7 +62,11 @@ fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
     assert_eq!(status, 3, "{out}{err}");
     assert!(err.contains("fences this host in "), "{err}");
     assert_eq!(r.sandbox.state("app.service"), "active");
-    assert_eq!(r.sandbox.read(RECORD), record, "an unknown run keeps the record");
+    assert_eq!(
+        r.sandbox.read(RECORD),
+        record,
+        "an unknown run keeps the record"
+    );
 
     // The same, as JSON and as a diff.
     let (_, json, _) = r.again(&["reconcile", "--dry-run", "--output", "json"]);
@@ -69,7 +74,12 @@ fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
     assert_eq!(v["fence"]["fenced"], false, "{json}");
     assert_eq!(v["fence"]["after_ms"], 3000, "{json}");
     assert_eq!(v["fence"]["last_confirmed"]["role"], "primary", "{json}");
-    assert!(v["fence"]["fences_in_ms"].as_u64().is_some_and(|ms| ms <= 3000), "{json}");
+    assert!(
+        v["fence"]["fences_in_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms <= 3000),
+        "{json}"
+    );
     let (_, diff, _) = r.again(&["diff"]);
     assert!(diff.contains("role unknown for "), "{diff}");
     assert!(diff.contains("last confirmed primary at "), "{diff}");
@@ -84,7 +94,11 @@ fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
     assert!(out.contains("fenced: stopped web.service"), "{out}");
     assert_eq!(r.sandbox.state("app.service"), "inactive");
     assert_eq!(r.sandbox.state("web.service"), "inactive");
-    assert_eq!(r.sandbox.state("replica.service"), "inactive", "nothing starts");
+    assert_eq!(
+        r.sandbox.state("replica.service"),
+        "inactive",
+        "nothing starts"
+    );
     assert_eq!(r.sandbox.starts("replica.service"), 0);
     assert_eq!(
         hooks(&r),
@@ -141,7 +155,12 @@ fn a_paused_host_and_a_dry_run_never_fence() {
     let Some(r) = fencing("1s")
         .running(&["app.service"])
         .check_exits(2)
-        .before(&["/usr/bin/failover-manager", "pause", "--reason", "etcd upgrade"])
+        .before(&[
+            "/usr/bin/failover-manager",
+            "pause",
+            "--reason",
+            "etcd upgrade",
+        ])
         .status(0)
         .active("app.service")
         .run()
@@ -156,5 +175,9 @@ fn a_paused_host_and_a_dry_run_never_fence() {
     let (status, out, err) = r.again(&["reconcile", "--dry-run"]);
     assert_eq!(status, 1, "{out}{err}");
     assert!(out.contains("stop app.service"), "{out}");
-    assert_eq!(r.sandbox.state("app.service"), "active", "a dry run changes nothing");
+    assert_eq!(
+        r.sandbox.state("app.service"),
+        "active",
+        "a dry run changes nothing"
+    );
 }
