@@ -6,6 +6,7 @@ mod test;
 mod unit;
 
 mod cli;
+mod etcd;
 mod examples;
 mod faults;
 mod packaging;
