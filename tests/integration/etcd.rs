@@ -500,6 +500,17 @@ fn the_watch_starts_a_run_at_once_on_every_change_and_on_every_start() {
         "[Service]\nExecStartPre=/bin/sh -c 'echo run >> /run/fm-test/runs'\n",
     );
     a.daemon_reload();
+    let out = a.exec(&[
+        "systemd-analyze",
+        "verify",
+        "--man=no",
+        &format!("/usr/local/lib/systemd/system/{WATCH_UNIT}"),
+    ]);
+    let err = text(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("failover-manager"),
+        "systemd-analyze verify: {err}"
+    );
     c.put(W, KEY, "dc2");
 
     // Starting the watch runs failover-manager once: whatever changed before is read.
@@ -600,6 +611,32 @@ fn the_watch_starts_a_run_at_once_on_every_change_and_on_every_start() {
         restarted,
         "the watch survived its member's restart"
     );
+
+    // The cadence drop-in replaces the shipped timer's minute instead of adding to it.
+    let timer =
+        std::fs::read_to_string(format!("{UNITS}/failover-manager.timer")).expect("shipped timer");
+    a.install_unit("failover-manager.timer", &timer);
+    install(
+        a,
+        "etcd/failover-manager.timer.d/cadence.conf",
+        "/etc/systemd/system/failover-manager.timer.d/cadence.conf",
+        0o644,
+    );
+    a.daemon_reload();
+    let timers = a.systemctl(&["show", "-p", "TimersMonotonic", "failover-manager.timer"]);
+    assert!(
+        timers.contains("OnUnitActiveUSec=10s") && !timers.contains("OnUnitActiveUSec=1min"),
+        "{timers}"
+    );
+    assert!(timers.contains("OnActiveUSec=0"), "{timers}");
+    let accuracy = a.systemctl(&[
+        "show",
+        "-p",
+        "AccuracyUSec",
+        "--value",
+        "failover-manager.timer",
+    ]);
+    assert_eq!(accuracy.trim(), "1s");
 }
 
 /// The times (ns since the epoch: one clock for all sandboxes) app.service began to start, or
