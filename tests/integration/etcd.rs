@@ -404,6 +404,13 @@ fn etcd_key_is_primary_standby_or_unknown_and_a_cut_off_site_is_never_primary() 
     let cut = Instant::now();
     c.isolate(A);
     let unknown = expect_check(&c, A, "dc1", 2, "etcd-key: cannot tell: etcdctl get");
+    assert!(
+        unknown
+            .stderr
+            .contains("this member is cut off from the majority"),
+        "{}",
+        unknown.stderr
+    );
     let unknown_after = cut.elapsed();
     c.put(B, KEY, "dc2");
     expect_check(&c, B, "dc2", 0, "primary: ");
