@@ -7,6 +7,7 @@ mod unit;
 
 mod alerts;
 mod cli;
+mod etcd;
 mod examples;
 mod faults;
 mod fence;
