@@ -18,6 +18,8 @@ pub struct Snapshot<'a> {
     pub observed_after: Option<&'a [UnitState]>,
     pub success: bool,
     pub paused: bool,
+    /// Self-fencing, when `check.fence_after` is set.
+    pub fence: Option<&'a crate::fence::View>,
     pub finished: SystemTime,
     pub duration: Duration,
 }
@@ -95,6 +97,32 @@ pub fn render(s: &Snapshot) -> String {
         "Whether this host is in maintenance mode (failover-manager pause).",
         &[(String::new(), b(s.paused))],
     );
+    if let Some(f) = s.fence {
+        gauge(
+            "role_unknown_seconds",
+            "How long the check has not given a definite answer (0: this run's did).",
+            &[(String::new(), f.unknown_for().as_secs_f64())],
+        );
+        gauge(
+            "fenced",
+            "Whether this host fenced itself: role unknown for check.fence_after, primary units stopped.",
+            &[(String::new(), b(f.fenced()))],
+        );
+        if let crate::fence::Status::Waiting { remaining, .. } = f.status {
+            gauge(
+                "fence_in_seconds",
+                "How long until this host fences itself if the role stays unknown.",
+                &[(String::new(), remaining.as_secs_f64())],
+            );
+        }
+        if let Some(c) = f.last_confirmed {
+            gauge(
+                "last_confirmed_timestamp_seconds",
+                "When the check last gave a definite answer (Unix time).",
+                &[(String::new(), c.at_unix as f64)],
+            );
+        }
+    }
     if let Some(plan) = s.plan {
         let label = |u: &crate::plan::UnitPlan| {
             format!(
@@ -195,6 +223,7 @@ mod tests {
             observed_after,
             success: true,
             paused: false,
+            fence: None,
             finished: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             duration: Duration::from_millis(1500),
         })

@@ -8,6 +8,7 @@ use crate::apply;
 use crate::check::{self, CheckResult, Role};
 use crate::cli::{Cli, Command, Format, ReconcileArgs, ValidateArgs};
 use crate::config::{self, Config, ConfigError};
+use crate::fence;
 use crate::hooks;
 use crate::lock::{self, LockError};
 use crate::maintenance::{self, Pause, PauseError};
@@ -48,6 +49,8 @@ pub enum Error {
     Pause(#[from] PauseError),
     #[error(transparent)]
     Systemctl(#[from] SystemctlError),
+    #[error(transparent)]
+    Fence(#[from] crate::secure_fs::FsError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -167,6 +170,7 @@ struct Record {
     confirmation: Option<report::Confirmation>,
     /// Why the units' states are not known (systemd unreachable).
     error: Option<String>,
+    fence: Option<fence::View>,
 }
 
 fn reconcile(
@@ -199,6 +203,7 @@ fn reconcile(
             paused: record.paused.as_ref(),
             confirmation: record.confirmation.as_ref(),
             error: record.error.as_deref(),
+            fence: record.fence.as_ref(),
         }))?;
     }
     // A dry run changes nothing, and a run skipped for the lock leaves it to the holder.
@@ -211,6 +216,7 @@ fn reconcile(
             observed_after: record.observed_after.as_deref(),
             success: matches!(result, Ok(Status::Converged)),
             paused: record.paused.is_some(),
+            fence: record.fence.as_ref(),
             finished: std::time::SystemTime::now(),
             duration: started.elapsed(),
         });
@@ -261,6 +267,8 @@ fn reconcile_steps(
         log::error!("interrupted while running the check; nothing was changed");
         return Ok(Status::Failed);
     }
+    let (fence, stored) = assess_fence(config, check.role, !args.dry_run)?;
+    record.fence = fence;
     if let Some(p) = &paused {
         // Maintenance: nothing changes and nobody is paged, whatever the check says.
         log::info!(
@@ -281,6 +289,12 @@ fn reconcile_steps(
     if plan.role == Role::Unknown {
         for l in report::unknown_role(&check) {
             log::error!("{l}");
+        }
+        if let Some(line) = fence.as_ref().and_then(report::fence_status) {
+            log::error!("{line}");
+        }
+        if fence.is_some_and(|f| f.fenced()) {
+            return fence_host(config, args, quiet, want_observed_after, mgr, record);
         }
         return Ok(Status::RoleUnknown);
     }
@@ -307,6 +321,71 @@ fn reconcile_steps(
         }
         return Ok(Status::Converged);
     }
+    let status = act(
+        config,
+        &plan,
+        !json && !quiet,
+        want_observed_after,
+        mgr,
+        record,
+    )?;
+    // A record that could not be kept leaves fencing blind: said, and a human is needed, but
+    // only after the units were taken care of.
+    Ok(if stored { status } else { Status::Failed })
+}
+
+/// `check.fence_after`: where this run stands, and the record kept for the next (when `store`
+/// and it changed). Returns whether the record is as it should be.
+fn assess_fence(
+    config: &Config,
+    role: Role,
+    store: bool,
+) -> Result<(Option<fence::View>, bool), Error> {
+    if config.check.fence_after.is_none() {
+        return Ok((None, true));
+    }
+    let path = Path::new(fence::PATH);
+    let old = fence::load(path)?;
+    let (view, next) = fence::assess(
+        role,
+        old,
+        std::time::SystemTime::now(),
+        config.check.fence_after,
+    );
+    let mut stored = true;
+    if let (Some(next), true) = (next, store)
+        && let Err(e) = fence::store(path, &next)
+    {
+        log::error!("cannot keep the time of the last confirmed role: {e}");
+        stored = false;
+    }
+    Ok((view, stored))
+}
+
+/// Role unknown for `fence_after`: stop this host's primary units (nothing starts), say so,
+/// run on_demote and on_failure, and exit 1 for as long as it lasts.
+fn fence_host(
+    config: &Config,
+    args: &ReconcileArgs,
+    quiet: bool,
+    want_observed_after: bool,
+    mgr: &dyn Manager,
+    record: &mut Record,
+) -> Result<Status, Error> {
+    let states: Vec<UnitState> = record
+        .plan
+        .as_ref()
+        .map(|p| p.units.iter().map(|u| u.observed.clone()).collect())
+        .unwrap_or_default();
+    let plan = plan::fenced(&config.units, &states);
+    record.plan = Some(plan.clone());
+    let json = args.output.output == Format::Json;
+    if args.dry_run {
+        if !json {
+            print_out(&report::dry_run(&plan))?;
+        }
+        return Ok(Status::Failed);
+    }
     act(
         config,
         &plan,
@@ -314,7 +393,8 @@ fn reconcile_steps(
         want_observed_after,
         mgr,
         record,
-    )
+    )?;
+    Ok(Status::Failed)
 }
 
 /// Steps 4–5: apply the plan, say what changed, run the hook.
@@ -342,14 +422,16 @@ fn act(
     let mut failed = results.iter().any(apply::StepResult::failed) || crate::interrupt::requested();
     if crate::interrupt::requested() {
         log::error!("interrupted: stopped waiting; the lines above say what was and was not done");
-    } else if let Some(event) = hooks::event(plan, &results) {
-        let env = hooks::environment(event, plan, &results);
-        if let Err(msg) = hooks::run(&config.hooks, event, &env) {
-            // One log record per line, so each keeps its journal priority.
-            for line in msg.lines() {
-                log::error!("{line}");
+    } else {
+        for event in hooks::events(plan, &results) {
+            let env = hooks::environment(event, plan, &results);
+            if let Err(msg) = hooks::run(&config.hooks, event, &env) {
+                // One log record per line, so each keeps its journal priority.
+                for line in msg.lines() {
+                    log::error!("{line}");
+                }
+                failed = true;
             }
-            failed = true;
         }
     }
     record.results = results;
@@ -425,6 +507,7 @@ fn confirm_change(
 fn diff(config: &Config, format: Format, mgr: &dyn Manager) -> Result<Status, Error> {
     let paused = maintenance::read(Path::new(maintenance::PATH))?;
     let check = run_check(config);
+    let (fence, _) = assess_fence(config, check.role, false)?;
     let json = |plan: &Plan, error: Option<&str>| {
         print_out(&report::json(&report::Json {
             command: "diff",
@@ -435,9 +518,15 @@ fn diff(config: &Config, format: Format, mgr: &dyn Manager) -> Result<Status, Er
             paused: paused.as_ref(),
             confirmation: None,
             error,
+            fence: fence.as_ref(),
         }))
     };
     let plan = match observe_units(config, check.role, mgr) {
+        // What reconcile would do: a fenced host's primary units stop.
+        Ok(plan) if fence.is_some_and(|f| f.fenced()) => {
+            let states: Vec<UnitState> = plan.units.iter().map(|u| u.observed.clone()).collect();
+            plan::fenced(&config.units, &states)
+        }
         Ok(plan) => plan,
         Err(e) => {
             if format == Format::Json {
@@ -455,6 +544,9 @@ fn diff(config: &Config, format: Format, mgr: &dyn Manager) -> Result<Status, Er
                 print_out(&format!("{}: reconcile changes nothing", p.describe()))?;
             }
             print_out(&report::diff(&plan, &check, report::Style { color }))?;
+            if let Some(line) = fence.as_ref().and_then(report::fence_status) {
+                print_out(&line)?;
+            }
         }
     }
     Ok(match (plan.role, plan.in_sync()) {
