@@ -238,7 +238,13 @@ impl<'a> Batch<'a> {
             Action::Stop => Verb::Stop,
         };
         for j in 0..self.names.len() {
-            if matches!(self.phases[j], Phase::Waiting { job: Job::NotOurs, .. }) {
+            if matches!(
+                self.phases[j],
+                Phase::Waiting {
+                    job: Job::NotOurs,
+                    ..
+                }
+            ) {
                 continue;
             }
             if interrupt::requested() {

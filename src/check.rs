@@ -93,6 +93,7 @@ mod tests {
             standby_exit_codes: vec![1, 7],
             confirm: 1,
             confirm_interval: Duration::from_secs(1),
+            fence_after: None,
         }
     }
 

@@ -33,6 +33,8 @@ pub struct CheckConfig {
     /// Results in a row that must agree before a change is acted on (keepalived's rise/fall).
     pub confirm: u32,
     pub confirm_interval: Duration,
+    /// Self-fencing: stop the primary units when the role has been unknown this long.
+    pub fence_after: Option<Duration>,
 }
 
 /// Commands run after a transition is verified (or fails), like keepalived's notify scripts.
@@ -172,6 +174,8 @@ struct RawCheck {
         deserialize_with = "positive_duration"
     )]
     confirm_interval: Duration,
+    #[serde(default, deserialize_with = "opt_positive_duration")]
+    fence_after: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -575,6 +579,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             standby_exit_codes: check.standby_exit_codes,
             confirm: check.confirm,
             confirm_interval: check.confirm_interval,
+            fence_after: check.fence_after,
         },
         hooks,
         units,

@@ -4,11 +4,13 @@
 //! function of the role, the last definite answer and the clock; the record of that answer is
 //! kept across runs in a small root-owned file.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::check::Role;
+use crate::secure_fs::{self, FsError};
 
 pub const PATH: &str = "/var/lib/failover-manager/last-confirmed";
 
@@ -145,6 +147,73 @@ pub fn next_record(role: Role, old: Option<&Record>, now: SystemTime) -> Record 
     }
 }
 
+/// What a run knows about fencing: for the words (report) and the numbers (metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// `check.fence_after`.
+    pub after: Duration,
+    pub status: Status,
+    /// The last definite answer this host remembers (this run's, when it gave one).
+    pub last_confirmed: Option<Confirmed>,
+}
+
+impl View {
+    pub fn fenced(&self) -> bool {
+        matches!(self.status, Status::Fence { .. })
+    }
+
+    pub fn unknown_for(&self) -> Duration {
+        match self.status {
+            Status::Waiting { unknown_for, .. } | Status::Fence { unknown_for } => unknown_for,
+            Status::Off | Status::Confirmed => Duration::ZERO,
+        }
+    }
+}
+
+/// One run's fencing: where it stands, and the record to keep for the next run (`None` when
+/// the old one stands). `None` view when `fence_after` is not set: nothing is read or kept.
+pub fn assess(
+    role: Role,
+    old: Option<Record>,
+    now: SystemTime,
+    fence_after: Option<Duration>,
+) -> (Option<View>, Option<Record>) {
+    let Some(after) = fence_after else {
+        return (None, None);
+    };
+    let next = next_record(role, old.as_ref(), now);
+    let view = View {
+        after,
+        status: status(role, Some(&next), now, fence_after),
+        last_confirmed: next.last_confirmed(),
+    };
+    (Some(view), (old != Some(next)).then_some(next))
+}
+
+/// The record, if there is one to be read. One that cannot be parsed counts as none: see
+/// `Record` (the wait for fencing then starts at this run, and the run says so).
+pub fn load(path: &Path) -> Result<Option<Record>, FsError> {
+    let Some(bytes) = secure_fs::read_small("fencing record", path, 4096)? else {
+        return Ok(None);
+    };
+    let record = parse(&String::from_utf8_lossy(&bytes));
+    if record.is_none() {
+        log::warn!(
+            "{}: not a record of the last confirmed role; counting from now",
+            path.display()
+        );
+    }
+    Ok(record)
+}
+
+/// Written whole or not at all, in a directory only root can change.
+pub fn store(path: &Path, record: &Record) -> Result<(), FsError> {
+    if let Some(dir) = path.parent() {
+        secure_fs::ensure_dir("state directory", dir)?;
+    }
+    secure_fs::write_atomic("fencing record", path, render(record).as_bytes(), 0o644)
+}
+
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -246,6 +315,51 @@ mod tests {
             next_record(Role::Primary, Some(&confirmed(Role::Standby, 0)), at(90)),
             confirmed(Role::Primary, 90)
         );
+    }
+
+    #[test]
+    fn assess_keeps_the_record_only_when_it_changes() {
+        let old = confirmed(Role::Primary, 0);
+        assert_eq!(assess(Role::Unknown, Some(old), at(10), None), (None, None));
+        // Unknown with a record: nothing to write, ten seconds of fifty.
+        let (view, write) = assess(
+            Role::Unknown,
+            Some(old),
+            at(10),
+            Some(Duration::from_secs(50)),
+        );
+        assert_eq!(write, None);
+        let view = view.expect("a view when fence_after is set");
+        assert_eq!(view.unknown_for(), Duration::from_secs(10));
+        assert!(!view.fenced());
+        assert_eq!(view.last_confirmed, old.last_confirmed());
+        // A definite answer is written every time: its time is the point.
+        let (view, write) = assess(Role::Standby, Some(old), at(10), Some(MIN));
+        assert_eq!(write, Some(confirmed(Role::Standby, 10)));
+        assert_eq!(view.map(|v| v.status), Some(Status::Confirmed));
+        // No record and unknown: a record starts now.
+        let (view, write) = assess(Role::Unknown, None, at(10), Some(MIN));
+        assert_eq!(
+            write,
+            Some(Record::UnknownSince {
+                at_unix: 1_700_000_010
+            })
+        );
+        assert_eq!(view.and_then(|v| v.last_confirmed), None);
+    }
+
+    #[test]
+    fn store_and_load_round_trip_as_root() {
+        let Some(s) = crate::secure_fs::Scratch::new("fence") else {
+            return;
+        };
+        let path = s.path.join("state").join("last-confirmed");
+        assert!(matches!(load(&path), Ok(None)), "missing file: no record");
+        let r = confirmed(Role::Primary, 7);
+        assert!(store(&path, &r).is_ok());
+        assert_eq!(load(&path).ok().flatten(), Some(r));
+        assert!(std::fs::write(&path, "not json").is_ok());
+        assert!(matches!(load(&path), Ok(None)), "garbage: no record");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod process;
 mod report;
 mod run;
 mod sdbus;
+mod secure_fs;
 mod security;
 mod systemd;
 mod validate;
@@ -26,6 +27,8 @@ mod verify;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Before anything is created: a caller's `umask 000` must not reach our files.
+    secure_fs::set_umask();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

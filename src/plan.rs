@@ -57,6 +57,9 @@ pub struct Plan {
     /// Indexes into `units`, in execution order: all stops (reverse config order), then all
     /// starts (config order), so both roles' units never run at once.
     pub steps: Vec<usize>,
+    /// The host fences itself (`check.fence_after`): the role is unknown, the primary units
+    /// stop.
+    pub fenced: bool,
 }
 
 impl Plan {
@@ -66,6 +69,9 @@ impl Plan {
 
     /// "standby→primary" when the units say the host held the other role, else just the role.
     pub fn transition(&self) -> String {
+        if self.fenced {
+            return "fenced".into();
+        }
         match self.observed_role {
             Some(prev) if prev != self.role && self.role != Role::Unknown => {
                 format!("{prev}\u{2192}{}", self.role)
@@ -142,9 +148,12 @@ pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
 /// The plan of a host that fences itself (`check.fence_after`): the role is unknown, so nothing
 /// is started, but the primary units must stop; the standby units are left as they are.
 pub fn fenced(units: &[UnitConfig], observed: &[UnitState]) -> Plan {
-    plan_with(Role::Unknown, units, observed, |when| {
-        (when == When::Primary).then_some(Desired::Stopped)
-    })
+    Plan {
+        fenced: true,
+        ..plan_with(Role::Unknown, units, observed, |when| {
+            (when == When::Primary).then_some(Desired::Stopped)
+        })
+    }
 }
 
 fn plan_with(
@@ -198,6 +207,7 @@ fn plan_with(
         observed_role: observed_role(units, observed),
         units: items,
         steps,
+        fenced: false,
     }
 }
 
@@ -226,6 +236,7 @@ mod tests {
             ],
         );
         assert_eq!(p.role, Role::Unknown);
+        assert_eq!(p.transition(), "fenced");
         let actions: Vec<_> = p.units.iter().map(|u| u.action).collect();
         assert_eq!(actions, [Some(Action::Stop), None, None, None]);
         assert_eq!(p.steps, [0]);

@@ -151,6 +151,18 @@ impl UnitDetails {
     }
 }
 
+/// `journalctl --since` for lines logged from `t` on, to the microsecond (the journal's own
+/// precision): whole seconds would let in what the unit logged earlier in the same second,
+/// from an earlier run. Not by invocation ID: a stop's invocation began long before the
+/// step, a restart in the settle window hides the crash in the invocation before, and a
+/// start that never ran (a dependency failed) has only systemd's own lines to show.
+pub fn journal_since(t: std::time::SystemTime) -> String {
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    format!("@{}.{:06}", d.as_secs(), d.subsec_micros())
+}
+
 /// Something systemd said while we waited.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -767,7 +779,9 @@ impl Manager for Systemd {
                 verb: verb.as_str(),
                 unit: unit.to_owned(),
                 error: match e {
-                    SystemdError::Call { error, .. } => refusal(&error),
+                    SystemdError::Call { error, .. } => {
+                        refusal(&error, crate::security::running_as_root())
+                    }
                     other => other.to_string(),
                 },
             })?;
@@ -840,13 +854,7 @@ impl Manager for Systemd {
     ) -> Vec<String> {
         let started = Instant::now();
         let n = lines.to_string();
-        let since = since.map(|t| {
-            let secs = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO)
-                .as_secs();
-            format!("@{secs}")
-        });
+        let since = since.map(journal_since);
         let mut args = vec!["--no-pager", "--quiet", "-o", "cat", "-n", &n];
         if let Some(s) = since.as_deref() {
             args.extend_from_slice(&["--since", s]);
@@ -877,9 +885,10 @@ impl Manager for Systemd {
     }
 }
 
-/// systemd refuses changes to a caller that is not root (through polkit): say so plainly.
-fn refusal(error: &str) -> String {
-    if crate::security::running_as_root() {
+/// systemd refuses changes to a caller that is not root (through polkit, "Interactive
+/// authentication required."): say so plainly.
+fn refusal(error: &str, root: bool) -> String {
+    if root {
         return error.to_owned();
     }
     format!("refused: changing units needs root (systemd said: {error})")
@@ -888,6 +897,12 @@ fn refusal(error: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journal_since_is_to_the_microsecond() {
+        let t = std::time::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_000_042_999);
+        assert_eq!(journal_since(t), "@1700000000.000042");
+    }
 
     #[test]
     fn parses_every_known_state() {
@@ -962,6 +977,16 @@ mod tests {
         );
         assert_eq!(type_interface("a.target"), None);
         assert_eq!(hex(&[0x0a, 0xff, 0x00]), "0aff00");
+    }
+
+    #[test]
+    fn a_refusal_to_a_user_says_that_root_is_needed() {
+        let said = "Interactive authentication required.";
+        assert_eq!(refusal(said, true), said);
+        assert_eq!(
+            refusal(said, false),
+            "refused: changing units needs root (systemd said: Interactive authentication required.)"
+        );
     }
 
     #[test]
