@@ -683,13 +683,14 @@ const UNIT_NAME_MAX: usize = 255;
 /// units that `systemctl start` cannot act on (device, scope), and the slices that hold the
 /// host's own services and logins.
 pub fn normalize_unit_name(raw: &str) -> Result<String, String> {
+    let q = quoted(raw);
     let name = raw.trim();
     if name.is_empty() {
         return Err("unit name is empty".into());
     }
     if name.starts_with('-') {
         return Err(format!(
-            "unit name {raw:?} starts with '-' (looks like an option)"
+            "unit name {q} starts with '-' (looks like an option)"
         ));
     }
     let full = match name.rsplit_once('.') {
@@ -698,11 +699,11 @@ pub fn normalize_unit_name(raw: &str) -> Result<String, String> {
     };
     let (stem, unit_type) = full.rsplit_once('.').unwrap_or((&full, "service"));
     if stem.is_empty() {
-        return Err(format!("unit name {raw:?} has no name before .{unit_type}"));
+        return Err(format!("unit name {q} has no name before .{unit_type}"));
     }
     if full.len() > UNIT_NAME_MAX {
         return Err(format!(
-            "unit name {raw:?} is longer than {UNIT_NAME_MAX} characters"
+            "unit name {q} is longer than {UNIT_NAME_MAX} characters"
         ));
     }
     if let Some(bad) = stem
@@ -710,17 +711,17 @@ pub fn normalize_unit_name(raw: &str) -> Result<String, String> {
         .find(|c| !(c.is_ascii_alphanumeric() || ":-_.\\@".contains(*c)))
     {
         return Err(format!(
-            "unit name {raw:?} contains {bad:?}; systemd allows only ASCII letters, digits and \":-_.\\@\""
+            "unit name {q} contains {bad:?}; systemd allows only ASCII letters, digits and \":-_.\\@\""
         ));
     }
     // Everything after the first '@' is the instance, which may itself contain '@'.
     if let Some((prefix, instance)) = stem.split_once('@') {
         if prefix.is_empty() {
-            return Err(format!("unit name {raw:?} has nothing before '@'"));
+            return Err(format!("unit name {q} has nothing before '@'"));
         }
         if instance.is_empty() {
             return Err(format!(
-                "unit name {raw:?} is a template; name an instance, e.g. {prefix}@main.{unit_type}"
+                "unit name {q} is a template; name an instance, e.g. {prefix}@main.{unit_type}"
             ));
         }
     }
@@ -732,15 +733,16 @@ pub fn normalize_unit_name(raw: &str) -> Result<String, String> {
 /// A slice is accepted: `systemctl start` sets it up and `stop` stops every unit in it, which
 /// is what "the whole application" means on a host (an `app.slice` of several services).
 fn refuse_unstartable(raw: &str, full: &str, unit_type: &str) -> Result<(), String> {
+    let q = quoted(raw);
     match (full, unit_type) {
         (_, "device") => Err(format!(
-            "unit name {raw:?} is a device unit: systemd creates it when the kernel reports the device, and systemctl cannot start or stop one"
+            "unit name {q} is a device unit: systemd creates it when the kernel reports the device, and systemctl cannot start or stop one"
         )),
         (_, "scope") => Err(format!(
-            "unit name {raw:?} is a scope unit: the program that runs its processes creates it (systemd-run --scope, a login), and systemctl cannot start one"
+            "unit name {q} is a scope unit: the program that runs its processes creates it (systemd-run --scope, a login), and systemctl cannot start one"
         )),
         ("system.slice" | "user.slice", _) => Err(format!(
-            "unit name {raw:?} is systemd's own slice of every {}: stopping it would take the host's own services down with it",
+            "unit name {q} is systemd's own slice of every {}: stopping it would take the host's own services down with it",
             if full == "system.slice" {
                 "system service"
             } else {
@@ -748,6 +750,15 @@ fn refuse_unstartable(raw: &str, full: &str, unit_type: &str) -> Result<(), Stri
             }
         )),
         _ => Ok(()),
+    }
+}
+
+/// A value as a message quotes it: at most 64 characters of it (a name a megabyte long is
+/// refused for its length, not repeated).
+fn quoted(raw: &str) -> String {
+    match raw.char_indices().nth(64) {
+        Some((cut, _)) => format!("{:?}…", &raw[..cut]),
+        None => format!("{raw:?}"),
     }
 }
 
@@ -836,7 +847,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             path: path.to_owned(),
             line,
             column,
-            message,
+            message: shorten(message),
         }
     };
     if text.contains('\0') {
@@ -872,6 +883,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 /// instead. (A second position, of the context, is kept: "while parsing a flow mapping at …".)
 fn strip_mark(message: &str, (line, column): (usize, usize)) -> String {
     message.replacen(&format!(" at line {line} column {column}"), "", 1)
+}
+
+/// Messages quote the offending value; one a megabyte long would flood the journal.
+fn shorten(mut message: String) -> String {
+    const MAX: usize = 1000;
+    if let Some((cut, _)) = message.char_indices().nth(MAX) {
+        message.truncate(cut);
+        message.push_str("…");
+    }
+    message
 }
 
 /// Whether `c` ends a line, as libyaml counts lines (so that positions agree with its marks).
@@ -1417,10 +1438,20 @@ units:
     }
 
     #[test]
-    fn many_units_are_checked_in_linear_time() {
-        let units: String = (0..50_000).map(|i| format!("  - u{i}\n")).collect();
-        let c = parse_ok(&format!("check: {{command: [x]}}\nunits:\n{units}"));
-        assert_eq!(c.units.len(), 50_000);
+    fn a_huge_value_is_not_quoted_whole() {
+        let long = "a".repeat(100_000);
+        let e = parse_err(&format!("check: {{command: [x]}}\nunits: [\"{long}\"]\n"));
+        assert!(e.contains("\"… is longer than 255 characters"), "{e}");
+        assert!(e.len() < 200, "{} bytes", e.len());
+        // Messages that serde_norway writes are cut short too.
+        let e = parse_err(&format!(
+            "check: {{command: [x], timeout: {long}}}\nunits: [a]\n"
+        ));
+        assert!(
+            e.ends_with('…') && e.len() < 1100,
+            "{} bytes: {e:.200}",
+            e.len()
+        );
     }
 
     #[test]

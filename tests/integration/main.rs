@@ -8,6 +8,7 @@ mod unit;
 mod cli;
 mod examples;
 mod faults;
+mod input;
 mod packaging;
 mod reconcile;
 mod safety;
