@@ -890,7 +890,7 @@ fn shorten(mut message: String) -> String {
     const MAX: usize = 1000;
     if let Some((cut, _)) = message.char_indices().nth(MAX) {
         message.truncate(cut);
-        message.push_str("…");
+        message.push('…');
     }
     message
 }
@@ -1049,6 +1049,18 @@ units:
         );
         let e = parse_err("check: {command: [x]}\ndefaults: {setle: 1s}\nunits: [a]\n");
         assert!(e.contains("defaults: unknown field `setle`"), "{e}");
+        let e = parse_err("check:\n  command: [x]\n  timeout: 1s\n  timeout: 2s\nunits: [a]\n");
+        assert!(e.contains("check: duplicate field `timeout`"), "{e}");
+        let e = parse_err("check:\n  timeout: 1s\nunits: [a]\n");
+        assert!(
+            e.starts_with("c.yaml:2:3: check: missing field `command`"),
+            "{e}"
+        );
+        let e = parse_err("check: [x]\nunits: [a]\n");
+        assert!(
+            e.contains("check: invalid type: sequence, expected a map with `command`"),
+            "{e}"
+        );
     }
 
     #[test]
