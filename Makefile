@@ -55,6 +55,8 @@ install: $(if $(filter target/release,$(ARTIFACTS)),build)
 	install -d $(DESTDIR)$(LIBDIR)/failover-manager/checks $(DESTDIR)$(LIBDIR)/failover-manager/keepalived
 	install -m755 examples/checks/* $(DESTDIR)$(LIBDIR)/failover-manager/checks/
 	install -m755 examples/keepalived/notify-failover-manager $(DESTDIR)$(LIBDIR)/failover-manager/keepalived/
+	install -d $(DESTDIR)$(LIBDIR)/failover-manager/etcd
+	install -m755 examples/etcd/watch-etcd-key examples/etcd/etcd-ack examples/etcd/switchover $(DESTDIR)$(LIBDIR)/failover-manager/etcd/
 	install -d -m755 $(DESTDIR)$(SYSCONFDIR)/failover-manager
 	sed 's|/usr/lib/failover-manager/|$(LIBDIR)/failover-manager/|g' examples/config.yaml \
 		>$(DESTDIR)$(SYSCONFDIR)/failover-manager/config.yaml.example

@@ -4,12 +4,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::CheckConfig;
 pub use crate::process::Exit;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Primary,
@@ -93,6 +93,7 @@ mod tests {
             standby_exit_codes: vec![1, 7],
             confirm: 1,
             confirm_interval: Duration::from_secs(1),
+            fence_after: None,
         }
     }
 

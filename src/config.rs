@@ -45,6 +45,8 @@ pub struct CheckConfig {
     /// Results in a row that must agree before a change is acted on (keepalived's rise/fall).
     pub confirm: u32,
     pub confirm_interval: Duration,
+    /// Self-fencing: stop the primary units when the role has been unknown this long.
+    pub fence_after: Option<Duration>,
 }
 
 /// Commands run after a transition is verified (or fails), like keepalived's notify scripts.
@@ -348,6 +350,7 @@ const CHECK_KEYS: &[&str] = &[
     "standby_exit_codes",
     "confirm",
     "confirm_interval",
+    "fence_after",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -359,6 +362,7 @@ enum CheckKey {
     StandbyExitCodes,
     Confirm,
     ConfirmInterval,
+    FenceAfter,
 }
 
 struct CheckVisitor;
@@ -374,6 +378,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
         let mut timeout = default_check_timeout();
         let mut confirm = default_confirm();
         let mut confirm_interval = default_confirm_interval();
+        let mut fence_after = None;
         let mut seen = Vec::new();
         while let Some(key) = map.next_key::<CheckKey>()? {
             if seen.contains(&key) {
@@ -394,6 +399,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
                 }
                 CheckKey::Confirm => confirm = map.next_value::<Confirm>()?.0,
                 CheckKey::ConfirmInterval => confirm_interval = map.next_value::<Positive>()?.0,
+                CheckKey::FenceAfter => fence_after = Some(map.next_value::<Positive>()?.0),
             }
         }
         let command = command.ok_or_else(|| de::Error::missing_field("command"))?;
@@ -425,6 +431,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
             standby_exit_codes: standby.unwrap_or_else(default_standby_codes),
             confirm,
             confirm_interval,
+            fence_after,
         })
     }
 }
@@ -1198,6 +1205,21 @@ units:
         );
         let e = parse_err("check: {command: [x]}\ndefaults: {verify_timeout: 0s}\nunits: [a]\n");
         assert!(e.contains("defaults.verify_timeout"), "{e}");
+        let c = parse_ok("check: {command: [x], fence_after: 5m}\nunits: [a]\n");
+        assert_eq!(c.check.fence_after, Some(Duration::from_secs(300)));
+        assert_eq!(
+            parse_ok("check: {command: [x]}\nunits: [a]\n")
+                .check
+                .fence_after,
+            None
+        );
+        let e = parse_err("check: {command: [x], fence_after: 0s}\nunits: [a]\n");
+        assert!(
+            e.starts_with(
+                "c.yaml:1:36: check.fence_after: duration \"0s\" must be greater than zero"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

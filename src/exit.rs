@@ -40,9 +40,13 @@ impl ExitCode {
             Ok(Status::Invalid) => ExitCode::ConfigInvalid,
             Err(Error::Config(_) | Error::Insecure(_)) => ExitCode::ConfigInvalid,
             Err(Error::Lock(LockError::Busy { .. })) => ExitCode::Locked,
-            Err(Error::Lock(_) | Error::Pause(_) | Error::Systemctl(_) | Error::Output(_)) => {
-                ExitCode::Failure
-            }
+            Err(
+                Error::Lock(_)
+                | Error::Pause(_)
+                | Error::Systemctl(_)
+                | Error::Output(_)
+                | Error::Fence(_),
+            ) => ExitCode::Failure,
         }
     }
 }

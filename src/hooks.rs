@@ -25,20 +25,25 @@ impl Event {
     }
 }
 
-/// Which hook a run calls for: failure if any step failed; promote/demote when something was
-/// changed and the units' states before the run said the host held the other role; else none.
-pub fn event(plan: &Plan, results: &[StepResult]) -> Option<Event> {
+/// Which hooks a run calls, in order: failure if any step failed; promote/demote when something
+/// was changed and the units' states before the run said the host held the other role; a host
+/// that fenced itself (and stopped something) was demoted and needs a human: demote, then
+/// failure; else none.
+pub fn events(plan: &Plan, results: &[StepResult]) -> Vec<Event> {
     if results.iter().any(StepResult::failed) {
-        return Some(Event::Failure);
+        return vec![Event::Failure];
     }
     if results.is_empty() {
-        return None;
+        return vec![];
+    }
+    if plan.fenced {
+        return vec![Event::Demote, Event::Failure];
     }
     // Only a change of role: restarting a crashed unit on the primary is no promotion.
     match (plan.observed_role, plan.role) {
-        (Some(Role::Standby), Role::Primary) => Some(Event::Promote),
-        (Some(Role::Primary), Role::Standby) => Some(Event::Demote),
-        _ => None,
+        (Some(Role::Standby), Role::Primary) => vec![Event::Promote],
+        (Some(Role::Primary), Role::Standby) => vec![Event::Demote],
+        _ => vec![],
     }
 }
 
@@ -63,6 +68,10 @@ pub fn environment(event: Event, plan: &Plan, results: &[StepResult]) -> Vec<(St
             "FAILOVER_MANAGER_PREVIOUS_ROLE",
             plan.observed_role
                 .map_or_else(String::new, |r| r.to_string()),
+        ),
+        (
+            "FAILOVER_MANAGER_FENCED",
+            if plan.fenced { "1" } else { "" }.to_owned(),
         ),
         ("FAILOVER_MANAGER_STARTED", names(&done(Action::Start))),
         ("FAILOVER_MANAGER_STOPPED", names(&done(Action::Stop))),
@@ -148,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn events() {
+    fn which_hooks_run() {
         let takeover = plan(
             Role::Primary,
             &units(),
@@ -158,19 +167,28 @@ mod tests {
             step(1, "replica.service", Action::Stop, true),
             step(0, "app.service", Action::Start, true),
         ];
-        assert_eq!(event(&takeover, &ok), Some(Event::Promote));
-        assert_eq!(event(&takeover, &[]), None, "nothing done, nothing to say");
+        assert_eq!(events(&takeover, &ok), [Event::Promote]);
+        assert_eq!(events(&takeover, &[]), [], "nothing done, nothing to say");
         let bad = [
             step(1, "replica.service", Action::Stop, true),
             step(0, "app.service", Action::Start, false),
         ];
-        assert_eq!(event(&takeover, &bad), Some(Event::Failure));
+        assert_eq!(events(&takeover, &bad), [Event::Failure]);
         let handback = plan(
             Role::Standby,
             &units(),
             &[UnitState::Active, UnitState::Inactive],
         );
-        assert_eq!(event(&handback, &ok), Some(Event::Demote));
+        assert_eq!(events(&handback, &ok), [Event::Demote]);
+        // A host that fenced itself was demoted, and needs a human.
+        let fenced = crate::plan::fenced(&units(), &[UnitState::Active, UnitState::Inactive]);
+        let stopped = [step(0, "app.service", Action::Stop, true)];
+        assert_eq!(events(&fenced, &stopped), [Event::Demote, Event::Failure]);
+        assert_eq!(events(&fenced, &[]), [], "already fenced: nothing new");
+        let env = environment(Event::Demote, &fenced, &stopped);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("FAILOVER_MANAGER_FENCED"), Some("1"));
+        assert_eq!(get("FAILOVER_MANAGER_ROLE"), Some("unknown"));
         let env = environment(Event::Promote, &takeover, &ok);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("FAILOVER_MANAGER_EVENT"), Some("promote"));

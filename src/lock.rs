@@ -1,12 +1,13 @@
 //! One run at a time: the timer and an operator's hand run can overlap, and two runs acting on
 //! the same units would start them twice. An flock on a file under /run, held for the run.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::interrupt;
+use crate::secure_fs::{self, FsError};
 
 pub const PATH: &str = "/run/failover-manager/lock";
 
@@ -23,6 +24,8 @@ pub enum LockError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open the lock: {0}")]
+    File(#[from] FsError),
     #[error(
         "another failover-manager run ({holder}) holds {path}; gave up after waiting {}",
         humantime::format_duration(*.waited)
@@ -60,15 +63,10 @@ pub fn acquire(
         source,
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(open_err)?;
+        secure_fs::ensure_dir("lock directory", dir)?;
     }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(open_err)?;
+    // Readable by all: whoever waits, root or not, can see who holds it.
+    let mut file = secure_fs::open_in_place("lock file", path, 0o644)?;
     let started = Instant::now();
     let mut logged = false;
     loop {
@@ -132,8 +130,10 @@ mod tests {
 
     #[test]
     fn second_holder_waits_then_names_the_first() {
-        let dir = std::env::temp_dir().join(format!("fm-lock-test-{}", std::process::id()));
-        let path = dir.join("lock");
+        let Some(s) = crate::secure_fs::Scratch::new("lock") else {
+            return;
+        };
+        let path = s.path.join("run/lock");
         let first = acquire(&path, Duration::ZERO, None);
         assert!(first.is_ok(), "{first:?}");
         let t = Instant::now();
@@ -146,7 +146,6 @@ mod tests {
         let stuck = acquire(&path, Duration::ZERO, Some(Duration::ZERO));
         drop(first);
         let third = acquire(&path, Duration::ZERO, None);
-        let _ = std::fs::remove_dir_all(&dir);
         match second {
             Err(LockError::Busy { holder, .. }) => {
                 assert_eq!(holder, format!("pid {}", std::process::id()));
@@ -156,5 +155,33 @@ mod tests {
         assert!(waited >= Duration::from_millis(200));
         assert!(matches!(stuck, Err(LockError::Stuck { .. })), "{stuck:?}");
         assert!(third.is_ok(), "released on drop: {third:?}");
+    }
+
+    #[test]
+    fn the_lock_is_never_opened_through_a_symlink_and_is_0644() {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(s) = crate::secure_fs::Scratch::new("lock-link") else {
+            return;
+        };
+        let standin = s.path.join("shadow");
+        let _ = std::fs::write(&standin, "root:x:0:\n");
+        let _ = std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o600));
+        let _ = std::fs::create_dir(s.path.join("run"));
+        let path = s.path.join("run/lock");
+        let _ = std::os::unix::fs::symlink(&standin, &path);
+        let r = acquire(&path, Duration::ZERO, None);
+        assert!(
+            matches!(r, Err(LockError::File(FsError::Symlink { .. }))),
+            "{r:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&standin).unwrap_or_default(),
+            "root:x:0:\n"
+        );
+        let _ = std::fs::remove_file(&path);
+        let held = acquire(&path, Duration::ZERO, None);
+        assert!(held.is_ok(), "{held:?}");
+        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode.ok(), Some(0o644));
     }
 }

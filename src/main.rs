@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod config;
 mod exit;
+mod fence;
 mod hooks;
 mod interrupt;
 mod lock;
@@ -16,6 +17,7 @@ mod plan;
 mod process;
 mod report;
 mod run;
+mod secure_fs;
 mod security;
 mod systemctl;
 mod validate;
@@ -23,6 +25,8 @@ mod validate;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Before anything is created: a caller's `umask 000` must not reach our files.
+    secure_fs::set_umask();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

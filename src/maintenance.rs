@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::secure_fs::{self, FsError};
+
 pub const PATH: &str = "/var/lib/failover-manager/paused";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +35,9 @@ impl Pause {
     }
 }
 
+/// Far more than a pause file holds (who, why, since when).
+const MAX_BYTES: u64 = 64 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PauseError {
     #[error("{path}: {source}")]
@@ -40,6 +45,8 @@ pub enum PauseError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    File(#[from] FsError),
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PauseError + '_ {
@@ -61,34 +68,29 @@ fn who() -> String {
 }
 
 /// `Ok(None)` when not paused. A pause file that cannot be parsed still pauses: it was put
-/// there on purpose, and acting would be the surprise.
+/// there on purpose, and acting would be the surprise. One that someone other than root could
+/// have put there (a symlink, a FIFO, a directory that is not root's) is an error instead.
 pub fn read(path: &Path) -> Result<Option<Pause>, PauseError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(serde_json::from_str(&text).unwrap_or_else(|e| {
-            Pause {
-                by: "unknown".into(),
-                reason: format!("unreadable pause file ({e})"),
-                since: "unknown".into(),
-            }
-        }))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(path)(e)),
-    }
+    let Some(bytes) = secure_fs::read_small("pause file", path, MAX_BYTES)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(Some(serde_json::from_str(&text).unwrap_or_else(|e| {
+        Pause {
+            by: "unknown".into(),
+            reason: format!("unreadable pause file ({e})"),
+            since: "unknown".into(),
+        }
+    })))
 }
 
-/// Written to a temporary file and renamed, so a crash never leaves half a pause file.
+/// Written whole or not at all (`secure_fs`), so a crash never leaves half a pause file.
 pub fn write(path: &Path, pause: &Pause) -> Result<(), PauseError> {
-    use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = dir.join(".paused.tmp");
-    let body = serde_json::to_string_pretty(pause).unwrap_or_default();
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(body.as_bytes())
-        .and_then(|()| f.write_all(b"\n"))
-        .and_then(|()| f.sync_all())
-        .map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    secure_fs::ensure_dir("pause directory", dir)?;
+    let body = serde_json::to_string_pretty(pause).unwrap_or_default() + "\n";
+    secure_fs::write_atomic("pause file", path, body.as_bytes(), 0o644)?;
+    Ok(())
 }
 
 /// Returns whether there was a pause to remove.
@@ -106,8 +108,10 @@ mod tests {
 
     #[test]
     fn write_read_remove_round_trip() {
-        let dir = std::env::temp_dir().join(format!("fm-pause-test-{}", std::process::id()));
-        let path = dir.join("paused");
+        let Some(s) = crate::secure_fs::Scratch::new("pause") else {
+            return;
+        };
+        let path = s.path.join("lib/paused");
         let p = Pause::now("replacing a disk");
         let written = write(&path, &p);
         let back = read(&path);
@@ -116,7 +120,6 @@ mod tests {
         let after = read(&path);
         std::fs::write(&path, "garbage").ok();
         let garbage = read(&path);
-        let _ = std::fs::remove_dir_all(&dir);
         assert!(written.is_ok(), "{written:?}");
         assert_eq!(back.ok().flatten(), Some(p));
         assert!(matches!(removed, Ok(true)));
@@ -124,5 +127,30 @@ mod tests {
         assert!(matches!(after, Ok(None)));
         let g = garbage.ok().flatten();
         assert!(g.is_some_and(|g| g.reason.starts_with("unreadable pause file")));
+    }
+
+    #[test]
+    fn a_pause_file_that_is_a_symlink_is_refused_not_followed() {
+        let Some(s) = crate::secure_fs::Scratch::new("pause-link") else {
+            return;
+        };
+        let standin = s.path.join("shadow");
+        let _ = std::fs::write(&standin, "root:x:0:\n");
+        let path = s.path.join("paused");
+        let _ = std::os::unix::fs::symlink(&standin, &path);
+        let r = read(&path).map_err(|e| e.to_string());
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.contains("is a symbolic link; refusing to follow it as root")),
+            "{r:?}"
+        );
+        // Writing replaces the link itself; the file it pointed to is untouched.
+        let w = write(&path, &Pause::now("disk"));
+        assert!(w.is_ok(), "{w:?}");
+        assert_eq!(
+            std::fs::read_to_string(&standin).unwrap_or_default(),
+            "root:x:0:\n"
+        );
+        assert!(matches!(read(&path), Ok(Some(_))));
     }
 }

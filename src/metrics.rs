@@ -1,13 +1,13 @@
 //! A Prometheus text-format file for node_exporter's textfile collector: "should this service
 //! be running here right now, and is it?". Gauges only: a run is stateless, so are they.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::check::{CheckResult, Exit, Role};
 use crate::plan::{Desired, Plan};
+use crate::secure_fs::{self, FsError};
+use crate::security::SecurityError;
 use crate::systemctl::UnitState;
 
 /// What one run knew when it ended.
@@ -18,6 +18,8 @@ pub struct Snapshot<'a> {
     pub observed_after: Option<&'a [UnitState]>,
     pub success: bool,
     pub paused: bool,
+    /// Self-fencing, when `check.fence_after` is set.
+    pub fence: Option<&'a crate::fence::View>,
     pub finished: SystemTime,
     pub duration: Duration,
 }
@@ -95,6 +97,32 @@ pub fn render(s: &Snapshot) -> String {
         "Whether this host is in maintenance mode (failover-manager pause).",
         &[(String::new(), b(s.paused))],
     );
+    if let Some(f) = s.fence {
+        gauge(
+            "role_unknown_seconds",
+            "How long the check has not given a definite answer (0: this run's did).",
+            &[(String::new(), f.unknown_for().as_secs_f64())],
+        );
+        gauge(
+            "fenced",
+            "Whether this host fenced itself: role unknown for check.fence_after, primary units stopped.",
+            &[(String::new(), b(f.fenced()))],
+        );
+        if let crate::fence::Status::Waiting { remaining, .. } = f.status {
+            gauge(
+                "fence_in_seconds",
+                "How long until this host fences itself if the role stays unknown.",
+                &[(String::new(), remaining.as_secs_f64())],
+            );
+        }
+        if let Some(c) = f.last_confirmed {
+            gauge(
+                "last_confirmed_timestamp_seconds",
+                "When the check last gave a definite answer (Unix time).",
+                &[(String::new(), c.at_unix as f64)],
+            );
+        }
+    }
     if let Some(plan) = s.plan {
         let label = |u: &crate::plan::UnitPlan| {
             format!(
@@ -132,33 +160,43 @@ pub fn render(s: &Snapshot) -> String {
     out
 }
 
-/// Writes atomically: a temp file in the same directory whose name does not end in `.prom`
-/// (node_exporter would read it half-written), mode 0644 so a node_exporter running as its
-/// own user can read it, then a rename over the target.
-pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "failover-manager.prom".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        // The mode given to open() is filtered by the umask: set it explicitly.
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// Writes the file as root writes any file (`secure_fs`): atomically, through a temporary
+/// name that does not end in `.prom` (node_exporter would read it half-written), mode 0644 so
+/// a node_exporter running as its own user can read it. Its directory must be root's alone.
+pub fn write(path: &Path, text: &str) -> Result<(), FsError> {
+    secure_fs::write_atomic("metrics file", path, text.as_bytes(), 0o644).map_err(|e| match e {
+        FsError::Unsafe(e) => FsError::Unsafe(with_fix(e)),
+        other => other,
+    })
+}
+
+/// For `validate`: the part of the metrics file's directory that exists must be root's alone
+/// (a missing one is reported by the run that cannot write there).
+pub fn check_dir(path: &Path) -> Result<(), SecurityError> {
+    let dir = path.parent().unwrap_or(path);
+    crate::security::check("metrics file directory", dir).map_err(with_fix)
+}
+
+/// The usual cause is a directory that belongs to the exporter's user (Debian's
+/// /var/lib/prometheus): moving the file is the fix, more than a chown.
+fn with_fix(e: SecurityError) -> SecurityError {
+    match e {
+        SecurityError::Unsafe {
+            what,
+            path,
+            problem,
+            fix,
+        } => SecurityError::Unsafe {
+            what,
+            path,
+            problem,
+            fix: format!(
+                "{fix}; or write metrics_file to a directory only root can write, and point \
+                 node_exporter's --collector.textfile.directory at it (README: Metrics)"
+            ),
+        },
+        other => other,
     }
-    result
 }
 
 #[cfg(test)]
@@ -185,6 +223,7 @@ mod tests {
             observed_after,
             success: true,
             paused: false,
+            fence: None,
             finished: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             duration: Duration::from_millis(1500),
         })
@@ -229,20 +268,60 @@ mod tests {
     #[test]
     fn write_is_atomic_and_world_readable() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("fm-metrics-test-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("failover_manager.prom");
+        let Some(s) = crate::secure_fs::Scratch::new("metrics") else {
+            return;
+        };
+        let path = s.path.join("failover_manager.prom");
         let r1 = write(&path, "a 1\n");
         let r2 = write(&path, "a 2\n");
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let mode = std::fs::metadata(&path)
             .map(|m| m.permissions().mode() & 0o777)
             .unwrap_or(0);
-        let entries = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-        let _ = std::fs::remove_dir_all(&dir);
-        assert!(r1.is_ok() && r2.is_ok());
+        let entries = std::fs::read_dir(&s.path).map(|d| d.count()).unwrap_or(0);
+        assert!(r1.is_ok() && r2.is_ok(), "{r1:?} {r2:?}");
         assert_eq!(text, "a 2\n");
         assert_eq!(mode, 0o644);
         assert_eq!(entries, 1, "no temp file left behind");
+    }
+
+    /// The attack: metrics_file in a directory a user owns; the user replaces the temporary
+    /// name (it used to be `.NAME.PID.tmp`) with a symlink to a root-owned file.
+    #[test]
+    fn a_user_owned_directory_is_refused_and_a_planted_link_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(s) = crate::secure_fs::Scratch::new("metrics-attack") else {
+            return;
+        };
+        let shadow = s.path.join("shadow");
+        let _ = std::fs::write(&shadow, "root:$y$secret:19000::::::\n");
+        let _ = std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o640));
+        let dir = s.user_dir("node-exporter");
+        let path = dir.join("failover_manager.prom");
+        let planted = dir.join(format!(".failover_manager.prom.{}.tmp", std::process::id()));
+        let _ = std::os::unix::fs::symlink(&shadow, &planted);
+        let e = write(&path, "failover_manager_role 1\n")
+            .map_err(|e| e.to_string())
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains(&format!(
+                "metrics file directory {}: owned by uid 65534",
+                dir.display()
+            )),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("fix: chown root {}", dir.display())),
+            "{e}"
+        );
+        assert!(e.contains("--collector.textfile.directory"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&shadow).unwrap_or_default(),
+            "root:$y$secret:19000::::::\n"
+        );
+        let mode = std::fs::metadata(&shadow).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode.ok(), Some(0o640));
+        assert!(!path.exists());
     }
 }

@@ -57,6 +57,9 @@ pub struct Plan {
     /// Indexes into `units`, in execution order: all stops (reverse config order), then all
     /// starts (config order), so both roles' units never run at once.
     pub steps: Vec<usize>,
+    /// The host fences itself (`check.fence_after`): the role is unknown, the primary units
+    /// stop.
+    pub fenced: bool,
 }
 
 impl Plan {
@@ -66,6 +69,9 @@ impl Plan {
 
     /// "standby→primary" when the units say the host held the other role, else just the role.
     pub fn transition(&self) -> String {
+        if self.fenced {
+            return "fenced".into();
+        }
         match self.observed_role {
             Some(prev) if prev != self.role && self.role != Role::Unknown => {
                 format!("{prev}\u{2192}{}", self.role)
@@ -136,12 +142,32 @@ fn observed_role(units: &[UnitConfig], observed: &[UnitState]) -> Option<Role> {
 }
 
 pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
+    plan_with(role, units, observed, |when| desired_for(role, when))
+}
+
+/// The plan of a host that fences itself (`check.fence_after`): the role is unknown, so nothing
+/// is started, but the primary units must stop; the standby units are left as they are.
+pub fn fenced(units: &[UnitConfig], observed: &[UnitState]) -> Plan {
+    Plan {
+        fenced: true,
+        ..plan_with(Role::Unknown, units, observed, |when| {
+            (when == When::Primary).then_some(Desired::Stopped)
+        })
+    }
+}
+
+fn plan_with(
+    role: Role,
+    units: &[UnitConfig],
+    observed: &[UnitState],
+    desired_for: impl Fn(When) -> Option<Desired>,
+) -> Plan {
     debug_assert_eq!(units.len(), observed.len());
     let items: Vec<UnitPlan> = units
         .iter()
         .zip(observed)
         .map(|(u, state)| {
-            let desired = desired_for(role, u.when);
+            let desired = desired_for(u.when);
             // `activating` is already starting and `deactivating` already stopping: no second
             // job, but the step stays, to be verified like any other.
             let underway = u.managed
@@ -181,12 +207,43 @@ pub fn plan(role: Role, units: &[UnitConfig], observed: &[UnitState]) -> Plan {
         observed_role: observed_role(units, observed),
         units: items,
         steps,
+        fenced: false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fenced_host_stops_its_primary_units_and_starts_nothing() {
+        let units = [
+            unit("a", When::Primary),
+            unit("b", When::Primary),
+            unit("s", When::Standby),
+            UnitConfig {
+                managed: false,
+                ..unit("m", When::Primary)
+            },
+        ];
+        let p = fenced(
+            &units,
+            &[
+                UnitState::Active,
+                UnitState::Inactive,
+                UnitState::Inactive,
+                UnitState::Active,
+            ],
+        );
+        assert_eq!(p.role, Role::Unknown);
+        assert_eq!(p.transition(), "fenced");
+        let actions: Vec<_> = p.units.iter().map(|u| u.action).collect();
+        assert_eq!(actions, [Some(Action::Stop), None, None, None]);
+        assert_eq!(p.steps, [0]);
+        // The standby units are not its business: nothing desired, in sync whatever they are.
+        assert_eq!(p.units[2].desired, None);
+        assert!(!p.in_sync(), "the unmanaged primary unit still runs: drift");
+    }
 
     fn unit(name: &str, when: When) -> UnitConfig {
         UnitConfig::for_test(name, when)

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::apply::{Outcome, StepResult};
 use crate::check::{CheckResult, Role};
+use crate::fence::{self, View};
 use crate::plan::{Action, Desired, Plan, UnitPlan};
 
 pub fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -37,6 +38,95 @@ pub struct JsonReport<'a> {
     pub paused: Option<&'a crate::maintenance::Pause>,
     pub in_sync: bool,
     pub units: Vec<JsonUnit<'a>>,
+    /// The checks run again before acting (`check.confirm`); null when none was.
+    pub confirmation: Option<&'a Confirmation>,
+    /// Why the units' states are not known (systemd unreachable); null when they are.
+    pub error: Option<&'a str>,
+    /// Self-fencing (`check.fence_after`); null when it is off.
+    pub fence: Option<JsonFence>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonFence {
+    #[serde(serialize_with = "ser_ms", rename = "after_ms")]
+    pub after: Duration,
+    /// This run fenced the host (or found it fenced): its primary units are stopped.
+    pub fenced: bool,
+    /// How long the check has not given a definite answer; 0 when this run's did.
+    #[serde(serialize_with = "ser_ms", rename = "unknown_for_ms")]
+    pub unknown_for: Duration,
+    /// How long until the host fences itself if the role stays unknown; null unless waiting.
+    #[serde(serialize_with = "ser_opt_ms", rename = "fences_in_ms")]
+    pub fences_in: Option<Duration>,
+    /// The last definite answer this host remembers; null when it remembers none.
+    pub last_confirmed: Option<JsonConfirmed>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonConfirmed {
+    pub role: Role,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
+fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_ms(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+fn json_fence(v: &View) -> JsonFence {
+    JsonFence {
+        after: v.after,
+        fenced: v.fenced(),
+        unknown_for: v.unknown_for(),
+        fences_in: match v.status {
+            fence::Status::Waiting { remaining, .. } => Some(remaining),
+            _ => None,
+        },
+        last_confirmed: v.last_confirmed.map(|c| JsonConfirmed {
+            role: c.role,
+            at: rfc3339(c.at()),
+        }),
+    }
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Where fencing stands, when there is something to say: the role is unknown. One line, for
+/// reconcile's error log and for `diff`.
+pub fn fence_status(v: &View) -> Option<String> {
+    let last = match v.last_confirmed {
+        Some(c) => format!("last confirmed {} at {}", c.role, rfc3339(c.at())),
+        None => "never confirmed that this host remembers".to_owned(),
+    };
+    let after = fmt_duration(v.after);
+    match v.status {
+        fence::Status::Off | fence::Status::Confirmed => None,
+        fence::Status::Waiting {
+            unknown_for,
+            remaining,
+        } => Some(format!(
+            "role unknown for {}, {last}: fences this host in {} (check.fence_after {after})",
+            fmt_duration(unknown_for),
+            fmt_duration(remaining)
+        )),
+        fence::Status::Fence { unknown_for } => Some(format!(
+            "fenced: role unknown for {}, {last} (check.fence_after {after}); this host's \
+             primary units are stopped until the check answers again",
+            fmt_duration(unknown_for)
+        )),
+    }
+}
+
+/// Every answer the check gave in one run when a change had to be confirmed, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Confirmation {
+    pub required: u32,
+    pub roles: Vec<Role>,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,22 +143,29 @@ pub struct JsonUnit<'a> {
     pub outcome: Option<&'a Outcome>,
 }
 
-pub fn json(
-    command: &'static str,
-    check: &CheckResult,
-    plan: &Plan,
-    results: &[StepResult],
-    dry_run: bool,
-    paused: Option<&crate::maintenance::Pause>,
-) -> String {
+/// What a run knew, for `--output json`.
+pub struct Json<'a> {
+    pub command: &'static str,
+    pub check: &'a CheckResult,
+    pub plan: &'a Plan,
+    pub results: &'a [StepResult],
+    pub dry_run: bool,
+    pub paused: Option<&'a crate::maintenance::Pause>,
+    pub confirmation: Option<&'a Confirmation>,
+    pub error: Option<&'a str>,
+    pub fence: Option<&'a View>,
+}
+
+pub fn json(j: &Json) -> String {
+    let plan = j.plan;
     let report = JsonReport {
         version: 1,
-        command,
+        command: j.command,
         role: plan.role,
         previous_role: plan.observed_role,
-        check,
-        dry_run,
-        paused,
+        check: j.check,
+        dry_run: j.dry_run,
+        paused: j.paused,
         in_sync: plan.in_sync(),
         units: plan
             .units
@@ -82,9 +179,12 @@ pub fn json(
                 action: u.action,
                 underway: u.underway,
                 managed: u.managed,
-                outcome: results.iter().find(|r| r.unit == i).map(|r| &r.outcome),
+                outcome: j.results.iter().find(|r| r.unit == i).map(|r| &r.outcome),
             })
             .collect(),
+        confirmation: j.confirmation,
+        error: j.error,
+        fence: j.fence.map(json_fence),
     };
     // Serialising plain structs of strings and numbers cannot fail; fall back rather than panic.
     serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -427,14 +527,17 @@ mod tests {
                 elapsed: Duration::from_millis(5),
             },
         }];
-        let j = json(
-            "reconcile",
-            &check(Role::Primary, 0),
-            &p,
-            &results,
-            false,
-            None,
-        );
+        let j = json(&Json {
+            command: "reconcile",
+            check: &check(Role::Primary, 0),
+            plan: &p,
+            results: &results,
+            dry_run: false,
+            paused: None,
+            confirmation: None,
+            error: None,
+            fence: None,
+        });
         let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
         assert_eq!(v["version"], 1);
         assert_eq!(v["role"], "primary");
@@ -450,6 +553,86 @@ mod tests {
         assert_eq!(v["units"][1]["action"], serde_json::Value::Null);
         assert_eq!(v["units"][1]["managed"], true);
         assert_eq!(v["paused"], serde_json::Value::Null);
+        assert_eq!(v["confirmation"], serde_json::Value::Null);
+        assert_eq!(v["error"], serde_json::Value::Null);
+        let confirmed = Confirmation {
+            required: 2,
+            roles: vec![Role::Primary, Role::Unknown],
+        };
+        let j = json(&Json {
+            command: "reconcile",
+            check: &check(Role::Unknown, 9),
+            plan: &p,
+            results: &[],
+            dry_run: false,
+            paused: None,
+            confirmation: Some(&confirmed),
+            error: Some("systemd unreachable"),
+            fence: Some(&waiting()),
+        });
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
+        assert_eq!(
+            v["confirmation"],
+            serde_json::json!({"required": 2, "roles": ["primary", "unknown"]})
+        );
+        assert_eq!(v["error"], "systemd unreachable");
+        assert_eq!(
+            v["fence"],
+            serde_json::json!({
+                "after_ms": 120_000, "fenced": false, "unknown_for_ms": 70_000,
+                "fences_in_ms": 50_000,
+                "last_confirmed": {"role": "primary", "at": "2023-11-14T22:13:20Z"}
+            })
+        );
+    }
+
+    fn waiting() -> View {
+        View {
+            after: Duration::from_secs(120),
+            status: fence::Status::Waiting {
+                unknown_for: Duration::from_secs(70),
+                remaining: Duration::from_secs(50),
+            },
+            last_confirmed: Some(fence::Confirmed::new(
+                Role::Primary,
+                std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            )),
+        }
+    }
+
+    #[test]
+    fn fence_status_says_how_long_and_when() {
+        assert_eq!(
+            fence_status(&waiting()).as_deref(),
+            Some(
+                "role unknown for 1m 10s, last confirmed primary at 2023-11-14T22:13:20Z: \
+                 fences this host in 50.0s (check.fence_after 2m 0s)"
+            )
+        );
+        let fenced = View {
+            status: fence::Status::Fence {
+                unknown_for: Duration::from_secs(130),
+            },
+            last_confirmed: None,
+            ..waiting()
+        };
+        assert_eq!(
+            fence_status(&fenced).as_deref(),
+            Some(
+                "fenced: role unknown for 2m 10s, never confirmed that this host remembers \
+                 (check.fence_after 2m 0s); this host's primary units are stopped until the \
+                 check answers again"
+            )
+        );
+        let confirmed = View {
+            status: fence::Status::Confirmed,
+            ..waiting()
+        };
+        assert_eq!(
+            fence_status(&confirmed),
+            None,
+            "quiet while the check answers"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::apply;
 use crate::check::{self, CheckResult, Role};
 use crate::cli::{Cli, Command, Format, ReconcileArgs, ValidateArgs};
 use crate::config::{self, Config, ConfigError};
+use crate::fence;
 use crate::hooks;
 use crate::lock::{self, LockError};
 use crate::maintenance::{self, Pause, PauseError};
@@ -15,7 +16,7 @@ use crate::metrics;
 use crate::plan::{self, Plan};
 use crate::report;
 use crate::security::{self, SecurityError};
-use crate::systemctl::{Manager, Systemctl, SystemctlError};
+use crate::systemctl::{Manager, Systemctl, SystemctlError, UnitState};
 use crate::validate::{self, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub enum Error {
     Pause(#[from] PauseError),
     #[error(transparent)]
     Systemctl(#[from] SystemctlError),
+    #[error(transparent)]
+    Fence(#[from] crate::secure_fs::FsError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -77,12 +80,20 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
     }
 }
 
-/// Steps 1–3 of every run: the check, one batched observation, the plan.
-fn observe(config: &Config, mgr: &dyn Manager) -> Result<(CheckResult, Plan), Error> {
+/// Step 1 of every run: the check.
+fn run_check(config: &Config) -> CheckResult {
     let check = check::run(&config.check);
     log::info!("role {} (check {})", check.role, check.summary());
-    let plan = observe_units(config, check.role, mgr)?;
-    Ok((check, plan))
+    check
+}
+
+/// The plan when systemd could not be asked: every unit `unknown` (a state never acted on) and
+/// no previous role, so that `--output json` still says what the check found.
+fn unobserved(config: &Config, role: Role) -> Plan {
+    let states = vec![UnitState::Other("unknown".into()); config.units.len()];
+    let mut plan = plan::plan(role, &config.units, &states);
+    plan.observed_role = None;
+    plan
 }
 
 fn observe_units(config: &Config, role: Role, mgr: &dyn Manager) -> Result<Plan, Error> {
@@ -118,14 +129,19 @@ enum Confirmation {
     Interrupted,
 }
 
-fn confirm(config: &Config, first: Role) -> Confirmation {
+/// Runs the check again until `check.confirm` results agree; also returns every answer.
+fn confirm(config: &Config, first: Role) -> (Confirmation, report::Confirmation) {
+    let mut answers = report::Confirmation {
+        required: config.check.confirm,
+        roles: vec![first],
+    };
     for n in 2..=config.check.confirm {
         if !crate::interrupt::sleep(config.check.confirm_interval) {
-            return Confirmation::Interrupted;
+            return (Confirmation::Interrupted, answers);
         }
         let again = check::run(&config.check);
         if crate::interrupt::requested() {
-            return Confirmation::Interrupted;
+            return (Confirmation::Interrupted, answers);
         }
         log::info!(
             "confirming: check {n} of {} says {} ({})",
@@ -133,13 +149,14 @@ fn confirm(config: &Config, first: Role) -> Confirmation {
             again.role,
             again.summary()
         );
+        answers.roles.push(again.role);
         match again.role {
-            Role::Unknown => return Confirmation::Unknown(again),
-            r if r != first => return Confirmation::Disagreed(r),
+            Role::Unknown => return (Confirmation::Unknown(again), answers),
+            r if r != first => return (Confirmation::Disagreed(r), answers),
             _ => {}
         }
     }
-    Confirmation::Agreed
+    (Confirmation::Agreed, answers)
 }
 
 /// What a reconcile learned, whatever way it ends: for `--output json` and the metrics file.
@@ -148,8 +165,12 @@ struct Record {
     check: Option<CheckResult>,
     plan: Option<Plan>,
     results: Vec<apply::StepResult>,
-    observed_after: Option<Vec<crate::systemctl::UnitState>>,
+    observed_after: Option<Vec<UnitState>>,
     paused: Option<Pause>,
+    confirmation: Option<report::Confirmation>,
+    /// Why the units' states are not known (systemd unreachable).
+    error: Option<String>,
+    fence: Option<fence::View>,
 }
 
 fn reconcile(
@@ -173,30 +194,44 @@ fn reconcile(
     if args.output.output == Format::Json
         && let (Some(check), Some(plan)) = (&record.check, &record.plan)
     {
-        print_out(&report::json(
-            "reconcile",
+        print_out(&report::json(&report::Json {
+            command: "reconcile",
             check,
             plan,
-            &record.results,
-            args.dry_run,
-            record.paused.as_ref(),
-        ))?;
+            results: &record.results,
+            dry_run: args.dry_run,
+            paused: record.paused.as_ref(),
+            confirmation: record.confirmation.as_ref(),
+            error: record.error.as_deref(),
+            fence: record.fence.as_ref(),
+        }))?;
     }
     // A dry run changes nothing, and a run skipped for the lock leaves it to the holder.
     let skipped = matches!(result, Err(Error::Lock(LockError::Busy { .. })));
     if let (Some(path), false, false) = (metrics_file, args.dry_run, skipped) {
         let text = metrics::render(&metrics::Snapshot {
             check: record.check.as_ref(),
-            plan: record.plan.as_ref(),
+            // Units whose states are not known are not shown as down.
+            plan: record.plan.as_ref().filter(|_| record.error.is_none()),
             observed_after: record.observed_after.as_deref(),
             success: matches!(result, Ok(Status::Converged)),
             paused: record.paused.is_some(),
+            fence: record.fence.as_ref(),
             finished: std::time::SystemTime::now(),
             duration: started.elapsed(),
         });
         if let Err(e) = metrics::write(path, &text) {
             // Stale metrics would say all is well: that needs a human too.
-            log::error!("cannot write metrics file {}: {e}", path.display());
+            log::error!("cannot write the metrics file {}: {e}", path.display());
+            if e.is_read_only()
+                && let Some(dir) = path.parent()
+            {
+                log::error!(
+                    "the service may write only where it is allowed to: `systemctl edit \
+                     failover-manager.service`, then [Service] ReadWritePaths={}",
+                    dir.display()
+                );
+            }
             return result.map(|_| Status::Failed);
         }
     }
@@ -225,13 +260,15 @@ fn reconcile_steps(
     };
     let paused = maintenance::read(Path::new(maintenance::PATH))?;
     record.paused = paused.clone();
-    let (check, mut plan) = observe(config, mgr)?;
+    let check = run_check(config);
     record.check = Some(check.clone());
-    record.plan = Some(plan.clone());
+    let mut plan = observe_into(config, check.role, mgr, record)?;
     if crate::interrupt::requested() {
         log::error!("interrupted while running the check; nothing was changed");
         return Ok(Status::Failed);
     }
+    let (fence, stored) = assess_fence(config, check.role, !args.dry_run)?;
+    record.fence = fence;
     if let Some(p) = &paused {
         // Maintenance: nothing changes and nobody is paged, whatever the check says.
         log::info!(
@@ -253,34 +290,18 @@ fn reconcile_steps(
         for l in report::unknown_role(&check) {
             log::error!("{l}");
         }
+        if let Some(line) = fence.as_ref().and_then(report::fence_status) {
+            log::error!("{line}");
+        }
+        if fence.is_some_and(|f| f.fenced()) {
+            return fence_host(config, args, quiet, want_observed_after, mgr, record);
+        }
         return Ok(Status::RoleUnknown);
     }
     if !plan.is_empty() && config.check.confirm > 1 {
-        match confirm(config, plan.role) {
-            Confirmation::Agreed => {
-                // Units may have moved while we waited: act on a fresh observation.
-                plan = observe_units(config, plan.role, mgr)?;
-                record.plan = Some(plan.clone());
-            }
-            Confirmation::Disagreed(r) => {
-                log::info!(
-                    "the check said {} and then {r}: not acting until {} results in a row agree",
-                    plan.role,
-                    config.check.confirm
-                );
-                return Ok(Status::Converged);
-            }
-            Confirmation::Unknown(c) => {
-                for l in report::unknown_role(&c) {
-                    log::error!("{l}");
-                }
-                record.check = Some(c);
-                return Ok(Status::RoleUnknown);
-            }
-            Confirmation::Interrupted => {
-                log::error!("interrupted while confirming the role; nothing was changed");
-                return Ok(Status::Failed);
-            }
+        match confirm_change(config, &plan, mgr, record)? {
+            Some(status) => return Ok(status),
+            None => plan = record.plan.clone().unwrap_or(plan),
         }
     }
     for u in plan
@@ -300,14 +321,99 @@ fn reconcile_steps(
         }
         return Ok(Status::Converged);
     }
-    let results = apply::apply(&plan, &config.units, config.parallel, mgr);
+    let status = act(
+        config,
+        &plan,
+        !json && !quiet,
+        want_observed_after,
+        mgr,
+        record,
+    )?;
+    // A record that could not be kept leaves fencing blind: said, and a human is needed, but
+    // only after the units were taken care of.
+    Ok(if stored { status } else { Status::Failed })
+}
+
+/// `check.fence_after`: where this run stands, and the record kept for the next (when `store`
+/// and it changed). Returns whether the record is as it should be.
+fn assess_fence(
+    config: &Config,
+    role: Role,
+    store: bool,
+) -> Result<(Option<fence::View>, bool), Error> {
+    if config.check.fence_after.is_none() {
+        return Ok((None, true));
+    }
+    let path = Path::new(fence::PATH);
+    let old = fence::load(path)?;
+    let (view, next) = fence::assess(
+        role,
+        old,
+        std::time::SystemTime::now(),
+        config.check.fence_after,
+    );
+    let mut stored = true;
+    if let (Some(next), true) = (next, store)
+        && let Err(e) = fence::store(path, &next)
+    {
+        log::error!("cannot keep the time of the last confirmed role: {e}");
+        stored = false;
+    }
+    Ok((view, stored))
+}
+
+/// Role unknown for `fence_after`: stop this host's primary units (nothing starts), say so,
+/// run on_demote and on_failure, and exit 1 for as long as it lasts.
+fn fence_host(
+    config: &Config,
+    args: &ReconcileArgs,
+    quiet: bool,
+    want_observed_after: bool,
+    mgr: &dyn Manager,
+    record: &mut Record,
+) -> Result<Status, Error> {
+    let states: Vec<UnitState> = record
+        .plan
+        .as_ref()
+        .map(|p| p.units.iter().map(|u| u.observed.clone()).collect())
+        .unwrap_or_default();
+    let plan = plan::fenced(&config.units, &states);
+    record.plan = Some(plan.clone());
+    let json = args.output.output == Format::Json;
+    if args.dry_run {
+        if !json {
+            print_out(&report::dry_run(&plan))?;
+        }
+        return Ok(Status::Failed);
+    }
+    act(
+        config,
+        &plan,
+        !json && !quiet,
+        want_observed_after,
+        mgr,
+        record,
+    )?;
+    Ok(Status::Failed)
+}
+
+/// Steps 4–5: apply the plan, say what changed, run the hook.
+fn act(
+    config: &Config,
+    plan: &Plan,
+    print_changes: bool,
+    want_observed_after: bool,
+    mgr: &dyn Manager,
+    record: &mut Record,
+) -> Result<Status, Error> {
+    let results = apply::apply(plan, &config.units, config.parallel, mgr);
     if want_observed_after && !results.is_empty() {
         let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
         // For the metrics only: a failure to look again must not hide the run's own result.
         record.observed_after = mgr.is_active(&names).ok();
     }
-    let (changes, errors) = report::changes(&plan, &results);
-    if !json && !quiet && !changes.is_empty() {
+    let (changes, errors) = report::changes(plan, &results);
+    if print_changes && !changes.is_empty() {
         print_out(&(changes.join("\n") + "\n"))?;
     }
     for e in &errors {
@@ -316,14 +422,16 @@ fn reconcile_steps(
     let mut failed = results.iter().any(apply::StepResult::failed) || crate::interrupt::requested();
     if crate::interrupt::requested() {
         log::error!("interrupted: stopped waiting; the lines above say what was and was not done");
-    } else if let Some(event) = hooks::event(&plan, &results) {
-        let env = hooks::environment(event, &plan, &results);
-        if let Err(msg) = hooks::run(&config.hooks, event, &env) {
-            // One log record per line, so each keeps its journal priority.
-            for line in msg.lines() {
-                log::error!("{line}");
+    } else {
+        for event in hooks::events(plan, &results) {
+            let env = hooks::environment(event, plan, &results);
+            if let Err(msg) = hooks::run(&config.hooks, event, &env) {
+                // One log record per line, so each keeps its journal priority.
+                for line in msg.lines() {
+                    log::error!("{line}");
+                }
+                failed = true;
             }
-            failed = true;
         }
     }
     record.results = results;
@@ -334,18 +442,101 @@ fn reconcile_steps(
     })
 }
 
+/// Observes the units and plans, keeping the plan in `record`; when systemd cannot be asked,
+/// the record still gets a plan (`unobserved`) and the reason.
+fn observe_into(
+    config: &Config,
+    role: Role,
+    mgr: &dyn Manager,
+    record: &mut Record,
+) -> Result<Plan, Error> {
+    match observe_units(config, role, mgr) {
+        Ok(plan) => {
+            record.plan = Some(plan.clone());
+            Ok(plan)
+        }
+        Err(e) => {
+            record.plan = Some(unobserved(config, role));
+            record.error = Some(e.to_string());
+            Err(e)
+        }
+    }
+}
+
+/// `check.confirm`: before acting on a change, the check must say the same again. Returns
+/// the run's status when it ends here; else the fresh plan to act on is in `record`.
+fn confirm_change(
+    config: &Config,
+    plan: &Plan,
+    mgr: &dyn Manager,
+    record: &mut Record,
+) -> Result<Option<Status>, Error> {
+    let (confirmation, answers) = confirm(config, plan.role);
+    record.confirmation = Some(answers);
+    match confirmation {
+        Confirmation::Agreed => {
+            // Units may have moved while we waited: act on a fresh observation.
+            observe_into(config, plan.role, mgr, record)?;
+            Ok(None)
+        }
+        Confirmation::Disagreed(r) => {
+            log::info!(
+                "the check said {} and then {r}: not acting until {} results in a row agree",
+                plan.role,
+                config.check.confirm
+            );
+            Ok(Some(Status::Converged))
+        }
+        Confirmation::Unknown(c) => {
+            for l in report::unknown_role(&c) {
+                log::error!("{l}");
+            }
+            // Like any run whose check cannot tell: nothing desired, nothing to do.
+            let states: Vec<UnitState> = plan.units.iter().map(|u| u.observed.clone()).collect();
+            record.plan = Some(plan::plan(Role::Unknown, &config.units, &states));
+            record.check = Some(c);
+            Ok(Some(Status::RoleUnknown))
+        }
+        Confirmation::Interrupted => {
+            log::error!("interrupted while confirming the role; nothing was changed");
+            Ok(Some(Status::Failed))
+        }
+    }
+}
+
 fn diff(config: &Config, format: Format, mgr: &dyn Manager) -> Result<Status, Error> {
     let paused = maintenance::read(Path::new(maintenance::PATH))?;
-    let (check, plan) = observe(config, mgr)?;
+    let check = run_check(config);
+    let (fence, _) = assess_fence(config, check.role, false)?;
+    let json = |plan: &Plan, error: Option<&str>| {
+        print_out(&report::json(&report::Json {
+            command: "diff",
+            check: &check,
+            plan,
+            results: &[],
+            dry_run: true,
+            paused: paused.as_ref(),
+            confirmation: None,
+            error,
+            fence: fence.as_ref(),
+        }))
+    };
+    let plan = match observe_units(config, check.role, mgr) {
+        // What reconcile would do: a fenced host's primary units stop.
+        Ok(plan) if fence.is_some_and(|f| f.fenced()) => {
+            let states: Vec<UnitState> = plan.units.iter().map(|u| u.observed.clone()).collect();
+            plan::fenced(&config.units, &states)
+        }
+        Ok(plan) => plan,
+        Err(e) => {
+            if format == Format::Json {
+                json(&unobserved(config, check.role), Some(&e.to_string()))?;
+            }
+            return Err(e);
+        }
+    };
     match format {
-        Format::Json => print_out(&report::json(
-            "diff",
-            &check,
-            &plan,
-            &[],
-            true,
-            paused.as_ref(),
-        ))?,
+        Format::Json => json(&plan, None)?,
         Format::Text => {
             let color = std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -353,6 +544,9 @@ fn diff(config: &Config, format: Format, mgr: &dyn Manager) -> Result<Status, Er
                 print_out(&format!("{}: reconcile changes nothing", p.describe()))?;
             }
             print_out(&report::diff(&plan, &check, report::Style { color }))?;
+            if let Some(line) = fence.as_ref().and_then(report::fence_status) {
+                print_out(&line)?;
+            }
         }
     }
     Ok(match (plan.role, plan.in_sync()) {
@@ -371,6 +565,12 @@ fn validate(
     let mut findings = Vec::new();
     if !args.config_only {
         findings.extend(validate::check_command(&config.check.command));
+        if let Some(Err(e)) = config.metrics_file.as_deref().map(metrics::check_dir) {
+            findings.push(validate::Finding {
+                severity: Severity::Error,
+                message: e.to_string(),
+            });
+        }
         let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
         match mgr.details_many(&names) {
             Ok(details) => {

@@ -1,7 +1,9 @@
 //! Script security, after keepalived's enable_script_security and sshd's StrictModes: run as
-//! root, we refuse a config file or an executable that someone other than root could change —
-//! through the file itself or through any directory above it.
+//! root, we refuse a config file, an executable, or a file an executable is given to read,
+//! that someone other than root could change — through the file itself or through any
+//! directory on the way to it, including the directories that hold a symlink on that way.
 
+use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -53,7 +55,96 @@ pub fn resolve(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Checks `path`, the file it resolves to, and every directory above either.
+/// Where resolving a path went, as the kernel resolves it.
+#[derive(Debug, PartialEq)]
+pub struct Walk {
+    /// Every real (symlink-free) path it passed through, in order: each directory, including
+    /// those holding a symlink on the way, and last the file itself when it exists.
+    pub visited: Vec<PathBuf>,
+    /// The file itself, when every component exists.
+    pub found: Option<PathBuf>,
+}
+
+/// Like the kernel's lookup (but by hand, so no symlink directory is skipped): component by
+/// component, splicing in each symlink's target. Stops at the first missing component.
+pub fn walk(path: &Path) -> std::io::Result<Walk> {
+    let mut cur = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        std::env::current_dir()?
+    };
+    let mut visited: Vec<PathBuf> = cur.ancestors().map(Path::to_path_buf).collect();
+    visited.reverse();
+    // A stack: the next component to resolve is last.
+    let mut todo: Vec<OsString> = components(path);
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        match c.to_str() {
+            Some("/") => cur = PathBuf::from("/"),
+            Some(".") => {}
+            Some("..") => {
+                cur.pop();
+            }
+            _ => {
+                let next = cur.join(&c);
+                let m = match std::fs::symlink_metadata(&next) {
+                    Ok(m) => m,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                        ) =>
+                    {
+                        return Ok(Walk {
+                            visited,
+                            found: None,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                };
+                if m.file_type().is_symlink() {
+                    links += 1;
+                    if links > 40 {
+                        return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+                    }
+                    todo.extend(components(&std::fs::read_link(&next)?));
+                } else {
+                    cur = next;
+                    visited.push(cur.clone());
+                }
+            }
+        }
+    }
+    Ok(Walk {
+        found: Some(cur),
+        visited,
+    })
+}
+
+/// A path's components as a stack (the first one last).
+fn components(path: &Path) -> Vec<OsString> {
+    let mut v: Vec<OsString> = path
+        .components()
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
+    v.reverse();
+    v
+}
+
+/// The ownership rules applied to one path's metadata; `path` names it in the error.
+pub fn check_metadata(what: &str, path: &Path, m: &std::fs::Metadata) -> Result<(), SecurityError> {
+    match problem(m.uid(), m.gid(), m.mode()) {
+        None => Ok(()),
+        Some((problem, fix)) => Err(SecurityError::Unsafe {
+            what: what.to_owned(),
+            path: path.to_owned(),
+            problem,
+            fix: format!("{fix} {}", path.display()),
+        }),
+    }
+}
+
+/// Checks `path`, the file it resolves to, and every directory on the way to it.
 pub fn check(what: &str, path: &Path) -> Result<(), SecurityError> {
     let stat_err = |p: &Path| {
         let p = p.to_owned();
@@ -65,32 +156,20 @@ pub fn check(what: &str, path: &Path) -> Result<(), SecurityError> {
     };
     // A missing file is the runtime's to report (a check that cannot start means role
     // unknown); but whoever could create it must be root, so its directories are checked.
-    let existing = path
-        .ancestors()
-        .find(|p| p.exists())
-        .unwrap_or(Path::new("/"));
-    let real = std::fs::canonicalize(existing).map_err(stat_err(existing))?;
-    let mut chain: Vec<PathBuf> = real.ancestors().map(Path::to_path_buf).collect();
-    // The directory that holds a symlink matters too: whoever can write it can swap the link.
-    if let Some(parent) = existing.parent().filter(|p| !p.as_os_str().is_empty()) {
-        let parent = std::fs::canonicalize(parent).map_err(stat_err(parent))?;
-        chain.extend(parent.ancestors().map(Path::to_path_buf));
-    }
+    let walk = walk(path).map_err(stat_err(path))?;
+    let file = walk.found.as_ref();
+    let mut chain = walk.visited.clone();
     chain.sort();
     chain.dedup();
     // Report the deepest offender: the file itself before the directories above it.
-    chain.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for p in chain {
-        let m = std::fs::metadata(&p).map_err(stat_err(&p))?;
+    chain.sort_by_key(|p| (Some(p) != file, std::cmp::Reverse(p.components().count())));
+    for p in &chain {
+        let m = std::fs::symlink_metadata(p).map_err(stat_err(p))?;
         if let Some((problem, fix)) = problem(m.uid(), m.gid(), m.mode()) {
             return Err(SecurityError::Unsafe {
                 what: what.to_owned(),
-                path: if p == real {
-                    path.to_owned()
-                } else {
-                    p.clone()
-                },
-                problem: if p == real {
+                path: path.to_owned(),
+                problem: if Some(p) == file {
                     problem
                 } else {
                     format!("its directory {} is {problem}", p.display())
@@ -102,7 +181,9 @@ pub fn check(what: &str, path: &Path) -> Result<(), SecurityError> {
     Ok(())
 }
 
-/// The paths a config makes us trust: the config file, the check's and every hook's program.
+/// The paths a config makes us trust: the config file, the check's and every hook's program,
+/// and every file named in their arguments (an interpreter's script, a flag file a check
+/// reads): root runs or believes them all.
 pub fn check_config(config: &crate::config::Config) -> Result<(), SecurityError> {
     check("config file", &config.path)?;
     let programs = std::iter::once(("check command", &config.check.command)).chain(
@@ -116,8 +197,20 @@ pub fn check_config(config: &crate::config::Config) -> Result<(), SecurityError>
         if let Some(path) = argv.first().and_then(|p| resolve(p)) {
             check(what, &path)?;
         }
+        for file in argv.iter().skip(1).filter_map(|a| file_argument(a)) {
+            check(&format!("{what} argument"), file)?;
+        }
     }
     Ok(())
+}
+
+/// An argument that names an existing file (a path with a `/`, or a symlink, even dangling).
+/// A directory is not: it is where a command works, not code or data it runs or believes.
+fn file_argument(arg: &str) -> Option<&Path> {
+    let p = Path::new(arg);
+    let exists = arg.contains('/') && std::fs::symlink_metadata(p).is_ok();
+    let dir = std::fs::metadata(p).is_ok_and(|m| m.is_dir());
+    (exists && !dir).then_some(p)
 }
 
 pub fn running_as_root() -> bool {
@@ -178,5 +271,112 @@ mod tests {
         let e = r.err().unwrap_or_default();
         assert!(e.contains("writable by every user (mode 0757)"), "{e}");
         assert!(e.contains("fix: chmod o-w"), "{e}");
+    }
+
+    /// A config in a scratch directory whose check is `argv`, checked as `run` does.
+    fn check_argv(s: &crate::secure_fs::Scratch, argv: &[&str]) -> Result<(), String> {
+        let path = s.path.join("config.yaml");
+        let argv: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+        let text = format!(
+            "check: {{command: [{}]}}\nhooks: {{on_failure: {{command: [/bin/true]}}}}\nunits: [a]\n",
+            argv.join(", ")
+        );
+        let _ = std::fs::write(&path, &text);
+        let config = crate::config::parse(&path, &text).map_err(|e| e.to_string())?;
+        check_config(&config).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_script_given_to_an_interpreter_is_checked_like_the_program() {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(s) = crate::secure_fs::Scratch::new("sec-args") else {
+            return;
+        };
+        let script = s.path.join("check.sh");
+        let _ = std::fs::write(&script, "exit 0\n");
+        let _ = std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644));
+        let sh = |arg: &Path| check_argv(&s, &["/bin/sh", &arg.to_string_lossy()]);
+        assert_eq!(sh(&script), Ok(()));
+        let _ = std::os::unix::fs::chown(&script, Some(65534), None);
+        let e = sh(&script).err().unwrap_or_default();
+        assert!(
+            e.contains(&format!(
+                "check command argument {}: owned by uid 65534; refusing to use it as root (fix: chown root {})",
+                script.display(),
+                script.display()
+            )),
+            "{e}"
+        );
+        // The same through a relative path, as the check would open it from our directory.
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let up = "../".repeat(cwd.components().count().saturating_sub(1));
+        let relative = PathBuf::from(up).join(script.strip_prefix("/").unwrap_or(&script));
+        assert!(relative.is_relative() && relative.exists());
+        assert!(sh(&relative).is_err(), "{}", relative.display());
+        // A flag file a check reads, in a directory a user can write.
+        let user = s.user_dir("flags");
+        let flag = user.join("primary-site");
+        let _ = std::fs::write(&flag, "dc1\n");
+        let e = check_argv(&s, &["/bin/grep", "-q", "dc1", &flag.to_string_lossy()])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains(&format!(
+                "its directory {} is owned by uid 65534",
+                user.display()
+            )),
+            "{e}"
+        );
+        // Not files: a directory (even /tmp), a word, an inline script, a missing path.
+        assert_eq!(
+            check_argv(
+                &s,
+                &[
+                    "/bin/sh",
+                    "-c",
+                    "exit $(cat /run/none/x)",
+                    "/tmp",
+                    "/run/none/x"
+                ]
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn every_directory_of_a_symlink_chain_is_checked() {
+        let Some(s) = crate::secure_fs::Scratch::new("sec-links") else {
+            return;
+        };
+        // a/link1 -> user/link2 -> b/check: only the middle link's directory is unsafe.
+        let (a, b) = (s.path.join("a"), s.path.join("b"));
+        let _ = std::fs::create_dir(&a);
+        let _ = std::fs::create_dir(&b);
+        let user = s.user_dir("user");
+        let _ = std::fs::write(b.join("check"), "#!/bin/sh\n");
+        let _ = std::os::unix::fs::symlink(b.join("check"), user.join("link2"));
+        let _ = std::os::unix::fs::symlink(user.join("link2"), a.join("link1"));
+        let e = check("check command", &a.join("link1")).map_err(|e| e.to_string());
+        let e = e.err().unwrap_or_default();
+        assert!(
+            e.contains(&format!(
+                "its directory {} is owned by uid 65534",
+                user.display()
+            )),
+            "{e}"
+        );
+        // The walk sees every directory, and resolves as the kernel does.
+        let w = walk(&a.join("link1"));
+        let w = w.unwrap_or(Walk {
+            visited: vec![],
+            found: None,
+        });
+        assert_eq!(w.found, Some(b.join("check")));
+        assert!(w.visited.contains(&a) && w.visited.contains(&user));
+        // A missing file: what exists on the way still counts.
+        let w = walk(&user.join("nope/x"))
+            .ok()
+            .map(|w| (w.found, w.visited.contains(&user)));
+        assert_eq!(w, Some((None, true)));
     }
 }

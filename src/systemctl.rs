@@ -199,6 +199,18 @@ impl UnitDetails {
     }
 }
 
+/// `journalctl --since` for lines logged from `t` on, to the microsecond (the journal's own
+/// precision): whole seconds would let in what the unit logged earlier in the same second,
+/// from an earlier run. Not by invocation ID: a stop's invocation began long before the
+/// step, a restart in the settle window hides the crash in the invocation before, and a
+/// start that never ran (a dependency failed) has only systemd's own lines to show.
+pub fn journal_since(t: std::time::SystemTime) -> String {
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    format!("@{}.{:06}", d.as_secs(), d.subsec_micros())
+}
+
 /// Everything the reconciler needs from systemd. A trait so the apply loop's ordering and
 /// timeouts can be unit-tested; the integration tests run the real implementation.
 pub trait Manager {
@@ -317,13 +329,7 @@ impl Manager for Systemctl {
         lines: usize,
     ) -> Vec<String> {
         let n = lines.to_string();
-        let since = since.map(|t| {
-            let secs = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO)
-                .as_secs();
-            format!("@{secs}")
-        });
+        let since = since.map(journal_since);
         let mut args = vec!["--no-pager", "--quiet", "-o", "cat", "-n", &n];
         if let Some(s) = since.as_deref() {
             args.extend_from_slice(&["--since", s]);
@@ -346,6 +352,12 @@ impl Manager for Systemctl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journal_since_is_to_the_microsecond() {
+        let t = std::time::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_000_042_999);
+        assert_eq!(journal_since(t), "@1700000000.000042");
+    }
 
     #[test]
     fn parses_every_known_state() {

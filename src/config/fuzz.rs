@@ -62,6 +62,7 @@ fn keeps_the_rules(c: &Config) -> Result<(), TestCaseError> {
     prop_assert!(argv_ok(&c.check.command));
     prop_assert!(duration_ok(c.check.timeout) && duration_ok(c.check.confirm_interval));
     prop_assert!((1..=10).contains(&c.check.confirm));
+    prop_assert!(c.check.fence_after.is_none_or(duration_ok));
     for codes in [&c.check.primary_exit_codes, &c.check.standby_exit_codes] {
         prop_assert!(!codes.is_empty() && codes.iter().all(|c| (0..=255).contains(c)));
     }

@@ -69,6 +69,7 @@ const TOKENS: &[&str] = &[
     "standby_exit_codes",
     "confirm",
     "confirm_interval",
+    "fence_after",
     "defaults",
     "verify_timeout",
     "settle",

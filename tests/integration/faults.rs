@@ -108,6 +108,37 @@ fn systemd_unreachable_is_a_failure_that_says_so() {
     );
     assert_eq!(sb.state("replica.service"), "active");
     assert_eq!(sb.state("app.service"), "inactive");
+    // The check ran: `--output json` still says what it found, and that the units were not seen.
+    for command in ["reconcile", "diff"] {
+        let out = sb.exec(&[
+            "unshare",
+            "--mount",
+            "sh",
+            "-c",
+            &format!("mount -t tmpfs none /run/systemd && exec /usr/bin/failover-manager {command} --output json"),
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stdout}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+        assert_eq!(v["command"], command);
+        assert_eq!(v["role"], "primary", "{stdout}");
+        assert_eq!(v["check"]["exit_code"], 0);
+        assert_eq!(v["previous_role"], serde_json::Value::Null);
+        assert_eq!(v["in_sync"], false);
+        assert!(
+            v["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("is systemd reachable?")),
+            "{stdout}"
+        );
+        assert_eq!(v["units"][0]["name"], "app.service");
+        assert_eq!(v["units"][0]["desired"], "running");
+        for u in v["units"].as_array().into_iter().flatten() {
+            assert_eq!(u["observed"], "unknown", "{u}");
+            assert_eq!(u["action"], serde_json::Value::Null, "{u}");
+            assert_eq!(u["outcome"], serde_json::Value::Null, "{u}");
+        }
+    }
 }
 
 /// Each broken config: exit 78, a message naming the file, nothing started or stopped.

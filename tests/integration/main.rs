@@ -5,9 +5,12 @@ mod sandbox;
 mod test;
 mod unit;
 
+mod alerts;
 mod cli;
+mod etcd;
 mod examples;
 mod faults;
+mod fence;
 mod input;
 mod packaging;
 mod reconcile;

@@ -294,6 +294,12 @@ fn make_install_installs_everything_and_uninstall_removes_it() {
             0o755,
         ));
     }
+    for script in ["watch-etcd-key", "etcd-ack", "switchover"] {
+        want.push((
+            format!("/usr/local/lib/failover-manager/etcd/{script}"),
+            0o755,
+        ));
+    }
     for sub in SUBCOMMANDS {
         want.push((
             format!("/usr/local/share/man/man1/failover-manager-{sub}.1"),
@@ -466,6 +472,17 @@ fn deb_installs_units_disabled_and_not_started_and_works() {
         .expect("run cargo deb");
     succeeded("cargo deb", &out);
 
+    // Debian's own checker finds no error in it (warnings are listed in the README's Install).
+    let out = sb.exec(&["lintian", deb]);
+    let report = text(&out.stdout);
+    let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E: ")).collect();
+    assert!(errors.is_empty(), "lintian:\n{report}{}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "lintian:\n{report}{}",
+        text(&out.stderr)
+    );
+
     let dpkg = |argv: &[&str]| {
         let out = sb.exec(argv);
         succeeded(&argv.join(" "), &out)
@@ -509,6 +526,11 @@ fn deb_installs_units_disabled_and_not_started_and_works() {
         "/usr/share/fish/vendor_completions.d/failover-manager.fish",
         "/usr/share/man/man1/failover-manager-reconcile.1.gz",
         "/usr/lib/failover-manager/keepalived/notify-failover-manager",
+        "/usr/lib/failover-manager/etcd/watch-etcd-key",
+        "/usr/lib/failover-manager/etcd/etcd-ack",
+        "/usr/lib/failover-manager/etcd/switchover",
+        "/usr/share/doc/failover-manager/examples/etcd/failover-manager-etcd-watch.service",
+        "/usr/share/doc/failover-manager/examples/etcd/failover-manager.timer.d/cadence.conf",
     ] {
         assert!(
             listed.lines().any(|l| l == path),
@@ -522,6 +544,38 @@ fn deb_installs_units_disabled_and_not_started_and_works() {
             "{path} not in:\n{listed}"
         );
     }
+    // The licence, as Cargo.toml and LICENSE-MIT say it, and this version's changelog entry.
+    let copyright = sb.read("/usr/share/doc/failover-manager/copyright");
+    let license = env!("CARGO_PKG_LICENSE").replace(" OR ", " or ");
+    assert!(
+        copyright.contains(&format!("\nLicense: {license}\n")),
+        "{copyright}"
+    );
+    let mit = read(&Path::new(ROOT).join("LICENSE-MIT"));
+    let (notice, terms) = mit
+        .split_once("\n\n")
+        .expect("LICENSE-MIT: notice, then terms");
+    let holder = notice.trim().trim_start_matches("Copyright (c) ");
+    assert!(
+        copyright.contains(&format!("\nCopyright: {holder}\n")),
+        "{copyright}"
+    );
+    for line in terms.lines().filter(|l| !l.is_empty()) {
+        assert!(
+            copyright.contains(&format!("\n {line}\n")),
+            "{line:?} not in:\n{copyright}"
+        );
+    }
+    assert!(
+        copyright.contains("/usr/share/common-licenses/Apache-2.0"),
+        "{copyright}"
+    );
+    let changelog = sb.ok(&[
+        "zcat",
+        "/usr/share/doc/failover-manager/changelog.Debian.gz",
+    ]);
+    let top = format!("failover-manager ({}-1) ", env!("CARGO_PKG_VERSION"));
+    assert!(changelog.starts_with(&top), "{changelog}");
     let conffiles = dpkg(&["dpkg-query", "-W", "-f=${Conffiles}\n", "failover-manager"]);
     assert!(
         conffiles.contains("/etc/failover-manager/config.yaml.example "),

@@ -318,3 +318,67 @@ fn json_output_reports_every_unit_and_outcome() {
         );
     }
 }
+
+/// Succeeds once, logging a line that names the attempt; every later start fails silently.
+fn succeeds_once() -> Unit {
+    Unit {
+        name: "app.service".into(),
+        body: "[Service]\nExecStart=/bin/sh -c 'if [ -e /run/fm-test/ran ]; then exit 1; fi; \
+               touch /run/fm-test/ran; echo \"earlier run $(cat /run/fm-test/attempt)\"'\n"
+            .into(),
+        keys: vec![],
+    }
+}
+
+/// Seconds (Unix time) of the journal lines of `unit` that contain `needle`.
+fn logged_at(sb: &crate::sandbox::Sandbox, unit: &str, needle: &str) -> Vec<u64> {
+    sb.ok(&["journalctl", "--no-pager", "-o", "short-unix", "-u", unit])
+        .lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| l.split('.').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_failure_shows_only_journal_lines_logged_since_its_step_began() {
+    // A settle window, so that a start that dies at once is never taken for a success.
+    let t = Test::new()
+        .unit(succeeds_once())
+        .defaults("{ verify_timeout: 5s, settle: 500ms }")
+        .primary();
+    let Some(sb) = t.setup() else { return };
+    // The old bug: lines from the same second as the step, before it, got in. So the earlier
+    // run must log in the second the step begins in; retried on the rare second boundary.
+    for attempt in 1..=5 {
+        sb.write("/run/fm-test/attempt", &attempt.to_string());
+        let _ = sb.exec(&["rm", "-f", "/run/fm-test/ran"]);
+        while std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_millis() > 300)
+            .unwrap_or(false)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sb.systemctl(&["start", "app.service"]);
+        assert!(sb.wait_state("app.service", "inactive", Duration::from_secs(5)));
+        let out = sb.exec(&[crate::sandbox::BIN, "reconcile"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let earlier = logged_at(&sb, "app.service", &format!("earlier run {attempt}"));
+        let started = logged_at(&sb, "app.service", "Started ");
+        // The step began after the earlier line and before its own start was logged.
+        if earlier.last() != started.last() {
+            eprintln!("attempt {attempt} crossed a second boundary; again");
+            continue;
+        }
+        // Not empty: the step's own start is there (what comes after may still be on its
+        // way to the journal when the failure is reported).
+        assert!(
+            err.contains("app.service | Started app.service."),
+            "the excerpt has the step's own lines: {err}"
+        );
+        assert!(!err.contains("earlier run"), "{err}");
+        return;
+    }
+    panic!("no attempt ran the earlier line and the step within one second");
+}

@@ -71,6 +71,46 @@ fn confirm_acts_after_n_agreeing_results_and_steady_state_costs_one_check() {
     }
 }
 
+/// The JSON of one run, without what differs between any two runs (the check's duration).
+fn json_of(out: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(out).expect("valid JSON");
+    v["check"]["duration_ms"] = serde_json::Value::Null;
+    v
+}
+
+#[test]
+fn confirm_that_ends_unknown_reports_the_role_unknown_and_no_action() {
+    // Primary first, then a check that cannot tell (exit 9).
+    let check = "if [ -e /run/fm-test/once ]; then exit 9; fi; touch /run/fm-test/once; exit 0";
+    let ran = with_confirm(host(), check, 2)
+        .args(&["reconcile", "--output", "json"])
+        .status(3)
+        .stderr_has("role unknown: the primary check exited 9")
+        .active("replica.service")
+        .inactive("app.service")
+        .run();
+    let Some(r) = ran else { return };
+    let mut confirmed = json_of(&r.stdout);
+    assert_eq!(
+        confirmed["confirmation"],
+        serde_json::json!({"required": 2, "roles": ["primary", "unknown"]}),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(confirmed["role"], "unknown", "{}", r.stdout);
+    assert_eq!(confirmed["check"]["exit_code"], 9);
+    for u in confirmed["units"].as_array().into_iter().flatten() {
+        assert_eq!(u["desired"], serde_json::Value::Null, "{u}");
+        assert_eq!(u["action"], serde_json::Value::Null, "{u}");
+        assert_eq!(u["outcome"], serde_json::Value::Null, "{u}");
+    }
+    // The same as any other run whose check cannot tell, but for the confirmation.
+    let (status, out, _) = r.again(&["reconcile", "--output", "json"]);
+    assert_eq!(status, 3, "{out}");
+    confirmed["confirmation"] = serde_json::Value::Null;
+    assert_eq!(confirmed, json_of(&out));
+}
+
 #[test]
 fn twenty_concurrent_runs_start_each_unit_exactly_once() {
     let t = host().unit(Unit::oneshot("web.service")).primary();
@@ -393,9 +433,14 @@ fn on_failure_runs_when_a_unit_fails() {
 
 /// Root refuses what a non-root user could change: exit 78, naming path and problem.
 fn insecure(setup: &[&[&str]], message: &str) {
+    insecure_check(&["/usr/local/lib/fm/check"], setup, message);
+}
+
+/// Like `insecure`, with the check command `argv` (the script is /usr/local/lib/fm/check).
+fn insecure_check(argv: &[&str], setup: &[&[&str]], message: &str) {
     let t = Test::new()
         .unit(Unit::simple("app.service"))
-        .check_command(&["/usr/local/lib/fm/check"])
+        .check_command(argv)
         .primary();
     let Some(sb) = t.setup() else { return };
     sb.write("/usr/local/lib/fm/check", "#!/bin/sh\nexit 0\n");
@@ -440,8 +485,93 @@ fn script_security_directory_above_writable_by_a_group() {
             &["chgrp", "100", "/usr/local/lib/fm"],
             &["chmod", "0775", "/usr/local/lib/fm"],
         ],
-        "check command /usr/local/lib/fm: its directory /usr/local/lib/fm is writable by group 100 (mode 0775)",
+        "check command /usr/local/lib/fm/check: its directory /usr/local/lib/fm is writable by group 100 (mode 0775)",
     );
+}
+
+#[test]
+fn script_security_a_script_run_by_an_interpreter_is_checked_too() {
+    // The program is /bin/sh (root's); the code it runs is the script, which a user owns.
+    insecure_check(
+        &["/bin/sh", "/usr/local/lib/fm/check"],
+        &[&["chown", "65534", "/usr/local/lib/fm/check"]],
+        "check command argument /usr/local/lib/fm/check: owned by uid 65534; refusing to use it as root (fix: chown root /usr/local/lib/fm/check)",
+    );
+}
+
+/// Modes of what reconcile and pause create, and the umask the check runs with.
+fn modes_after_umask_000(sb: &crate::sandbox::Sandbox) -> Vec<String> {
+    for cmd in [
+        "reconcile --metrics-file /var/lib/fm-metrics/failover_manager.prom",
+        "pause --reason test",
+    ] {
+        let out = sb.exec(&["sh", "-c", &format!("umask 000; exec {BIN} {cmd}")]);
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {out:?}");
+    }
+    let paths = [
+        "/run/failover-manager",
+        "/run/failover-manager/lock",
+        "/var/lib/failover-manager",
+        "/var/lib/failover-manager/paused",
+        "/var/lib/fm-metrics/failover_manager.prom",
+    ];
+    let mut modes: Vec<String> = paths
+        .iter()
+        .map(|p| sb.ok(&["stat", "-c", "%n %a", p]).trim().to_owned())
+        .collect();
+    modes.push(format!(
+        "check umask {}",
+        sb.read("/run/fm-test/umask").trim()
+    ));
+    modes
+}
+
+#[test]
+fn a_callers_umask_000_makes_nothing_writable_by_others() {
+    let t = host().primary().check_command(&[
+        "/bin/sh",
+        "-c",
+        "umask > /run/fm-test/umask; exit $(cat /run/fm-test/check-exit)",
+    ]);
+    let Some(sb) = t.setup() else { return };
+    sb.ok(&["mkdir", "-p", "/var/lib/fm-metrics"]);
+    assert_eq!(
+        modes_after_umask_000(&sb),
+        [
+            "/run/failover-manager 755",
+            "/run/failover-manager/lock 644",
+            "/var/lib/failover-manager 755",
+            "/var/lib/failover-manager/paused 644",
+            "/var/lib/fm-metrics/failover_manager.prom 644",
+            "check umask 0022",
+        ]
+    );
+}
+
+#[test]
+fn a_pause_file_planted_as_a_symlink_is_refused_and_its_target_untouched() {
+    let Some(sb) = host().primary().setup() else {
+        return;
+    };
+    sb.write("/etc/shadow-standin", "root:secret:0:\n");
+    sb.ok(&["mkdir", "-p", "/var/lib/failover-manager"]);
+    sb.ok(&[
+        "ln",
+        "-s",
+        "/etc/shadow-standin",
+        "/var/lib/failover-manager/paused",
+    ]);
+    let out = sb.exec(&[BIN, "reconcile"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("pause file /var/lib/failover-manager/paused: is a symbolic link; refusing to follow it as root"),
+        "{err}"
+    );
+    assert_eq!(sb.starts("app.service"), 0);
+    let out = sb.exec(&[BIN, "pause", "--reason", "disk"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(sb.read("/etc/shadow-standin"), "root:secret:0:\n");
 }
 
 #[test]

@@ -7,7 +7,9 @@ use crate::sandbox::{BIN, Sandbox};
 use crate::test::Test;
 use crate::unit::Unit;
 
-const PROM: &str = "/var/lib/fm-metrics/failover_manager.prom";
+/// Where README's Metrics section puts it: a directory only root can write.
+const TEXTFILE_DIR: &str = "/var/lib/node_exporter/textfile_collector";
+const PROM: &str = "/var/lib/node_exporter/textfile_collector/failover_manager.prom";
 
 fn host() -> Test {
     Test::new()
@@ -26,7 +28,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 fn metrics_file_says_what_should_run_and_what_does() {
     let ran = host()
         .primary()
-        .before(&["mkdir", "-p", "/var/lib/fm-metrics"])
+        .before(&["install", "-d", "-m", "0755", TEXTFILE_DIR])
         .args(&["reconcile", "--metrics-file", PROM])
         .status(0)
         .active("app.service")
@@ -98,7 +100,7 @@ fn metrics_file_says_what_should_run_and_what_does() {
     assert!((now - ts).abs() < 60.0, "timestamp {ts} vs now {now}");
     let mode = r.sandbox.ok(&["stat", "-c", "%a", PROM]);
     assert_eq!(mode.trim(), "644");
-    let left = r.sandbox.ok(&["ls", "-A", "/var/lib/fm-metrics"]);
+    let left = r.sandbox.ok(&["ls", "-A", TEXTFILE_DIR]);
     assert_eq!(left.trim(), "failover_manager.prom", "no temp files");
 
     // The role unknown: the run fails, and the metrics say so (no desired state).
@@ -149,7 +151,7 @@ fn metrics_file_from_the_config_is_served_by_a_real_node_exporter() {
          metrics_file: {PROM}\nunits:\n  - app.service\n  - name: replica.service\n    when: standby\n"
     ));
     let Some(sb) = t.setup() else { return };
-    sb.ok(&["mkdir", "-p", "/var/lib/fm-metrics"]);
+    sb.ok(&["install", "-d", "-m", "0755", TEXTFILE_DIR]);
     // A transient unit running node_exporter as its own unprivileged user, as packaged.
     sb.ok(&[
         "systemd-run",
@@ -159,7 +161,7 @@ fn metrics_file_from_the_config_is_served_by_a_real_node_exporter() {
         "--web.listen-address=127.0.0.1:9100",
         "--collector.disable-defaults",
         "--collector.textfile",
-        "--collector.textfile.directory=/var/lib/fm-metrics",
+        &format!("--collector.textfile.directory={TEXTFILE_DIR}"),
     ]);
     let out = sb.exec(&[BIN, "reconcile"]);
     assert_eq!(
@@ -181,6 +183,75 @@ fn metrics_file_from_the_config_is_served_by_a_real_node_exporter() {
     assert!(
         scraped.contains("node_textfile_scrape_error 0"),
         "{scraped}"
+    );
+}
+
+/// The attack: metrics_file in a directory a non-root user owns (Debian's /var/lib/prometheus
+/// belongs to user prometheus). The user cannot steer root's write: the run refuses, names
+/// the fix, still reconciles, and a root file the user linked to is untouched.
+#[test]
+fn metrics_file_in_a_directory_a_user_owns_is_refused() {
+    let Some(sb) = host().primary().setup() else {
+        return;
+    };
+    sb.write("/etc/shadow-standin", "root:secret:0:\n");
+    sb.ok(&["chmod", "0640", "/etc/shadow-standin"]);
+    sb.ok(&[
+        "install",
+        "-d",
+        "-o",
+        "65534",
+        "-m",
+        "0755",
+        "/var/lib/exporter",
+    ]);
+    sb.ok(&["install", "-d", "-m", "0755", "/var/lib/exporter/textfile"]);
+    let prom = "/var/lib/exporter/textfile/failover_manager.prom";
+    // Everything the old writer opened by a predictable name, planted as links (as the user
+    // could after renaming the root-owned directory away and making their own).
+    let mut plant =
+        String::from("ln -s /etc/shadow-standin /var/lib/exporter/textfile/failover_manager.prom");
+    for pid in 1..200 {
+        plant.push_str(&format!(
+            "; ln -s /etc/shadow-standin /var/lib/exporter/textfile/.failover_manager.prom.{pid}.tmp"
+        ));
+    }
+    sb.ok(&["sh", "-c", &plant]);
+    let out = sb.exec(&[BIN, "reconcile", "--metrics-file", prom]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "error: cannot write the metrics file: metrics file directory /var/lib/exporter/textfile: \
+             its directory /var/lib/exporter is owned by uid 65534; refusing to use it as root \
+             (fix: chown root /var/lib/exporter; or write metrics_file to a directory only root can \
+             write, and point node_exporter's --collector.textfile.directory at it (README: Metrics))"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        sb.state("app.service"),
+        "active",
+        "the run still did its work"
+    );
+    assert_eq!(sb.read("/etc/shadow-standin"), "root:secret:0:\n");
+    let mode = sb.ok(&["stat", "-c", "%a %U", "/etc/shadow-standin"]);
+    assert_eq!(mode.trim(), "640 root");
+    // validate says so before any run has to.
+    let out = sb.exec(&[BIN, "validate"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no metrics_file in the config yet"
+    );
+    let config = sb.read(crate::test::CONFIG) + &format!("metrics_file: {prom}\n");
+    sb.write(crate::test::CONFIG, &config);
+    let out = sb.exec(&[BIN, "validate"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("its directory /var/lib/exporter is owned by uid 65534"),
+        "{err}"
     );
 }
 

@@ -38,8 +38,20 @@ fn verify_clean(sb: &Sandbox, paths: &[&str]) {
     assert!(ours.is_empty(), "warnings about our units:\n{err}");
 }
 
+/// `systemd-analyze security`'s overall exposure for `unit` (0 = locked down, 10 = unsafe), from
+/// its last line: "→ Overall exposure level for UNIT: 1.8 OK 🙂".
+fn exposure(sb: &Sandbox, unit: &str) -> f64 {
+    let out = sb.ok(&["systemd-analyze", "security", "--no-pager", unit]);
+    let prefix = format!("Overall exposure level for {unit}: ");
+    out.lines()
+        .find_map(|l| l.split_once(&prefix))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level for {unit} in:\n{out}"))
+}
+
 #[test]
-fn shipped_units_pass_systemd_analyze_verify() {
+fn shipped_units_pass_systemd_analyze_verify_and_the_service_is_hardened() {
     let t = Test::new().unit(Unit::simple("app.service"));
     let Some(sb) = t.setup() else { return };
     install_shipped(&sb);
@@ -55,6 +67,12 @@ fn shipped_units_pass_systemd_analyze_verify() {
     let alert = sb.read("/usr/local/lib/systemd/system/failover-manager-alert@.service");
     sb.write("/run/fm-test/failover-manager-alert@x.service", &alert);
     verify_clean(&sb, &["/run/fm-test/failover-manager-alert@x.service"]);
+    // README, "Hardening": 9.6 (UNSAFE) without the sandbox.
+    let level = exposure(&sb, "failover-manager.service");
+    assert!(
+        level <= 2.5,
+        "systemd-analyze security: failover-manager.service exposure {level} > 2.5"
+    );
 }
 
 #[test]
@@ -244,6 +262,130 @@ fn exit_75_from_a_skipped_minute_is_a_success_for_systemd() {
     assert_ne!(sb.state("failover-manager.service"), "failed");
     assert!(priority_of(&entries, "another failover-manager run").is_some());
     assert_eq!(sb.starts("app.service"), 0);
+}
+
+/// What a real primary check runs: netlink (`ip`), NSS (`getent`), systemd (`systemctl`). Any of
+/// them failing in the sandbox makes the role unknown (exit 2), so nothing would be started.
+const CHECK: &str = "#!/bin/sh
+set -eu
+ip -o addr show >/dev/null || exit 2
+getent ahosts localhost >/dev/null || exit 2
+case $(systemctl is-active app.service) in active | inactive | failed) ;; *) exit 2 ;; esac
+exit \"$(cat /run/fm-test/check-exit)\"
+";
+
+/// An on_promote hook: writes where the unit lets hooks write (/run/failover-manager), and tries
+/// two places it does not.
+const HOOK: &str = "#!/bin/sh
+set -eu
+echo \"$FAILOVER_MANAGER_EVENT $FAILOVER_MANAGER_STARTED\" >/run/failover-manager/hook-ran
+touch /run/fm-test/hook-escaped 2>/dev/null || true
+touch /etc/hook-escaped 2>/dev/null || true
+";
+
+const METRICS_DIR: &str = "/var/lib/fm-metrics";
+const DROP_IN: &str = "/etc/systemd/system/failover-manager.service.d/metrics.conf";
+
+fn install_program(sb: &Sandbox, path: &str, body: &str) {
+    sb.write(path, body);
+    sb.ok(&["chmod", "755", path]);
+}
+
+fn result(sb: &Sandbox) -> String {
+    sb.systemctl(&[
+        "show",
+        "-p",
+        "Result",
+        "--value",
+        "failover-manager.service",
+    ])
+    .trim()
+    .to_owned()
+}
+
+#[test]
+fn hardened_service_checks_starts_locks_runs_hooks_honours_pause_and_writes_metrics() {
+    let config = format!(
+        "check: {{command: [/usr/local/lib/fm-test/check], timeout: 10s}}\n\
+         defaults: {{verify_timeout: 5s, settle: 0s}}\n\
+         hooks:\n  on_promote: {{command: [/usr/local/lib/fm-test/hook]}}\n\
+         metrics_file: {METRICS_DIR}/failover_manager.prom\n\
+         units:\n  - app.service\n"
+    );
+    let t = Test::new()
+        .unit(Unit::simple("app.service"))
+        .config(&config)
+        .primary();
+    let Some(sb) = t.setup() else { return };
+    install_shipped(&sb);
+    install_program(&sb, "/usr/local/lib/fm-test/check", CHECK);
+    install_program(&sb, "/usr/local/lib/fm-test/hook", HOOK);
+    sb.ok(&["mkdir", "-m", "755", "-p", METRICS_DIR]);
+    // The README's drop-in for a metrics_file.
+    sb.write(
+        DROP_IN,
+        &format!("[Service]\nReadWritePaths={METRICS_DIR}\n"),
+    );
+    sb.daemon_reload();
+    // keepalived's notify script (or an operator) wrote the role file before any run.
+    sb.ok(&["mkdir", "-p", "/run/failover-manager"]);
+    sb.write("/run/failover-manager/role", "primary\n");
+
+    // Primary: the check ran its programs, app.service was started, the hook ran.
+    let entries = run_service(&sb);
+    let msgs: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["MESSAGE"].as_str())
+        .collect();
+    assert_eq!(result(&sb), "success", "{msgs:#?}");
+    assert_eq!(sb.state("app.service"), "active", "{msgs:#?}");
+    assert!(sb.path("/run/failover-manager/lock").is_file());
+    assert_eq!(
+        sb.read("/run/failover-manager/hook-ran"),
+        "promote app.service\n"
+    );
+    // The sandbox is really there: the hook could not write outside its directories.
+    assert!(!sb.path("/run/fm-test/hook-escaped").exists());
+    assert!(!sb.path("/etc/hook-escaped").exists());
+    // The run's directory outlives the run, with what others wrote in it.
+    assert_eq!(sb.read("/run/failover-manager/role"), "primary\n");
+    let prom = format!("{METRICS_DIR}/failover_manager.prom");
+    let metrics = sb.read(&prom);
+    assert!(
+        metrics.contains("failover_manager_role{role=\"primary\"} 1\n"),
+        "{metrics}"
+    );
+
+    // Paused (by hand, outside the unit): a standby answer changes nothing.
+    sb.ok(&[crate::sandbox::BIN, "pause", "--reason", "drill"]);
+    sb.write("/run/fm-test/check-exit", "1");
+    run_service(&sb);
+    assert_eq!(result(&sb), "success");
+    assert_eq!(sb.state("app.service"), "active");
+    assert!(
+        sb.read(&prom).contains("failover_manager_paused 1\n"),
+        "{}",
+        sb.read(&prom)
+    );
+
+    // Without the drop-in the metrics directory is read-only to the run: it still acts (stops
+    // app.service), and fails, naming the file.
+    sb.ok(&[crate::sandbox::BIN, "resume"]);
+    sb.ok(&["rm", DROP_IN]);
+    sb.daemon_reload();
+    let entries = run_service(&sb);
+    assert_eq!(sb.state("app.service"), "inactive");
+    assert_eq!(result(&sb), "exit-code");
+    assert!(
+        entries.iter().any(|e| e["MESSAGE"]
+            .as_str()
+            .is_some_and(|m| m.contains(&prom) && m.contains("Read-only file system"))),
+        "{:#?}",
+        entries
+            .iter()
+            .filter_map(|e| e["MESSAGE"].as_str())
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -1,0 +1,184 @@
+//! Self-fencing (`check.fence_after`): a primary that cannot confirm its role for long enough
+//! stops its primary units and says so; it never starts anything while the role is unknown.
+
+use std::time::Duration;
+
+use crate::test::{Ran, Test};
+use crate::unit::Unit;
+
+const RECORD: &str = "/var/lib/failover-manager/last-confirmed";
+const CHECK_EXIT: &str = "/run/fm-test/check-exit";
+/// Every hook appends its event and what it was told, so a test can count them.
+const HOOK: &str =
+    "echo \"$FAILOVER_MANAGER_EVENT stopped=$FAILOVER_MANAGER_STOPPED\" >> /run/fm-test/hooks";
+
+fn fencing(fence_after: &str) -> Test {
+    let yaml = format!(
+        "check:\n  command: [/bin/sh, -c, \"exit $(cat {CHECK_EXIT})\"]\n  timeout: 5s\n  \
+         fence_after: {fence_after}\n\
+         hooks:\n  on_promote: {{command: [/bin/sh, -c, {HOOK:?}]}}\n  \
+         on_demote: {{command: [/bin/sh, -c, {HOOK:?}]}}\n  \
+         on_failure: {{command: [/bin/sh, -c, {HOOK:?}]}}\n\
+         defaults: {{ verify_timeout: 5s, settle: 0s }}\n\
+         units:\n  - app.service\n  - web.service\n  - name: replica.service\n    when: standby\n"
+    );
+    Test::new()
+        .unit(Unit::simple("app.service"))
+        .unit(Unit::simple("web.service"))
+        .unit(Unit::simple("replica.service").standby())
+        .config(&yaml)
+}
+
+fn set_check(r: &Ran, code: i32) {
+    r.sandbox.write(CHECK_EXIT, &code.to_string());
+}
+
+fn hooks(r: &Ran) -> Vec<String> {
+    r.sandbox
+        .read("/run/fm-test/hooks")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
+    let Some(r) = fencing("3s")
+        .primary()
+        .status(0)
+        .stdout_has("primary: started app.service")
+        .stdout_has("primary: started web.service")
+        .stderr("")
+        .active("app.service")
+        .run()
+    else {
+        return;
+    };
+    let record = r.sandbox.read(RECORD);
+    assert!(record.contains("\"role\":\"primary\""), "{record}");
+
+    // Unknown, but not for long: nothing changes, the run says when it would fence.
+    set_check(&r, 2);
+    let (status, out, err) = r.again(&["reconcile"]);
+    assert_eq!(status, 3, "{out}{err}");
+    assert!(err.contains("fences this host in "), "{err}");
+    assert_eq!(r.sandbox.state("app.service"), "active");
+    assert_eq!(
+        r.sandbox.read(RECORD),
+        record,
+        "an unknown run keeps the record"
+    );
+
+    // The same, as JSON and as a diff.
+    let (_, json, _) = r.again(&["reconcile", "--dry-run", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["fence"]["fenced"], false, "{json}");
+    assert_eq!(v["fence"]["after_ms"], 3000, "{json}");
+    assert_eq!(v["fence"]["last_confirmed"]["role"], "primary", "{json}");
+    assert!(
+        v["fence"]["fences_in_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms <= 3000),
+        "{json}"
+    );
+    let (_, diff, _) = r.again(&["diff"]);
+    assert!(diff.contains("role unknown for "), "{diff}");
+    assert!(diff.contains("last confirmed primary at "), "{diff}");
+
+    // Long enough: the primary units stop, the standby's are not started, exit 1, loudly.
+    std::thread::sleep(Duration::from_millis(3200));
+    let (status, out, err) = r.again(&["reconcile"]);
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(err.contains("fenced: role unknown for "), "{err}");
+    assert!(err.contains("last confirmed primary at "), "{err}");
+    assert!(out.contains("fenced: stopped app.service"), "{out}");
+    assert!(out.contains("fenced: stopped web.service"), "{out}");
+    assert_eq!(r.sandbox.state("app.service"), "inactive");
+    assert_eq!(r.sandbox.state("web.service"), "inactive");
+    assert_eq!(
+        r.sandbox.state("replica.service"),
+        "inactive",
+        "nothing starts"
+    );
+    assert_eq!(r.sandbox.starts("replica.service"), 0);
+    assert_eq!(
+        hooks(&r),
+        [
+            "demote stopped=web.service app.service",
+            "failure stopped=web.service app.service"
+        ]
+    );
+    let (_, json, _) = r.again(&["diff", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["fence"]["fenced"], true, "{json}");
+
+    // Still unknown: still fenced and failing, but nothing more to do and no hook again.
+    let (status, out, err) = r.again(&["reconcile"]);
+    assert_eq!((status, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("fenced: role unknown for "), "{err}");
+    assert_eq!(hooks(&r).len(), 2);
+
+    // The check answers again: the primary units start, and the record is a definite one.
+    set_check(&r, 0);
+    let (status, out, err) = r.again(&["reconcile"]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains("primary: started app.service"), "{out}");
+    assert_eq!(r.sandbox.state("app.service"), "active");
+    assert_ne!(r.sandbox.read(RECORD), record, "a new confirmation");
+}
+
+#[test]
+fn with_no_record_the_wait_starts_at_the_first_unknown_run() {
+    // First boot, or a restore without /var/lib: nothing remembers a definite answer. The
+    // app runs (started by hand) and the check cannot tell.
+    let Some(r) = fencing("2s")
+        .running(&["app.service"])
+        .check_exits(2)
+        .status(3)
+        .stdout("")
+        .active("app.service")
+        .run()
+    else {
+        return;
+    };
+    let record = r.sandbox.read(RECORD);
+    assert!(record.contains("unknown_since"), "{record}");
+    std::thread::sleep(Duration::from_millis(2200));
+    let (status, out, err) = r.again(&["reconcile"]);
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(err.contains("fenced: role unknown for "), "{err}");
+    assert!(err.contains("never confirmed"), "{err}");
+    assert_eq!(r.sandbox.state("app.service"), "inactive");
+}
+
+#[test]
+fn a_paused_host_and_a_dry_run_never_fence() {
+    let Some(r) = fencing("1s")
+        .running(&["app.service"])
+        .check_exits(2)
+        .before(&[
+            "/usr/bin/failover-manager",
+            "pause",
+            "--reason",
+            "etcd upgrade",
+        ])
+        .status(0)
+        .active("app.service")
+        .run()
+    else {
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(1200));
+    let (status, _, err) = r.again(&["reconcile"]);
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(r.sandbox.state("app.service"), "active");
+    r.again(&["resume"]);
+    let (status, out, err) = r.again(&["reconcile", "--dry-run"]);
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(out.contains("stop app.service"), "{out}");
+    assert_eq!(
+        r.sandbox.state("app.service"),
+        "active",
+        "a dry run changes nothing"
+    );
+}
