@@ -16,7 +16,7 @@ FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 ARTIFACTS  ?= target/release
 CARGO      ?= cargo
 
-.PHONY: setup build test lint install uninstall deb demo bench clean-sandboxes
+.PHONY: setup build test lint fuzz install uninstall deb demo bench clean-sandboxes
 
 build:
 	$(CARGO) build --release --locked
@@ -34,6 +34,16 @@ test: setup
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# The config parser against FUZZ_CASES random and mutated texts (default a million) and a list of
+# inputs built to be slow, at the size limit, in an optimised build that keeps overflow checks
+# (cargo-fuzz needs a nightly compiler). Fails on a panic, an answer that breaks a rule, or an
+# input that takes a second; prints the timings and writes the slowest input to
+# target/fuzz-slowest.yaml. `make test` runs the same properties on a few thousand texts.
+FUZZ_CASES ?= 1000000
+fuzz:
+	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --locked --profile fuzz --bin failover-manager \
+		config::fuzz::fuzz_long -- --ignored --nocapture
 
 install: $(if $(filter target/release,$(ARTIFACTS)),build)
 	install -Dm755 $(ARTIFACTS)/failover-manager $(DESTDIR)$(BINDIR)/failover-manager

@@ -1,10 +1,15 @@
 //! The command line, as clap sees it. Kept free of logic so the man page and completions can
 //! be generated from the same definition: build.rs compiles this file too (`#[path]`), so it
-//! must stay self-contained (clap, humantime and std only; no `crate::` paths).
+//! must stay self-contained (clap, humantime and std only; no `crate::` paths). The checks of
+//! values that the config file accepts too live in `cli/values.rs`, shared with `config`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+// An explicit path: the same file whether this is compiled as the crate's `cli` or by build.rs.
+#[path = "cli/values.rs"]
+pub mod values;
 
 /// Where the config file is read from unless `-c` or `$FAILOVER_MANAGER_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/failover-manager/config.yaml";
@@ -126,12 +131,13 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// How long to wait for another run to finish before giving up (exit 75)
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// How long to wait for another run to finish before giving up (exit 75); at most 1h
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = values::lock_wait)]
     pub lock_wait: std::time::Duration,
 
-    /// Write Prometheus metrics here (node_exporter textfile); overrides `metrics_file:`
-    #[arg(long, value_name = "PATH")]
+    /// Write Prometheus metrics here (node_exporter textfile; an absolute path ending in
+    /// .prom); overrides `metrics_file:`
+    #[arg(long, value_name = "PATH", value_parser = values::metrics_file_arg)]
     pub metrics_file: Option<PathBuf>,
 
     #[command(flatten)]

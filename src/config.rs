@@ -1,16 +1,28 @@
-//! The configuration file: strict parsing and validation. Every error names file, line and key.
+//! The configuration file: strict parsing and validation. Every error names file, line and
+//! column, of the offending value, and its key path.
+//!
+//! Validation happens while serde_norway deserialises (in visitors), never afterwards: an error
+//! raised inside a visitor is stamped by serde_norway with that value's own position and key
+//! path, so no position ever has to be guessed by searching the text.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+
+use crate::cli::values;
+
+#[cfg(test)]
+mod fuzz;
+#[cfg(test)]
+pub mod inputs;
+mod prescan;
 
 /// Larger than any sane config; a bigger file is a mistake (a log, a binary) and not parsed.
 const MAX_BYTES: u64 = 1024 * 1024;
-/// Durations above this are typos ("30m" for "30s"): a run that waits an hour blocks the timer.
-const MAX_DURATION: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -48,6 +60,7 @@ pub struct Hooks {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hook {
+    #[serde(deserialize_with = "argv")]
     pub command: Vec<String>,
     #[serde(
         default = "default_hook_timeout",
@@ -116,6 +129,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: cannot read config: it is a {kind}, not a regular file")]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("{path}: config is {size} bytes; refusing anything over {MAX_BYTES} bytes")]
     TooLarge { path: PathBuf, size: u64 },
     #[error("{path}: config is not UTF-8 text (binary file?)")]
@@ -134,14 +149,14 @@ pub enum ConfigError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    check: RawCheck,
+    check: CheckConfig,
     #[serde(default)]
     defaults: RawDefaults,
     #[serde(default)]
     hooks: RawHooks,
-    units: Vec<RawUnit>,
+    units: RawUnits,
     #[serde(default)]
-    metrics_file: Option<PathBuf>,
+    metrics_file: Option<MetricsFile>,
     #[serde(default)]
     parallel: bool,
 }
@@ -152,30 +167,6 @@ struct RawHooks {
     on_promote: Option<Hook>,
     on_demote: Option<Hook>,
     on_failure: Option<Hook>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCheck {
-    command: Vec<String>,
-    #[serde(
-        default = "default_check_timeout",
-        deserialize_with = "positive_duration"
-    )]
-    timeout: Duration,
-    #[serde(default = "default_primary_codes")]
-    primary_exit_codes: Vec<i32>,
-    #[serde(default = "default_standby_codes")]
-    standby_exit_codes: Vec<i32>,
-    #[serde(default = "default_confirm")]
-    confirm: u32,
-    #[serde(
-        default = "default_confirm_interval",
-        deserialize_with = "positive_duration"
-    )]
-    confirm_interval: Duration,
-    #[serde(default, deserialize_with = "opt_positive_duration")]
-    fence_after: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -201,7 +192,7 @@ impl Default for RawDefaults {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawUnitMap {
+struct RawUnit {
     #[serde(deserialize_with = "unit_name")]
     name: String,
     #[serde(default)]
@@ -214,32 +205,29 @@ struct RawUnitMap {
     managed: bool,
 }
 
-/// A unit entry: either a bare name (shorthand) or a map. Written by hand rather than with
-/// `#[serde(untagged)]`, which would replace the precise error with "did not match any variant".
-struct RawUnit(RawUnitMap);
-
-impl<'de> Deserialize<'de> for RawUnit {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawUnit;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a unit name or a map with `name`")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawUnit, E> {
-                Ok(RawUnit(RawUnitMap {
-                    name: normalize_unit_name(s).map_err(E::custom)?,
-                    when: None,
-                    verify_timeout: None,
-                    settle: None,
-                    managed: true,
-                }))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawUnit, A::Error> {
-                RawUnitMap::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawUnit)
-            }
+impl RawConfig {
+    /// Fills in the defaults; everything was validated while it was read.
+    fn into_config(self, path: &Path) -> Config {
+        let defaults = self.defaults;
+        let units = self.units.0.into_iter().map(|u| UnitConfig {
+            name: u.name,
+            when: u.when.unwrap_or(When::Primary),
+            verify_timeout: u.verify_timeout.unwrap_or(defaults.verify_timeout),
+            settle: u.settle.unwrap_or(defaults.settle),
+            managed: u.managed,
+        });
+        Config {
+            path: path.to_owned(),
+            check: self.check,
+            hooks: Hooks {
+                on_promote: self.hooks.on_promote,
+                on_demote: self.hooks.on_demote,
+                on_failure: self.hooks.on_failure,
+            },
+            units: units.collect(),
+            metrics_file: self.metrics_file.map(|m| m.0),
+            parallel: self.parallel,
         }
-        d.deserialize_any(V)
     }
 }
 
@@ -271,28 +259,13 @@ fn default_standby_codes() -> Vec<i32> {
     vec![1]
 }
 
-fn parse_duration<E: de::Error>(s: &str, allow_zero: bool) -> Result<Duration, E> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| {
-        E::custom(format!(
-            "invalid duration {s:?} ({e}); write e.g. \"10s\" or \"1m 30s\""
-        ))
-    })?;
-    if !allow_zero && d.is_zero() {
-        return Err(E::custom(format!(
-            "duration {s:?} must be greater than zero"
-        )));
-    }
-    if d > MAX_DURATION {
-        return Err(E::custom(format!(
-            "duration {s:?} is longer than {}; that is almost certainly a typo",
-            humantime::format_duration(MAX_DURATION)
-        )));
-    }
-    Ok(d)
-}
+// ---- validating visitors -------------------------------------------------------------------
+//
+// Each check runs inside the visitor of the value it is about, so that serde_norway stamps the
+// error with that value's position and key path (an error raised after deserializing would
+// point at the enclosing entry, or nowhere).
 
-/// Parses inside the visitor, so serde_norway stamps the error with the value's own key path
-/// and position (an error raised after deserializing would point at the enclosing entry).
+/// Parses inside the visitor (see above).
 struct DurationVisitor {
     allow_zero: bool,
 }
@@ -303,7 +276,7 @@ impl Visitor<'_> for DurationVisitor {
         f.write_str("a duration such as \"10s\" or \"1m 30s\"")
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
-        parse_duration(s, self.allow_zero)
+        values::duration(s, self.allow_zero).map_err(E::custom)
     }
     // A bare number has no unit, and guessing seconds is how typos go unnoticed.
     fn visit_u64<E: de::Error>(self, n: u64) -> Result<Duration, E> {
@@ -336,6 +309,263 @@ fn opt_any_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
     any_duration(d).map(Some)
 }
 
+/// A command: a non-empty list of strings whose first (the program) is not blank.
+struct ArgvVisitor;
+
+impl<'de> Visitor<'de> for ArgvVisitor {
+    type Value = Vec<String>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a sequence: the program and its arguments")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut argv = Vec::new();
+        while let Some(arg) = seq.next_element::<String>()? {
+            argv.push(arg);
+        }
+        if argv.first().is_none_or(|p| p.trim().is_empty()) {
+            return Err(de::Error::custom(
+                "is empty; give the program and its arguments, e.g. [\"/usr/local/bin/program\", \"argument\"]",
+            ));
+        }
+        Ok(argv)
+    }
+}
+
+fn argv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    d.deserialize_seq(ArgvVisitor)
+}
+
+/// `check:`. Written by hand rather than derived so that the second exit-code list can be held
+/// against the first while it is read, at the element that repeats a code.
+impl<'de> Deserialize<'de> for CheckConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct("check", CHECK_KEYS, CheckVisitor)
+    }
+}
+
+const CHECK_KEYS: &[&str] = &[
+    "command",
+    "timeout",
+    "primary_exit_codes",
+    "standby_exit_codes",
+    "confirm",
+    "confirm_interval",
+    "fence_after",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum CheckKey {
+    Command,
+    Timeout,
+    PrimaryExitCodes,
+    StandbyExitCodes,
+    Confirm,
+    ConfirmInterval,
+    FenceAfter,
+}
+
+struct CheckVisitor;
+
+impl<'de> Visitor<'de> for CheckVisitor {
+    type Value = CheckConfig;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map with `command`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CheckConfig, A::Error> {
+        let mut command = None;
+        let (mut primary, mut standby): (Option<Vec<i32>>, Option<Vec<i32>>) = (None, None);
+        let mut timeout = default_check_timeout();
+        let mut confirm = default_confirm();
+        let mut confirm_interval = default_confirm_interval();
+        let mut fence_after = None;
+        let mut seen = Vec::new();
+        while let Some(key) = map.next_key::<CheckKey>()? {
+            if seen.contains(&key) {
+                // CHECK_KEYS lists the keys in CheckKey's order.
+                return Err(de::Error::duplicate_field(CHECK_KEYS[key as usize]));
+            }
+            seen.push(key);
+            match key {
+                CheckKey::Command => command = Some(map.next_value::<Argv>()?.0),
+                CheckKey::Timeout => timeout = map.next_value::<Positive>()?.0,
+                CheckKey::PrimaryExitCodes => {
+                    let other = standby.as_deref().map(|c| ("standby", c));
+                    primary = Some(map.next_value_seed(ExitCodes { other })?);
+                }
+                CheckKey::StandbyExitCodes => {
+                    let other = primary.as_deref().map(|c| ("primary", c));
+                    standby = Some(map.next_value_seed(ExitCodes { other })?);
+                }
+                CheckKey::Confirm => confirm = map.next_value::<Confirm>()?.0,
+                CheckKey::ConfirmInterval => confirm_interval = map.next_value::<Positive>()?.0,
+                CheckKey::FenceAfter => fence_after = Some(map.next_value::<Positive>()?.0),
+            }
+        }
+        let command = command.ok_or_else(|| de::Error::missing_field("command"))?;
+        // Two given lists were held against each other as the second was read; a given list
+        // can still repeat the other's default.
+        let conflict =
+            |given: &[i32], default: &[i32]| given.iter().find(|c| default.contains(c)).copied();
+        match (&primary, &standby) {
+            (Some(p), None) => {
+                if let Some(c) = conflict(p, &default_standby_codes()) {
+                    return Err(de::Error::custom(format!(
+                        "standby_exit_codes defaults to [1], and {c} is also a primary exit code; set standby_exit_codes"
+                    )));
+                }
+            }
+            (None, Some(s)) => {
+                if let Some(c) = conflict(s, &default_primary_codes()) {
+                    return Err(de::Error::custom(format!(
+                        "primary_exit_codes defaults to [0], and {c} is also a standby exit code; set primary_exit_codes"
+                    )));
+                }
+            }
+            _ => {}
+        }
+        Ok(CheckConfig {
+            command,
+            timeout,
+            primary_exit_codes: primary.unwrap_or_else(default_primary_codes),
+            standby_exit_codes: standby.unwrap_or_else(default_standby_codes),
+            confirm,
+            confirm_interval,
+            fence_after,
+        })
+    }
+}
+
+struct Argv(Vec<String>);
+
+impl<'de> Deserialize<'de> for Argv {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        argv(d).map(Argv)
+    }
+}
+
+struct Positive(Duration);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        positive_duration(d).map(Positive)
+    }
+}
+
+/// `check.confirm`: 1 to 10 results in a row.
+struct Confirm(u32);
+
+impl<'de> Deserialize<'de> for Confirm {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Confirm;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number from 1 to 10")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Confirm, E> {
+                match u32::try_from(n) {
+                    Ok(n @ 1..=10) => Ok(Confirm(n)),
+                    _ => Err(E::custom(format!("{n} must be between 1 and 10"))),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Confirm, E> {
+                match u32::try_from(n) {
+                    Ok(n @ 1..=10) => Ok(Confirm(n)),
+                    _ => Err(E::custom(format!("{n} must be between 1 and 10"))),
+                }
+            }
+        }
+        d.deserialize_u64(V)
+    }
+}
+
+/// An exit-code list: not empty, each code 0 to 255 and not in the `other` list already read.
+struct ExitCodes<'a> {
+    other: Option<(&'static str, &'a [i32])>,
+}
+
+impl<'de> DeserializeSeed<'de> for ExitCodes<'_> {
+    type Value = Vec<i32>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<i32>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ExitCodes<'_> {
+    type Value = Vec<i32>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a sequence of exit codes (0 to 255)")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<i32>, A::Error> {
+        let mut codes = Vec::new();
+        while let Some(c) = seq.next_element_seed(ExitCode { other: self.other })? {
+            codes.push(c);
+        }
+        if codes.is_empty() {
+            return Err(de::Error::custom("is empty"));
+        }
+        Ok(codes)
+    }
+}
+
+struct ExitCode<'a> {
+    other: Option<(&'static str, &'a [i32])>,
+}
+
+impl<'de> DeserializeSeed<'de> for ExitCode<'_> {
+    type Value = i32;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<i32, D::Error> {
+        d.deserialize_i64(self)
+    }
+}
+
+impl Visitor<'_> for ExitCode<'_> {
+    type Value = i32;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an exit code (0 to 255)")
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<i32, E> {
+        let code = match i32::try_from(n) {
+            Ok(c @ 0..=255) => c,
+            _ => return Err(E::custom(format!("{n} is not an exit code (0 to 255)"))),
+        };
+        match self.other {
+            Some((role, codes)) if codes.contains(&code) => {
+                Err(E::custom(format!("{code} is also a {role} exit code")))
+            }
+            _ => Ok(code),
+        }
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<i32, E> {
+        match i64::try_from(n) {
+            Ok(n) => self.visit_i64(n),
+            Err(_) => Err(E::custom(format!("{n} is not an exit code (0 to 255)"))),
+        }
+    }
+}
+
+/// `metrics_file:`, checked as `--metrics-file` is.
+struct MetricsFile(PathBuf);
+
+impl<'de> Deserialize<'de> for MetricsFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = MetricsFile;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an absolute path ending in .prom")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<MetricsFile, E> {
+                let path = PathBuf::from(s);
+                values::metrics_file(&path).map_err(E::custom)?;
+                Ok(MetricsFile(path))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 struct UnitNameVisitor;
 
 impl Visitor<'_> for UnitNameVisitor {
@@ -352,68 +582,191 @@ fn unit_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     d.deserialize_str(UnitNameVisitor)
 }
 
-/// Unit types that `systemctl start` can act on.
-const STARTABLE_SUFFIXES: &[&str] = &[
+/// `units:`: not empty, and no unit twice (each entry is held against those before it as it is
+/// read, so the error points at the repeat).
+struct RawUnits(Vec<RawUnit>);
+
+impl<'de> Deserialize<'de> for RawUnits {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawUnits;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence of units")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawUnits, A::Error> {
+                let mut seen = HashMap::new();
+                let mut units = Vec::new();
+                while let Some(u) = seq.next_element_seed(UnitEntry { seen: &mut seen })? {
+                    units.push(u);
+                }
+                if units.is_empty() {
+                    return Err(de::Error::custom(
+                        "is empty; list the units this host manages",
+                    ));
+                }
+                Ok(RawUnits(units))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One entry of `units:`: either a bare name (shorthand) or a map. Written by hand rather than
+/// with `#[serde(untagged)]`, which would replace the precise error with "did not match any
+/// variant".
+struct UnitEntry<'a> {
+    seen: &'a mut HashMap<String, When>,
+}
+
+impl<'de> DeserializeSeed<'de> for UnitEntry<'_> {
+    type Value = RawUnit;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawUnit, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UnitEntry<'_> {
+    type Value = RawUnit;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a unit name or a map with `name`")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<RawUnit, E> {
+        let unit = RawUnit {
+            name: normalize_unit_name(s).map_err(E::custom)?,
+            when: None,
+            verify_timeout: None,
+            settle: None,
+            managed: true,
+        };
+        self.admit(unit)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawUnit, A::Error> {
+        let unit = RawUnit::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.admit(unit)
+    }
+}
+
+impl UnitEntry<'_> {
+    fn admit<E: de::Error>(self, unit: RawUnit) -> Result<RawUnit, E> {
+        let when = unit.when.unwrap_or(When::Primary);
+        match self.seen.get(&unit.name) {
+            Some(&w) if w == when => Err(E::custom(format!("{} is listed twice", unit.name))),
+            Some(_) => Err(E::custom(format!(
+                "{} is listed for both roles; a unit runs on the primary or on the standby, not both",
+                unit.name
+            ))),
+            None => {
+                self.seen.insert(unit.name.clone(), when);
+                Ok(unit)
+            }
+        }
+    }
+}
+
+// ---- unit names ----------------------------------------------------------------------------
+
+/// systemd's unit types (unit_type_from_string in src/basic/unit-name.c).
+const UNIT_TYPES: &[&str] = &[
     "service",
     "socket",
     "target",
-    "timer",
-    "path",
+    "device",
     "mount",
     "automount",
     "swap",
+    "timer",
+    "path",
+    "slice",
+    "scope",
 ];
 
-/// Validates a unit name against systemd's grammar and appends `.service` to a bare name, as
-/// systemctl itself would. A leading `-` is refused outright: it could be read as an option.
+/// systemd's UNIT_NAME_MAX is 256 including the terminating NUL.
+const UNIT_NAME_MAX: usize = 255;
+
+/// Validates a unit name with systemd's own grammar (unit_name_is_valid) and appends
+/// `.service` to a name without a unit type, as systemctl itself would. Refused beyond that
+/// grammar: a leading `-` (it could be read as an option), a template without an instance,
+/// units that `systemctl start` cannot act on (device, scope), and the slices that hold the
+/// host's own services and logins.
 pub fn normalize_unit_name(raw: &str) -> Result<String, String> {
+    let q = quoted(raw);
     let name = raw.trim();
     if name.is_empty() {
         return Err("unit name is empty".into());
     }
     if name.starts_with('-') {
         return Err(format!(
-            "unit name {raw:?} starts with '-' (looks like an option)"
+            "unit name {q} starts with '-' (looks like an option)"
         ));
     }
-    let has_suffix = name
-        .rsplit_once('.')
-        .is_some_and(|(_, suffix)| STARTABLE_SUFFIXES.contains(&suffix));
-    let full = if has_suffix {
-        name.to_owned()
-    } else {
-        format!("{name}.service")
+    let full = match name.rsplit_once('.') {
+        Some((_, suffix)) if UNIT_TYPES.contains(&suffix) => name.to_owned(),
+        _ => format!("{name}.service"),
     };
-    // systemd's UNIT_NAME_MAX is 256 including the terminating NUL.
-    if full.len() > 255 {
-        return Err(format!("unit name {raw:?} is longer than 255 characters"));
+    let (stem, unit_type) = full.rsplit_once('.').unwrap_or((&full, "service"));
+    if stem.is_empty() {
+        return Err(format!("unit name {q} has no name before .{unit_type}"));
     }
-    let Some((stem, _suffix)) = full.rsplit_once('.') else {
-        return Err(format!("unit name {raw:?} has no type suffix"));
-    };
+    if full.len() > UNIT_NAME_MAX {
+        return Err(format!(
+            "unit name {q} is longer than {UNIT_NAME_MAX} characters"
+        ));
+    }
     if let Some(bad) = stem
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || ":-_.\\@".contains(*c)))
     {
         return Err(format!(
-            "unit name {raw:?} contains {bad:?}; systemd allows only ASCII letters, digits and \":-_.\\@\""
+            "unit name {q} contains {bad:?}; systemd allows only ASCII letters, digits and \":-_.\\@\""
         ));
     }
+    // Everything after the first '@' is the instance, which may itself contain '@'.
     if let Some((prefix, instance)) = stem.split_once('@') {
         if prefix.is_empty() {
-            return Err(format!("unit name {raw:?} has nothing before '@'"));
+            return Err(format!("unit name {q} has nothing before '@'"));
         }
         if instance.is_empty() {
             return Err(format!(
-                "unit name {raw:?} is a template; name an instance, e.g. {prefix}@main.{_suffix}",
-                _suffix = full.rsplit_once('.').map_or("service", |(_, s)| s)
+                "unit name {q} is a template; name an instance, e.g. {prefix}@main.{unit_type}"
             ));
         }
-        if instance.contains('@') {
-            return Err(format!("unit name {raw:?} contains more than one '@'"));
-        }
     }
+    refuse_unstartable(raw, &full, unit_type)?;
     Ok(full)
+}
+
+/// Units that are valid names but that a start or stop cannot (or must never) act on.
+/// A slice is accepted: `systemctl start` sets it up and `stop` stops every unit in it, which
+/// is what "the whole application" means on a host (an `app.slice` of several services).
+fn refuse_unstartable(raw: &str, full: &str, unit_type: &str) -> Result<(), String> {
+    let q = quoted(raw);
+    match (full, unit_type) {
+        (_, "device") => Err(format!(
+            "unit name {q} is a device unit: systemd creates it when the kernel reports the device, and systemctl cannot start or stop one"
+        )),
+        (_, "scope") => Err(format!(
+            "unit name {q} is a scope unit: the program that runs its processes creates it (systemd-run --scope, a login), and systemctl cannot start one"
+        )),
+        ("system.slice" | "user.slice", _) => Err(format!(
+            "unit name {q} is systemd's own slice of every {}: stopping it would take the host's own services down with it",
+            if full == "system.slice" {
+                "system service"
+            } else {
+                "login session"
+            }
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A value as a message quotes it: at most 64 characters of it (a name a megabyte long is
+/// refused for its length, not repeated).
+fn quoted(raw: &str) -> String {
+    match raw.char_indices().nth(64) {
+        Some((cut, _)) => format!("{:?}…", &raw[..cut]),
+        None => format!("{raw:?}"),
+    }
 }
 
 // ---- loading and validation ---------------------------------------------------------------
@@ -424,7 +777,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_err)?;
+    let file = open(path)?;
     let size = file.metadata().map_err(read_err)?.len();
     if size > MAX_BYTES {
         return Err(ConfigError::TooLarge {
@@ -443,199 +796,178 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(path, &text)
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let invalid = |line: usize, column: usize, message: String| ConfigError::Invalid {
+/// Opens the config only if it is a regular file, and never waits in open(2): a FIFO would
+/// block this run (and every later one) until something wrote to it, /dev/zero would be read
+/// to the size limit, and some devices act on open alone (a watchdog arms itself). The path is
+/// looked at first so that a device is not even opened; the descriptor is looked at again
+/// (O_NONBLOCK keeps a FIFO swapped in meanwhile from blocking).
+fn open(path: &Path) -> Result<std::fs::File, ConfigError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_err = |source| ConfigError::Read {
         path: path.to_owned(),
-        line,
-        column,
-        message,
+        source,
+    };
+    let not_a_file = |meta: &std::fs::Metadata| ConfigError::NotAFile {
+        path: path.to_owned(),
+        kind: file_kind(meta.file_type()),
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(not_a_file(&meta));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(not_a_file(&meta));
+    }
+    Ok(file)
+}
+
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    // Some Windows editors begin UTF-8 files with a byte-order mark; libyaml would take it for
+    // indentation of the first line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let invalid = |(line, column): (usize, usize), message: String| {
+        let (line, column) = within(text, line, column);
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            line,
+            column,
+            message: shorten(message),
+        }
     };
     if text.contains('\0') {
         return Err(ConfigError::NotText {
             path: path.to_owned(),
         });
     }
+    if let Some((at, c)) = forbidden_character(text) {
+        let what = if c.is_control() {
+            "control character"
+        } else {
+            "character"
+        };
+        let message = format!("{what} U+{:04X} is not allowed in YAML", u32::from(c));
+        return Err(invalid(at, message));
+    }
     let blank = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
     if text.lines().all(blank) {
         return Err(invalid(
-            1,
-            1,
+            (1, 1),
             "config is empty; it needs `check` and `units`".into(),
         ));
     }
+    prescan::check(text).map_err(|p| invalid((p.line, p.column), p.message))?;
     let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        invalid(line, column, strip_mark(&e.to_string()))
+        let at = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        invalid(at, strip_mark(&e.to_string(), at))
     })?;
-
-    let at_key = |key: &str, message: String| {
-        let (line, column) = locate_key(text, key);
-        invalid(line, column, message)
-    };
-
-    let check = raw.check;
-    if check.command.is_empty() || check.command[0].trim().is_empty() {
-        return Err(at_key(
-            "command",
-            "check.command: is empty; give the program and its arguments, e.g. [\"/usr/local/bin/amIthePrimary\"]".into(),
-        ));
-    }
-    for (key, codes) in [
-        ("primary_exit_codes", &check.primary_exit_codes),
-        ("standby_exit_codes", &check.standby_exit_codes),
-    ] {
-        if codes.is_empty() {
-            return Err(at_key(key, format!("check.{key}: is empty")));
-        }
-        if let Some(c) = codes.iter().find(|c| !(0..=255).contains(*c)) {
-            return Err(at_key(
-                key,
-                format!("check.{key}: {c} is not an exit code (0 to 255)"),
-            ));
-        }
-    }
-    if let Some(c) = check
-        .primary_exit_codes
-        .iter()
-        .find(|c| check.standby_exit_codes.contains(c))
-    {
-        return Err(at_key(
-            "standby_exit_codes",
-            format!("check.standby_exit_codes: {c} is also a primary exit code"),
-        ));
-    }
-
-    if !(1..=10).contains(&check.confirm) {
-        return Err(at_key(
-            "confirm",
-            format!("check.confirm: {} must be between 1 and 10", check.confirm),
-        ));
-    }
-    let hooks = Hooks {
-        on_promote: raw.hooks.on_promote,
-        on_demote: raw.hooks.on_demote,
-        on_failure: raw.hooks.on_failure,
-    };
-    for (key, hook) in hooks.all() {
-        if hook.command.first().is_none_or(|p| p.trim().is_empty()) {
-            return Err(at_key(key, format!("hooks.{key}.command: is empty")));
-        }
-    }
-
-    if let Some(m) = &raw.metrics_file {
-        if !m.is_absolute() {
-            return Err(at_key(
-                "metrics_file",
-                format!("metrics_file: {} is not an absolute path", m.display()),
-            ));
-        }
-        if m.extension().is_none_or(|e| e != "prom") {
-            return Err(at_key(
-                "metrics_file",
-                format!(
-                    "metrics_file: {} must end in .prom, or node_exporter's textfile collector ignores it",
-                    m.display()
-                ),
-            ));
-        }
-    }
-
-    if raw.units.is_empty() {
-        return Err(at_key(
-            "units",
-            "units: is empty; list the units this host manages".into(),
-        ));
-    }
-    let mut units: Vec<UnitConfig> = Vec::with_capacity(raw.units.len());
-    for (i, RawUnit(u)) in raw.units.into_iter().enumerate() {
-        let when = u.when.unwrap_or(When::Primary);
-        if let Some(prev) = units.iter().find(|p| p.name == u.name) {
-            let (line, column) = locate_unit(text, &u.name, 2);
-            let message = if prev.when == when {
-                format!("units[{i}]: {} is listed twice", u.name)
-            } else {
-                format!(
-                    "units[{i}]: {} is listed for both roles; a unit runs on the primary or on the standby, not both",
-                    u.name
-                )
-            };
-            return Err(invalid(line, column, message));
-        }
-        units.push(UnitConfig {
-            name: u.name,
-            when,
-            verify_timeout: u.verify_timeout.unwrap_or(raw.defaults.verify_timeout),
-            settle: u.settle.unwrap_or(raw.defaults.settle),
-            managed: u.managed,
-        });
-    }
-
-    Ok(Config {
-        path: path.to_owned(),
-        check: CheckConfig {
-            command: check.command,
-            timeout: check.timeout,
-            primary_exit_codes: check.primary_exit_codes,
-            standby_exit_codes: check.standby_exit_codes,
-            confirm: check.confirm,
-            confirm_interval: check.confirm_interval,
-            fence_after: check.fence_after,
-        },
-        hooks,
-        units,
-        metrics_file: raw.metrics_file,
-        parallel: raw.parallel,
-    })
+    Ok(raw.into_config(path))
 }
 
-/// serde_norway appends " at line L column C"; we print the position in front instead.
-fn strip_mark(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(" column ") => message[..i].to_owned(),
-        _ => message.to_owned(),
+/// serde_norway says " at line L column C" after the problem; we print the position in front
+/// instead. (A second position, of the context, is kept: "while parsing a flow mapping at …".)
+fn strip_mark(message: &str, (line, column): (usize, usize)) -> String {
+    message.replacen(&format!(" at line {line} column {column}"), "", 1)
+}
+
+/// Messages quote the offending value; one a megabyte long would flood the journal.
+fn shorten(mut message: String) -> String {
+    const MAX: usize = 1000;
+    if let Some((cut, _)) = message.char_indices().nth(MAX) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+/// Whether `c` ends a line, as libyaml counts lines (so that positions agree with its marks).
+fn is_break(c: char) -> bool {
+    matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+/// The 1-based position of the first character that libyaml's reader refuses (YAML allows
+/// tab, line breaks and printable characters only), with its line and column counted as
+/// libyaml counts them. NUL is left to the caller (a binary file).
+fn forbidden_character(text: &str) -> Option<((usize, usize), char)> {
+    let (mut line, mut column) = (1, 1);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let allowed = matches!(c,
+            '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}'
+            | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..);
+        if !allowed {
+            return Some(((line, column), c));
+        }
+        if is_break(c) && !(c == '\r' && chars.peek() == Some(&'\n')) {
+            line += 1;
+            column = 1;
+        } else if !is_break(c) {
+            column += 1;
+        }
+    }
+    None
+}
+
+/// A position inside the text: libyaml places an error at the very end (an unclosed bracket)
+/// one line below the last when the text ends with a line break; an editor shows no such line,
+/// so it becomes the end of the last line.
+fn within(text: &str, line: usize, column: usize) -> (usize, usize) {
+    let lines = lines(text);
+    match lines.get(line.max(1) - 1) {
+        Some(_) => (line.max(1), column.max(1)),
+        None => (
+            lines.len(),
+            lines.last().map_or(0, |l| l.chars().count()) + 1,
+        ),
     }
 }
 
-/// Line and column (1-based) of the first `key:` in the text, in block or flow style;
-/// serde does not keep positions for values it accepted, so errors found after parsing are
-/// placed by looking the key up.
-fn locate_key(text: &str, key: &str) -> (usize, usize) {
-    for (n, line) in text.lines().enumerate() {
-        let code = line.split(" #").next().unwrap_or(line);
-        let mut from = 0;
-        while let Some(i) = code[from..].find(key).map(|i| i + from) {
-            let before = code[..i].chars().next_back();
-            let after = code[i + key.len()..].trim_start();
-            if before.is_none_or(|c| !(c.is_alphanumeric() || c == '_')) && after.starts_with(':') {
-                return (n + 1, i + 1);
-            }
-            from = i + key.len();
+/// The text's lines as libyaml counts them (a break is \n, \r\n, \r, NEL, LS or PS); a final
+/// break does not start another line, and an empty text has one, empty line.
+fn lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut iter = text.char_indices().peekable();
+    while let Some((i, c)) = iter.next() {
+        if !is_break(c) {
+            continue;
         }
-    }
-    (1, 1)
-}
-
-/// Position of the `nth` unit entry (1-based) naming `name`, with or without `.service`,
-/// for errors about repeated units.
-fn locate_unit(text: &str, name: &str, nth: usize) -> (usize, usize) {
-    let bare = name.strip_suffix(".service").unwrap_or(name);
-    let is_name_char = |c: char| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c);
-    let start = locate_key(text, "units").0;
-    let mut seen = 0;
-    for (n, line) in text.lines().enumerate().skip(start.saturating_sub(1)) {
-        let code = line.split(" #").next().unwrap_or(line);
-        let mut col = 0;
-        for token in code.split(|c: char| !is_name_char(c)) {
-            if !token.is_empty() && (token == name || token == bare) {
-                seen += 1;
-                if seen == nth {
-                    return (n + 1, col + 1);
-                }
-            }
-            col += token.len() + 1;
+        lines.push(&text[start..i]);
+        let mut end = i + c.len_utf8();
+        if c == '\r'
+            && let Some(&(j, '\n')) = iter.peek()
+        {
+            iter.next();
+            end = j + 1;
         }
+        start = end;
     }
-    (1, 1)
+    if start < text.len() || lines.is_empty() {
+        lines.push(&text[start..]);
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -724,6 +1056,18 @@ units:
         );
         let e = parse_err("check: {command: [x]}\ndefaults: {setle: 1s}\nunits: [a]\n");
         assert!(e.contains("defaults: unknown field `setle`"), "{e}");
+        let e = parse_err("check:\n  command: [x]\n  timeout: 1s\n  timeout: 2s\nunits: [a]\n");
+        assert!(e.contains("check: duplicate field `timeout`"), "{e}");
+        let e = parse_err("check:\n  timeout: 1s\nunits: [a]\n");
+        assert!(
+            e.starts_with("c.yaml:2:3: check: missing field `command`"),
+            "{e}"
+        );
+        let e = parse_err("check: [x]\nunits: [a]\n");
+        assert!(
+            e.contains("check: invalid type: sequence, expected a map with `command`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -737,7 +1081,7 @@ units:
     #[test]
     fn empty_units_list() {
         let e = parse_err("check: {command: [x]}\nunits: []\n");
-        assert!(e.starts_with("c.yaml:2:1: units: is empty"), "{e}");
+        assert!(e.starts_with("c.yaml:2:8: units: is empty"), "{e}");
     }
 
     #[test]
@@ -765,7 +1109,18 @@ units:
             ("app;reboot", "contains ';'"),
             ("foo@.service", "is a template"),
             ("\"@x.service\"", "nothing before '@'"),
-            ("a@b@c.service", "more than one '@'"),
+            ("\".service\"", "no name before .service"),
+            ("\"@.service\"", "nothing before '@'"),
+            ("sda.device", "is a device unit"),
+            ("init.scope", "is a scope unit"),
+            (
+                "system.slice",
+                "stopping it would take the host's own services down",
+            ),
+            ("user.slice", "every login session"),
+            ("-.slice", "looks like an option"),
+            ("a#b.service", "contains '#'"),
+            ("café", "contains 'é'"),
             ("\"\"", "empty"),
         ] {
             let e = parse_err(&format!("check: {{command: [x]}}\nunits:\n  - {name}\n"));
@@ -797,6 +1152,28 @@ units:
             normalize_unit_name("foo\\x2dbar.mount").as_deref(),
             Ok("foo\\x2dbar.mount")
         );
+        // systemd's grammar: every real unit type keeps its suffix (a slice can be started
+        // and stopped); anything else after the last dot is part of a service's name, as for
+        // systemctl; an instance may contain '@'.
+        for name in [
+            "machine.slice",
+            "app.slice",
+            "a.socket",
+            "a.target",
+            "a.automount",
+            "a.swap",
+            "a.path",
+        ] {
+            assert_eq!(normalize_unit_name(name).as_deref(), Ok(name));
+        }
+        assert_eq!(
+            normalize_unit_name("app.Service").as_deref(),
+            Ok("app.Service.service")
+        );
+        assert_eq!(normalize_unit_name("a@b@c").as_deref(), Ok("a@b@c.service"));
+        let longest = format!("{}.service", "a".repeat(255 - ".service".len()));
+        assert_eq!(normalize_unit_name(&longest), Ok(longest.clone()));
+        assert!(normalize_unit_name(&format!("a{longest}")).is_err());
     }
 
     #[test]
@@ -828,26 +1205,53 @@ units:
         );
         let e = parse_err("check: {command: [x]}\ndefaults: {verify_timeout: 0s}\nunits: [a]\n");
         assert!(e.contains("defaults.verify_timeout"), "{e}");
+        let c = parse_ok("check: {command: [x], fence_after: 5m}\nunits: [a]\n");
+        assert_eq!(c.check.fence_after, Some(Duration::from_secs(300)));
+        assert_eq!(
+            parse_ok("check: {command: [x]}\nunits: [a]\n")
+                .check
+                .fence_after,
+            None
+        );
+        let e = parse_err("check: {command: [x], fence_after: 0s}\nunits: [a]\n");
+        assert!(
+            e.starts_with(
+                "c.yaml:1:36: check.fence_after: duration \"0s\" must be greater than zero"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn check_command_and_exit_codes() {
         let e = parse_err("check:\n  command: []\nunits: [a]\n");
-        assert!(e.starts_with("c.yaml:2:3: check.command: is empty"), "{e}");
+        assert!(e.starts_with("c.yaml:2:12: check.command: is empty"), "{e}");
         let e = parse_err("check:\n  command: [\"\"]\nunits: [a]\n");
         assert!(e.contains("check.command: is empty"), "{e}");
         let e = parse_err("check:\n  command: /bin/true\nunits: [a]\n");
         assert!(e.contains("check.command: invalid type: string"), "{e}");
         let e = parse_err("check:\n  command: [x]\n  primary_exit_codes: [0, 1]\nunits: [a]\n");
         assert!(
-            e.starts_with("c.yaml:") && e.contains("1 is also a primary exit code"),
+            e.starts_with("c.yaml:2:3: check: standby_exit_codes defaults to [1], and 1 is also a primary exit code"),
             "{e}"
         );
         let e = parse_err("check:\n  command: [x]\n  standby_exit_codes: [256]\nunits: [a]\n");
         assert!(
-            e.starts_with("c.yaml:3:3:") && e.contains("256 is not an exit code"),
+            e.starts_with("c.yaml:3:24: check.standby_exit_codes[0]: 256 is not an exit code"),
             "{e}"
         );
+        // Two given lists: the repeated code, in the list read second.
+        let e = parse_err(
+            "check:\n  command: [x]\n  standby_exit_codes: [1, 2]\n  primary_exit_codes: [0, 3, 2]\nunits: [a]\n",
+        );
+        assert!(
+            e.starts_with(
+                "c.yaml:4:30: check.primary_exit_codes[2]: 2 is also a standby exit code"
+            ),
+            "{e}"
+        );
+        let e = parse_err("check: {command: [x], primary_exit_codes: [-1]}\nunits: [a]\n");
+        assert!(e.contains("-1 is not an exit code"), "{e}");
         let e = parse_err("check:\n  command: [x]\n  primary_exit_codes: []\nunits: [a]\n");
         assert!(e.contains("check.primary_exit_codes: is empty"), "{e}");
         let c = parse_ok(
@@ -879,14 +1283,13 @@ units:
         assert!(c.units[1].managed);
         let e = parse_err("check: {command: [x], confirm: 0}\nunits: [a]\n");
         assert!(
-            e.starts_with("c.yaml:1:23:")
-                && e.contains("check.confirm: 0 must be between 1 and 10"),
+            e.starts_with("c.yaml:1:32: check.confirm: 0 must be between 1 and 10"),
             "{e}"
         );
         let e =
             parse_err("check: {command: [x]}\nhooks:\n  on_promote: {command: []}\nunits: [a]\n");
         assert!(
-            e.starts_with("c.yaml:3:3:") && e.contains("hooks.on_promote.command: is empty"),
+            e.starts_with("c.yaml:3:25: hooks.on_promote.command: is empty"),
             "{e}"
         );
         let e =
@@ -916,7 +1319,7 @@ units:
         assert!(c.parallel);
         let e = parse_err("check: {command: [x]}\nmetrics_file: fm.prom\nunits: [a]\n");
         assert!(
-            e.starts_with("c.yaml:2:1: metrics_file: fm.prom is not an absolute path"),
+            e.starts_with("c.yaml:2:15: metrics_file: fm.prom is not an absolute path"),
             "{e}"
         );
         let e = parse_err("check: {command: [x]}\nmetrics_file: /x/fm.txt\nunits: [a]\n");
@@ -973,5 +1376,152 @@ units:
         assert!(bin_err.is_err_and(|e| e.contains("not UTF-8")));
         assert!(missing.is_err_and(|e| e.contains("cannot read config")));
         assert_eq!(ok_units, Ok(3));
+    }
+
+    #[test]
+    fn positions_come_from_the_parser_not_from_a_search_of_the_text() {
+        // A commented-out key above the real one (a text search blamed the comment).
+        let e = parse_err("check:\n  command: [x]\n  # confirm: 3\n  confirm: 0\nunits: [a]\n");
+        assert!(
+            e.starts_with("c.yaml:4:12: check.confirm: 0 must be"),
+            "{e}"
+        );
+        // The same key under `hooks:`, earlier in the file.
+        let e =
+            parse_err("hooks:\n  on_promote: {command: [x]}\ncheck:\n  command: []\nunits: [a]\n");
+        assert!(e.starts_with("c.yaml:4:12: check.command: is empty"), "{e}");
+        let e = parse_err(
+            "check: {command: [x]}\n# metrics_file: /ok.prom\nmetrics_file: x.prom\nunits: [a]\n",
+        );
+        assert!(e.starts_with("c.yaml:3:15: metrics_file:"), "{e}");
+        // A repeated unit whose name is also a word used before it.
+        let e = parse_err(
+            "check: {command: [x]}\nunits:\n  - name: x\n    when: standby\n  - standby\n  - standby\n",
+        );
+        assert!(
+            e.starts_with("c.yaml:6:5: units[2]: standby.service is listed twice"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn byte_order_mark_control_characters_and_second_documents() {
+        assert_eq!(
+            parse_ok("\u{feff}check:\n  command: [x]\nunits: [a]\n")
+                .units
+                .len(),
+            1
+        );
+        // Columns as an editor shows them, without the mark.
+        let e = parse_err("\u{feff}check: {command: [x], confirm: 0}\nunits: [a]\n");
+        assert!(e.starts_with("c.yaml:1:32:"), "{e}");
+        let e = parse_err("check: {command: [x]}\nunits: [a\u{1}]\n");
+        assert!(
+            e.starts_with("c.yaml:2:10: control character U+0001 is not allowed in YAML"),
+            "{e}"
+        );
+        // Columns count characters, as libyaml does.
+        let e = parse_err("check: {command: [x]}\r\nunits: [\"\u{e9}\u{7f}\"]\r\n");
+        assert!(
+            e.starts_with("c.yaml:2:11: control character U+007F"),
+            "{e}"
+        );
+        let e = parse_err("check: {command: [x]}\nunits: [a]\n---\nunits: [b]\n");
+        assert!(
+            e.starts_with("c.yaml:3:1: a second YAML document (---) is not allowed"),
+            "{e}"
+        );
+        let e = parse_err("check: {command: [x]}\nunits: [a]\n...\nunits: [b]\n");
+        assert!(
+            e.starts_with("c.yaml:4:1: text after the end of the document (...)"),
+            "{e}"
+        );
+        // Markers around the one document are fine.
+        parse_ok("---\ncheck: {command: [x]}\nunits: [a]\n...\n# end\n");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_sees_it() {
+        // libyaml takes quadratic time over these (minutes for a MiB).
+        for open in ["[", "{a: ", "- ", "? "] {
+            let text = format!(
+                "check: {{command: [x]}}\nunits:\n  {}",
+                open.repeat(200_000)
+            );
+            let e = parse_err(&text);
+            assert!(
+                e.starts_with("c.yaml:3:") && e.contains("nested deeper than 16 levels"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_at_the_end_points_into_the_text() {
+        // libyaml places it below the final line break, on a line no editor shows.
+        let e = parse_err("check: {command: [x]}\nunits: [a\n");
+        assert!(e.starts_with("c.yaml:2:10: "), "{e}");
+        // The problem's position is said once, in front; the context's stays.
+        let e = parse_err("check: {command: [x]\nunits: [a]\n");
+        assert_eq!(
+            e,
+            "c.yaml:2:1: did not find expected ',' or '}', while parsing a flow mapping at line 1 column 8"
+        );
+        assert_eq!(lines("a\r\nb\rc\u{2028}d\n"), ["a", "b", "c", "d"]);
+        assert_eq!(lines(""), [""]);
+    }
+
+    #[test]
+    fn a_huge_value_is_not_quoted_whole() {
+        let long = "a".repeat(100_000);
+        let e = parse_err(&format!("check: {{command: [x]}}\nunits: [\"{long}\"]\n"));
+        assert!(e.contains("\"… is longer than 255 characters"), "{e}");
+        assert!(e.len() < 200, "{} bytes", e.len());
+        // Messages that serde_norway writes are cut short too.
+        let e = parse_err(&format!(
+            "check: {{command: [x], timeout: {long}}}\nunits: [a]\n"
+        ));
+        assert!(
+            e.ends_with('…') && e.len() < 1100,
+            "{} bytes: {e:.200}",
+            e.len()
+        );
+    }
+
+    #[test]
+    fn load_refuses_what_is_not_a_regular_file_without_blocking() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("fm-config-fifo-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let fifo = dir.join("fifo.yaml");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap_or_default();
+        // SAFETY: a valid NUL-terminated path; mkfifo(3) only creates a file.
+        let made = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } == 0;
+        // A blocking open of a FIFO without a writer never returns: load in a thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(load(&path).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let fifo_err = rx.recv_timeout(Duration::from_secs(10));
+        if fifo_err.is_err() {
+            // Unblock the reader so the thread can end.
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        }
+        let dir_err = load(&dir).map(|_| ()).map_err(|e| e.to_string());
+        let zero_err = load(Path::new("/dev/zero"))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(made, "mkfifo failed");
+        let fifo_err = fifo_err.map_err(|_| "load blocked on a FIFO".to_string());
+        assert!(fifo_err.is_ok_and(|r| r.is_err_and(|e| e.ends_with(
+            "fifo.yaml: cannot read config: it is a FIFO (named pipe), not a regular file"
+        ))),);
+        assert!(dir_err.is_err_and(|e| e.contains("it is a directory, not a regular file")));
+        assert!(
+            zero_err.is_err_and(|e| e
+                == "/dev/zero: cannot read config: it is a character device, not a regular file")
+        );
     }
 }

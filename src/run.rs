@@ -222,15 +222,15 @@ fn reconcile(
         });
         if let Err(e) = metrics::write(path, &text) {
             // Stale metrics would say all is well: that needs a human too.
-            log::error!("cannot write the metrics file {}: {e}", path.display());
-            if e.is_read_only()
-                && let Some(dir) = path.parent()
-            {
-                log::error!(
-                    "the service may write only where it is allowed to: `systemctl edit \
-                     failover-manager.service`, then [Service] ReadWritePaths={}",
+            match (e.is_read_only(), path.parent()) {
+                (true, Some(dir)) => log::error!(
+                    "cannot write the metrics file {}: {e} (the service may write only where it \
+                     is allowed to: `systemctl edit failover-manager.service`, then [Service] \
+                     ReadWritePaths={})",
+                    path.display(),
                     dir.display()
-                );
+                ),
+                _ => log::error!("cannot write the metrics file: {e}"),
             }
             return result.map(|_| Status::Failed);
         }

@@ -168,7 +168,7 @@ fn config_unreadable() {
             let _ = std::fs::remove_file(&p);
             let _ = std::fs::create_dir(&p);
         },
-        "cannot read config: Is a directory",
+        "cannot read config: it is a directory, not a regular file",
     );
 }
 

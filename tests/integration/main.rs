@@ -12,6 +12,7 @@ mod etcd;
 mod examples;
 mod faults;
 mod fence;
+mod input;
 mod packaging;
 mod reconcile;
 mod safety;
