@@ -32,6 +32,9 @@ pub struct Config {
     pub units: Vec<UnitConfig>,
     /// Prometheus textfile for node_exporter, rewritten at the end of every reconcile.
     pub metrics_file: Option<PathBuf>,
+    /// This host's site (`dc1`): a label on every metric, so one Prometheus can tell the sites
+    /// apart and see two primaries.
+    pub site: Option<String>,
     /// Start (and stop) all units of a step in one batched systemctl call, verified together.
     pub parallel: bool,
 }
@@ -158,6 +161,8 @@ struct RawConfig {
     #[serde(default)]
     metrics_file: Option<MetricsFile>,
     #[serde(default)]
+    site: Option<Site>,
+    #[serde(default)]
     parallel: bool,
 }
 
@@ -226,6 +231,7 @@ impl RawConfig {
             },
             units: units.collect(),
             metrics_file: self.metrics_file.map(|m| m.0),
+            site: self.site.map(|s| s.0),
             parallel: self.parallel,
         }
     }
@@ -560,6 +566,33 @@ impl<'de> Deserialize<'de> for MetricsFile {
                 let path = PathBuf::from(s);
                 values::metrics_file(&path).map_err(E::custom)?;
                 Ok(MetricsFile(path))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// `site:`, a metric label value: short and plain, so a typo or a stray quote cannot split one
+/// site's series in two or break the text format.
+struct Site(String);
+
+impl<'de> Deserialize<'de> for Site {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Site;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a site name such as dc1")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Site, E> {
+                let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+                if s.is_empty() || s.len() > 63 || !s.chars().all(plain) {
+                    return Err(E::custom(format!(
+                        "site {:?} must be 1 to 63 ASCII letters, digits, '.', '_' or '-'",
+                        s.chars().take(64).collect::<String>()
+                    )));
+                }
+                Ok(Site(s.to_owned()))
             }
         }
         d.deserialize_str(V)
@@ -1302,6 +1335,19 @@ units:
             "check: {command: [x]}\nhooks:\n  on_promote: {command: [x], timeout: 0s}\nunits: [a]\n",
         );
         assert!(e.contains("hooks.on_promote.timeout"), "{e}");
+    }
+
+    #[test]
+    fn site_is_a_plain_label_value() {
+        let c = parse_ok("check: {command: [x]}\nsite: dc-1.east_2\nunits: [a]\n");
+        assert_eq!(c.site.as_deref(), Some("dc-1.east_2"));
+        assert_eq!(parse_ok("check: {command: [x]}\nunits: [a]\n").site, None);
+        for bad in ["\"\"", "\"dc 1\"", "dc\\\"1", "[dc1]"] {
+            let e = parse_err(&format!(
+                "check: {{command: [x]}}\nsite: {bad}\nunits: [a]\n"
+            ));
+            assert!(e.starts_with("c.yaml:2:7: "), "{bad}: {e}");
+        }
     }
 
     #[test]

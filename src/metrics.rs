@@ -18,6 +18,8 @@ pub struct Snapshot<'a> {
     pub observed_after: Option<&'a [UnitState]>,
     pub success: bool,
     pub paused: bool,
+    /// `site:`, a label on every sample.
+    pub site: Option<&'a str>,
     /// Self-fencing, when `check.fence_after` is set.
     pub fence: Option<&'a crate::fence::View>,
     pub finished: SystemTime,
@@ -39,12 +41,25 @@ fn running(s: &UnitState) -> bool {
     )
 }
 
+/// `{a="1"}` with the site's label in front: `{site="dc1",a="1"}`.
+fn with_site(labels: &str, site: Option<&str>) -> String {
+    let Some(site) = site else {
+        return labels.to_owned();
+    };
+    let site = format!("site=\"{}\"", escape(site));
+    match labels.strip_prefix('{') {
+        Some(rest) => format!("{{{site},{rest}"),
+        None => format!("{{{site}}}"),
+    }
+}
+
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
         out.push_str(&format!("# HELP failover_manager_{name} {help}\n"));
         out.push_str(&format!("# TYPE failover_manager_{name} gauge\n"));
         for (labels, v) in samples {
+            let labels = with_site(labels, s.site);
             out.push_str(&format!("failover_manager_{name}{labels} {v}\n"));
         }
     };
@@ -206,6 +221,16 @@ mod tests {
     use crate::plan::plan;
 
     fn snapshot_text(role: Role, exit: Exit, observed_after: Option<&[UnitState]>) -> String {
+        snapshot_with(role, exit, observed_after, None, None)
+    }
+
+    fn snapshot_with(
+        role: Role,
+        exit: Exit,
+        observed_after: Option<&[UnitState]>,
+        site: Option<&str>,
+        fence: Option<&crate::fence::View>,
+    ) -> String {
         let units: Vec<UnitConfig> = [("app.service", When::Primary), ("re\"plica", When::Standby)]
             .iter()
             .map(|(n, w)| UnitConfig::for_test(n, *w))
@@ -223,10 +248,47 @@ mod tests {
             observed_after,
             success: true,
             paused: false,
-            fence: None,
+            site,
+            fence,
             finished: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             duration: Duration::from_millis(1500),
         })
+    }
+
+    #[test]
+    fn the_site_labels_every_sample() {
+        let t = snapshot_with(Role::Primary, Exit::Code(0), None, Some("dc1"), None);
+        for l in t.lines().filter(|l| !l.starts_with('#')) {
+            assert!(l.contains("{site=\"dc1\""), "{l}");
+        }
+        assert!(t.contains("failover_manager_role{site=\"dc1\",role=\"primary\"} 1\n"));
+        assert!(t.contains("failover_manager_paused{site=\"dc1\"} 0\n"));
+    }
+
+    /// The shipped alert rules only name metrics this file has: a renamed metric would
+    /// silence an alert without a word.
+    #[test]
+    fn every_metric_the_alert_rules_use_is_rendered() {
+        let view = crate::fence::View {
+            after: Duration::from_secs(60),
+            status: crate::fence::Status::Waiting {
+                unknown_for: Duration::from_secs(1),
+                remaining: Duration::from_secs(59),
+            },
+            last_confirmed: None,
+        };
+        let t = snapshot_with(Role::Primary, Exit::Code(0), None, Some("a"), Some(&view));
+        let rules = include_str!("../examples/prometheus/alerts.yml");
+        let mut used: Vec<&str> = rules
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("failover_manager_"))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        assert!(used.len() >= 6, "{used:?}");
+        for m in used {
+            assert!(t.contains(&format!("\n{m}{{")), "{m} is not rendered:\n{t}");
+        }
     }
 
     #[test]

@@ -216,6 +216,7 @@ fn reconcile(
             observed_after: record.observed_after.as_deref(),
             success: matches!(result, Ok(Status::Converged)),
             paused: record.paused.is_some(),
+            site: config.site.as_deref(),
             fence: record.fence.as_ref(),
             finished: std::time::SystemTime::now(),
             duration: started.elapsed(),
