@@ -13,3 +13,4 @@ mod reconcile;
 mod safety;
 mod seen;
 mod shipped;
+mod two_sites;

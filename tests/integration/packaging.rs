@@ -272,6 +272,11 @@ fn make_install_installs_everything_and_uninstall_removes_it() {
             0o755,
         ),
         (
+            "/usr/local/lib/failover-manager/keepalived/keepalived.service.d/failover-manager.conf"
+                .into(),
+            0o644,
+        ),
+        (
             "/usr/local/share/bash-completion/completions/failover-manager".into(),
             0o644,
         ),
@@ -509,6 +514,7 @@ fn deb_installs_units_disabled_and_not_started_and_works() {
         "/usr/share/fish/vendor_completions.d/failover-manager.fish",
         "/usr/share/man/man1/failover-manager-reconcile.1.gz",
         "/usr/lib/failover-manager/keepalived/notify-failover-manager",
+        "/usr/lib/failover-manager/keepalived/keepalived.service.d/failover-manager.conf",
     ] {
         assert!(
             listed.lines().any(|l| l == path),
