@@ -16,7 +16,7 @@ FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 ARTIFACTS  ?= target/release
 CARGO      ?= cargo
 
-.PHONY: setup build test lint fuzz install uninstall deb demo bench clean-sandboxes
+.PHONY: setup build test lint fuzz install uninstall deb demo bench drill clean-sandboxes
 
 build:
 	$(CARGO) build --release --locked
@@ -57,6 +57,10 @@ install: $(if $(filter target/release,$(ARTIFACTS)),build)
 	install -m755 examples/keepalived/notify-failover-manager $(DESTDIR)$(LIBDIR)/failover-manager/keepalived/
 	install -d $(DESTDIR)$(LIBDIR)/failover-manager/etcd
 	install -m755 examples/etcd/watch-etcd-key examples/etcd/etcd-ack examples/etcd/switchover $(DESTDIR)$(LIBDIR)/failover-manager/etcd/
+# The keepalived.service drop-in goes where systemd does not look: a host that wants it links
+# it in (examples/keepalived/keepalived.conf says how).
+	install -Dm644 examples/keepalived/keepalived.service.d/failover-manager.conf \
+		$(DESTDIR)$(LIBDIR)/failover-manager/keepalived/keepalived.service.d/failover-manager.conf
 	install -d -m755 $(DESTDIR)$(SYSCONFDIR)/failover-manager
 	sed 's|/usr/lib/failover-manager/|$(LIBDIR)/failover-manager/|g' examples/config.yaml \
 		>$(DESTDIR)$(SYSCONFDIR)/failover-manager/config.yaml.example
@@ -93,6 +97,15 @@ demo:
 # throwaway sandbox (needs root); rewrites BENCHMARKS.md. Measures, never asserts.
 bench: build
 	bench/bench.sh target/release/failover-manager
+
+# Two sites with real keepalived in throwaway sandboxes (needs root), every keepalived fault,
+# the recommended setup against the baselines in the same run; rewrites DRILL.md. Measures,
+# never asserts (make test runs one quick round and asserts safety only).
+DRILL_ROUNDS ?= 4
+drill: build
+	drill/keepalived.sh --rounds $(DRILL_ROUNDS) --out target/drill-keepalived.tsv target/release/failover-manager
+	drill/report.sh target/drill-keepalived.tsv "drill/keepalived.sh --rounds $(DRILL_ROUNDS)" >target/DRILL.md
+	mv target/DRILL.md DRILL.md
 
 # Tear down sandboxes left behind by a test run that was killed (normally there are none).
 clean-sandboxes:

@@ -7,7 +7,7 @@ use crate::sandbox::{BIN, Sandbox};
 use crate::test::Test;
 use crate::unit::Unit;
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+pub const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
 /// Where the packages install the checks (the .deb layout), as `examples/config.yaml` says.
 const CHECKS: &str = "/usr/lib/failover-manager/checks";
 const NOTIFY: &str = "/usr/lib/failover-manager/keepalived/notify-failover-manager";
@@ -18,6 +18,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("checks/dns-points-here", CHECKS),
     ("checks/vip-on-this-host", CHECKS),
     ("checks/role-file", CHECKS),
+    ("checks/keepalived-vip", CHECKS),
     (
         "keepalived/notify-failover-manager",
         "/usr/lib/failover-manager/keepalived",
@@ -25,7 +26,7 @@ const SCRIPTS: &[(&str, &str)] = &[
 ];
 
 /// Copies every example script to where the packages put it, keeping its mode.
-fn install_scripts(sb: &Sandbox) {
+pub fn install_scripts(sb: &Sandbox) {
     for (src, dir) in SCRIPTS {
         let src = format!("{EXAMPLES}/{src}");
         let mode = std::fs::metadata(&src)
@@ -54,13 +55,13 @@ fn replace(sb: &Sandbox, inside: &str, contents: &str) {
     sb.write(inside, contents);
 }
 
-struct Out {
-    status: i32,
-    stdout: String,
-    stderr: String,
+pub struct Out {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-fn run(sb: &Sandbox, argv: &[&str]) -> Out {
+pub fn run(sb: &Sandbox, argv: &[&str]) -> Out {
     let out = sb.exec(argv);
     Out {
         status: out.status.code().unwrap_or(-1),
@@ -71,7 +72,7 @@ fn run(sb: &Sandbox, argv: &[&str]) -> Out {
 
 /// Runs a check and asserts its exact exit status and what it says: for 0 and 1 a line on
 /// stdout and nothing on stderr; for 2 exactly one line on stderr, "NAME: cannot tell: …".
-fn expect(sb: &Sandbox, argv: &[&str], status: i32, says: &str) {
+pub fn expect(sb: &Sandbox, argv: &[&str], status: i32, says: &str) {
     let out = run(sb, argv);
     let ctx = format!(
         "{argv:?}\n--- status {}\n--- stdout\n{}--- stderr\n{}---",
@@ -94,7 +95,7 @@ fn expect(sb: &Sandbox, argv: &[&str], status: i32, says: &str) {
     }
 }
 
-fn check(name: &str) -> String {
+pub fn check(name: &str) -> String {
     format!("{CHECKS}/{name}")
 }
 

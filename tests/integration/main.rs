@@ -18,3 +18,4 @@ mod reconcile;
 mod safety;
 mod seen;
 mod shipped;
+mod two_sites;

@@ -272,6 +272,11 @@ fn make_install_installs_everything_and_uninstall_removes_it() {
             0o755,
         ),
         (
+            "/usr/local/lib/failover-manager/keepalived/keepalived.service.d/failover-manager.conf"
+                .into(),
+            0o644,
+        ),
+        (
             "/usr/local/share/bash-completion/completions/failover-manager".into(),
             0o644,
         ),
@@ -537,6 +542,8 @@ fn deb_installs_units_disabled_and_not_started_and_works() {
         "/usr/lib/failover-manager/etcd/switchover",
         "/usr/share/doc/failover-manager/examples/etcd/failover-manager-etcd-watch.service",
         "/usr/share/doc/failover-manager/examples/etcd/failover-manager.timer.d/cadence.conf",
+        "/usr/lib/failover-manager/keepalived/keepalived.service.d/failover-manager.conf",
+        "/usr/share/doc/failover-manager/examples/prometheus/alerts.yml",
     ] {
         assert!(
             listed.lines().any(|l| l == path),

@@ -1,0 +1,224 @@
+# drill/lib.sh: what every multi-host drill needs, sourced by drill/keepalived.sh (and meant
+# for a later etcd drill): boot throwaway hosts (tests/sandbox.sh), join them, install
+# failover-manager the way the tests do, sample units' states inside each host, read the
+# samples and the journals back, and tear everything down on exit.
+#
+# Hosts are named (A, B, …); each is a systemd booted as PID 1 of its own namespaces over an
+# overlay of /, in its own network namespace. Nothing here touches the machine's network or
+# starts a service outside a host. Every time is the wall clock ($EPOCHREALTIME, journal
+# realtime stamps): one clock, shared by the host namespaces (no time namespace is used).
+#
+# The caller sets `set -euo pipefail`, sources this file and calls drill_init; every host it
+# boots is torn down when the caller exits, however it exits. A caller killed with SIGKILL
+# takes its hosts with it: each host's launcher dies with its parent (sandbox.sh run).
+
+DRILL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DRILL_SANDBOX=$DRILL_REPO/tests/sandbox.sh
+DRILL_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+declare -A DRILL_PID=() DRILL_CG=() DRILL_LAUNCHER=()
+DRILL_HOSTS=()
+
+drill_log() { echo "drill: $*" >&2; }
+drill_die() {
+  echo "drill: $*" >&2
+  exit 1
+}
+
+# drill_init: needs root; makes DRILL_TMP (a scratch directory on this machine); on exit,
+# however it comes, tears down every host and removes DRILL_TMP. A signal exits.
+drill_init() {
+  [ "$(id -u)" = 0 ] || drill_die "boots throwaway systemd hosts in new namespaces, which needs root"
+  DRILL_TMP=$(mktemp -d /tmp/fm-drill.XXXXXX)
+  trap drill_exit EXIT
+  trap 'exit 130' INT TERM HUP
+}
+
+drill_exit() {
+  drill_teardown
+  [ -z "${DRILL_TMP:-}" ] || rm -rf -- "$DRILL_TMP"
+}
+
+# drill_boot NAME: boots a host. Its launcher is this shell's child and dies with it.
+drill_boot() {
+  local name=$1 fd cg pid
+  exec {fd}< <(exec "$DRILL_SANDBOX" run "drill-$name")
+  DRILL_LAUNCHER[$name]=$!
+  DRILL_HOSTS+=("$name")
+  read -r -u "$fd" cg || true
+  exec {fd}<&-
+  [ -n "$cg" ] || drill_die "host $name: sandbox.sh run printed no cgroup"
+  DRILL_CG[$name]=$cg
+  pid=$("$DRILL_SANDBOX" wait "$cg") || drill_die "host $name did not boot"
+  DRILL_PID[$name]=$pid
+  mkdir -p "$(drill_root "$name")/run/drill"
+}
+
+drill_teardown() {
+  local name
+  for name in "${DRILL_HOSTS[@]}"; do
+    if [ -n "${DRILL_CG[$name]:-}" ]; then
+      "$DRILL_SANDBOX" down "${DRILL_PID[$name]:-0}" "${DRILL_CG[$name]}" || true
+    fi
+    kill "${DRILL_LAUNCHER[$name]}" 2>/dev/null || true
+    wait "${DRILL_LAUNCHER[$name]}" 2>/dev/null || true
+  done
+  DRILL_HOSTS=()
+}
+
+# drill_down NAME: tears one host down now (a drill that boots fresh hosts per variant).
+drill_down() {
+  local name=$1 kept=() h
+  "$DRILL_SANDBOX" down "${DRILL_PID[$name]:-0}" "${DRILL_CG[$name]}" || true
+  kill "${DRILL_LAUNCHER[$name]}" 2>/dev/null || true
+  wait "${DRILL_LAUNCHER[$name]}" 2>/dev/null || true
+  for h in "${DRILL_HOSTS[@]}"; do [ "$h" = "$name" ] || kept+=("$h"); done
+  DRILL_HOSTS=("${kept[@]}")
+  unset "DRILL_PID[$name]" "DRILL_CG[$name]" "DRILL_LAUNCHER[$name]"
+}
+
+# The host's root as seen from here.
+drill_root() { echo "/proc/${DRILL_PID[$1]}/root"; }
+
+# drill_in NAME ARGV...: runs ARGV inside every namespace of the host, with a clean environment.
+drill_in() {
+  local name=$1
+  shift
+  nsenter -t "${DRILL_PID[$name]}" -a -- env -i PATH="$DRILL_PATH" LC_ALL=C "$@"
+}
+
+# drill_put NAME PATH MODE: writes stdin to PATH inside the host. Removed first from inside,
+# so that a symlink there is replaced, never followed out of the host.
+drill_put() {
+  local name=$1 path=$2 mode=$3 root
+  root=$(drill_root "$name")
+  drill_in "$name" mkdir -p -- "${path%/*}"
+  drill_in "$name" rm -f -- "$path"
+  cat >"$root$path"
+  chmod "$mode" "$root$path"
+}
+
+# drill_link A IF_A ADDR_A B IF_B ADDR_B: a veth pair that exists only inside the two hosts.
+drill_link() {
+  "$DRILL_SANDBOX" link "${DRILL_PID[$1]}" "$2" "$3" "${DRILL_PID[$4]}" "$5" "$6"
+}
+
+# drill_install_fm NAME BINARY: the binary and the shipped units (where `make install` puts
+# units, /usr/local/lib/systemd/system, as the integration tests do), and the example checks
+# where the .deb puts them. Nothing is enabled or started.
+drill_install_fm() {
+  local name=$1 bin=$2 f
+  drill_put "$name" /usr/bin/failover-manager 755 <"$bin"
+  for f in "$DRILL_REPO"/units/*; do
+    drill_put "$name" "/usr/local/lib/systemd/system/${f##*/}" 644 <"$f"
+  done
+  for f in "$DRILL_REPO"/examples/checks/*; do
+    drill_put "$name" "/usr/lib/failover-manager/checks/${f##*/}" 755 <"$f"
+  done
+}
+
+# drill_sample_start NAME UNIT...: a sampler inside the host (a transient unit, so it dies
+# with the host) appends "TIME R1 R2 …" to /run/drill/samples every 20 ms, Ri = 1 while the
+# i-th unit has a process (its cgroup is populated), else 0. It reads files only, no fork per
+# sample: a unit "runs" from its first process to its last, whatever systemd says about it.
+drill_sample_start() {
+  local name=$1
+  shift
+  drill_put "$name" /usr/local/lib/drill/sample 755 <"$DRILL_REPO/drill/sample"
+  drill_in "$name" systemd-run --quiet --unit=drill-sample --collect \
+    /usr/local/lib/drill/sample /run/drill/samples "$@"
+}
+
+# The samples file of a host, as seen from here.
+drill_samples() { echo "$(drill_root "$1")/run/drill/samples"; }
+
+# drill_journal NAME SINCE: the host's journal since SINCE (epoch seconds) as
+# "EPOCH.MICROS IDENTIFIER: MESSAGE" lines.
+drill_journal() {
+  local since=${2%.*}
+  drill_in "$1" journalctl --no-pager -q -o short-unix --since "@$((since - 1))" |
+    awk '{ t = $1; $1 = ""; $2 = ""; sub(/^  /, ""); print t, $0 }'
+}
+
+# drill_wait SECONDS ARGV...: polls ARGV every 50 ms until it succeeds; fails after SECONDS.
+drill_wait() {
+  local limit=$1 end
+  shift
+  end=$(awk -v n="$EPOCHREALTIME" -v s="$limit" 'BEGIN { printf "%.6f", n + s }')
+  until "$@"; do
+    awk -v n="$EPOCHREALTIME" -v e="$end" 'BEGIN { exit !(n >= e) }' && return 1
+    sleep 0.05
+  done
+}
+
+# drill_sleep_until EPOCH: sleeps until the wall clock reads EPOCH.
+drill_sleep_until() {
+  local d
+  d=$(awk -v n="$EPOCHREALTIME" -v e="$1" 'BEGIN { d = e - n; if (d < 0) d = 0; printf "%.3f", d }')
+  sleep "$d"
+}
+
+# drill_overlap T0 T1 COLUMN FILE...: from sample files, the seconds in [T0, T1] during which
+# at least two of the files' COLUMN-th unit (1 = first) ran at once. Each file is a step
+# function (a sample holds until the next); a file with no sample before a moment counts as
+# not running then.
+drill_overlap() {
+  local t0=$1 t1=$2 col=$3
+  shift 3
+  local i=0 f
+  for f in "$@"; do
+    awk -v h="$i" -v c="$((col + 1))" '{ print $1, h, $c }' "$f"
+    i=$((i + 1))
+  done | sort -n -k1,1 | awk -v t0="$t0" -v t1="$t1" '
+    function count(   k, n) { n = 0; for (k in s) n += s[k]; return n }
+    {
+      t = $1
+      if (t > t1) t = t1
+      if (t > last && last < t1) {
+        from = last < t0 ? t0 : last
+        if (t > from && count() >= 2) both += t - from
+      }
+      if ($1 > last) last = $1
+      s[$2] = $3
+    }
+    END {
+      if (last < t1) { from = last < t0 ? t0 : last; if (count() >= 2) both += t1 - from }
+      printf "%.3f\n", both
+    }'
+}
+
+# drill_running_since T0 T1 COLUMN FILE: the first moment in [T0, T1] from which the unit ran
+# without a break until T1, or "-" if it was not running at T1.
+drill_running_since() {
+  awk -v t0="$1" -v t1="$2" -v c="$(($3 + 1))" '
+    $1 > t1 { exit }
+    { if ($c == 1 && prev != 1) since = $1; prev = $c }
+    END {
+      if (prev != 1) { print "-"; exit }
+      if (since < t0) since = t0
+      printf "%.6f\n", since
+    }' "$4"
+}
+
+# drill_state_at T COLUMN FILE: 1 if the unit ran at moment T (the last sample at or before
+# T), else 0.
+drill_state_at() {
+  awk -v t="$1" -v c="$(($2 + 1))" '$1 > t { exit } { s = $c } END { print s + 0 }' "$3"
+}
+
+# drill_max_gap T0 T1 FILE: the longest time between two samples in [T0, T1], in milliseconds.
+drill_max_gap() {
+  awk -v t0="$1" -v t1="$2" '$1 >= t0 && $1 <= t1 {
+      if (p != "" && $1 - p > g) g = $1 - p
+      p = $1 }
+    END { printf "%d\n", g * 1000 }' "$3"
+}
+
+# drill_machine: "KEY<TAB>VALUE" lines describing this machine and build, for a report.
+drill_machine() {
+  local cpu
+  cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  printf 'cpu\t%s, %s CPUs (nproc)\n' "${cpu:-unknown}" "$(nproc)"
+  printf 'kernel\t%s\n' "$(uname -r)"
+  printf 'systemd\t%s\n' "$(systemctl --version 2>/dev/null | head -n1)"
+  printf 'rev\t%s\n' "$(git -C "$DRILL_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+}
