@@ -1,5 +1,5 @@
-# drill/lib.sh: what every multi-host drill needs, sourced by drill/keepalived.sh (and meant
-# for a later etcd drill): boot throwaway hosts (tests/sandbox.sh), join them, install
+# drill/lib.sh: what every multi-host drill needs, sourced by drill/keepalived.sh and
+# drill/etcd.sh: boot throwaway hosts (tests/sandbox.sh), join them, install
 # failover-manager the way the tests do, sample units' states inside each host, read the
 # samples and the journals back, and tear everything down on exit.
 #
@@ -197,6 +197,45 @@ drill_running_since() {
       if (since < t0) since = t0
       printf "%.6f\n", since
     }' "$4"
+}
+
+# drill_state_since T0 T1 COLUMN VALUE FILE: the first moment in [T0, T1] from which the unit's
+# state was VALUE (1 running, 0 not) without a break until T1, or "-" if it was not at T1.
+drill_state_since() {
+  awk -v t0="$1" -v t1="$2" -v c="$(($3 + 1))" -v v="$4" '
+    $1 > t1 { exit }
+    { if ($c == v && prev != v) since = $1; prev = $c }
+    END {
+      if (prev != v) { print "-"; exit }
+      if (since < t0) since = t0
+      printf "%.6f\n", since
+    }' "$5"
+}
+
+# drill_flips T0 T1 COLUMN FILE: how often the unit changed between running and not in [T0, T1]
+# (against its state at T0).
+drill_flips() {
+  awk -v t0="$1" -v t1="$2" -v c="$(($3 + 1))" '
+    $1 > t1 { exit }
+    $1 <= t0 { s = $c; next }
+    { if ($c != s) n++; s = $c }
+    END { print n + 0 }' "$4"
+}
+
+# drill_since T0 T|-: T - T0 in seconds (3 decimals), or "-".
+drill_since() {
+  if [ "$2" = - ] || [ -z "$2" ]; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; fi
+}
+
+# drill_first FILE T0 T1 REGEX: the time of the first line of FILE ("TIME …", as drill_journal
+# writes it) in [T0, T1] that matches REGEX, or nothing.
+drill_first() {
+  awk -v t0="$2" -v t1="$3" -v re="$4" '$1 >= t0 && $1 <= t1 && $0 ~ re { print $1; exit }' "$1"
+}
+
+# drill_count FILE T0 T1 REGEX: how many lines of FILE in [T0, T1] match REGEX.
+drill_count() {
+  awk -v t0="$2" -v t1="$3" -v re="$4" '$1 >= t0 && $1 <= t1 && $0 ~ re { n++ } END { print n + 0 }' "$1"
 }
 
 # drill_state_at T COLUMN FILE: 1 if the unit ran at moment T (the last sample at or before

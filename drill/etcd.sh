@@ -1,0 +1,459 @@
+#!/usr/bin/env bash
+# drill/etcd.sh: two sites and a witness, the role in a real three-member etcd cluster, and
+# every fault a witness is there for.
+#
+#   drill/etcd.sh [OPTIONS] [BINARY]     BINARY: target/release/failover-manager
+#
+# Boots three throwaway hosts (tests/sandbox.sh): A (site dc1), B (site dc2) and the witness W,
+# each a systemd in its own namespaces, each running one member of an etcd 3.4 cluster
+# (Debian's etcd-server). Each member has one address, 10.97.0.N/32 on its loopback (A .1,
+# B .2, W .3); every pair of hosts shares a veth link of its own (A–B 10.97.1.0/24, A–W
+# 10.97.2.0/24, B–W 10.97.3.0/24) with a host route to the other's member address over it, so
+# cutting a link (both ends down) cuts exactly that pair. All of it exists only inside the
+# hosts' network namespaces.
+#
+# A and B run failover-manager as examples/etcd/ sets it up: the shipped service with the
+# etcd drop-in (the environment file, etcd-ack after every run), the watch unit, the etcd-key
+# check on /failover-manager/primary-site, `check.fence_after`, and the shipped timer with a
+# drill drop-in (OnUnitActiveSec= --timer seconds instead of the shipped example's 10 s), and
+# the same app.service. W runs only its member (the witness has no failover-manager).
+#
+# Faults (--faults, all by default), each round from the same start (the key names dc1, A runs
+# the application, B does not, every link up, every member healthy):
+#   switchover     examples/etcd/switchover KEY dc1 dc2, run on W
+#   switchback     the same back, dc2 dc1 (a round of it starts from B primary)
+#   partition      A cut off from B and W; after --promote-after seconds (the README's
+#                  inequality, see below) `etcdctl put KEY dc2` on W; then A rejoins
+#   partition-early  the same, promoted after 1 s: the inequality broken on purpose
+#   witness-lost   W cut off from A and B: nothing may change
+#   cluster-down   every member stopped: the primary fences itself (the trade-off), then
+#                  the members are started again
+#   link-cut       only the A–B link cut; both still reach W. Round r first moves etcd's
+#                  leader to W, A, B, W, … (etcdctl move-leader): where it is decides whether
+#                  A can still read the key
+# A sampler inside A and B records every 20 ms whether app.service has a process there.
+#
+# The inequality (README, "Self-fencing"): promote no sooner than fence_after + run cadence
+# + check.timeout + the units' stop time after the old primary was lost. The run cadence is
+# the time between two runs' starts, which is the timer's period but at least one run's length:
+# while the role is unknown a run lasts as long as the check, up to check.timeout. So with
+# --timer below check.timeout the drill counts check.timeout as the cadence.
+#
+# Options: --rounds N (3), --faults LIST, --timer SECONDS (2), --fence-after SECONDS (5),
+# --check-timeout SECONDS (4: above etcd-key's own 3-s read timeout, as README says), --stop
+# SECONDS (defaults.verify_timeout, the bound on the units' stop time: 3), --window SECONDS
+# observed after witness-lost, cluster-down and link-cut (fence_after + 3 × cadence + 3),
+# --out FILE (results; default stdout), --journals DIR (keep each round's journals there).
+#
+# Results: tab-separated, one row per round; lines starting with # describe the run. Times in
+# seconds from the fault (taken just before the command that injects it), "-" when it did not
+# happen in the window. Columns:
+#   fault round          what was run
+#   leader               the etcd member that led the cluster when the fault came
+#   old new              the site hosts that held the role before, and should after
+#                        (partition: B after the promotion; witness-lost, cluster-down and
+#                        link-cut: "-", nothing should take over)
+#   promote              partition: when the key was put to dc2
+#   stopped              when the old primary's application stopped for good (fenced, or
+#                        stopped by the switchover)
+#   verified             when the new primary's start was verified (failover-manager's line)
+#   dual                 seconds both hosts ran app.service within the window
+#   flips_a flips_b      how often app.service changed between running and not on A and B
+#   end_a end_b          app.service running (1) or not (0) on A and B at the window's end
+#   fenced_a fenced_b    failover-manager runs that fenced (or kept fenced) the host
+#   fail_a fail_b        failover-manager.service runs that failed (exit 1 when fenced, 3 when
+#                        the role was unknown) in the window
+#   limit_a limit_b      start limit hits of failover-manager.service in the window
+#   window               the window's length
+#   back                 partition, cluster-down: seconds from the heal (A back in the cluster,
+#                        the members started again) until each host was where the key says
+#   exit                 switchover, switchback: examples/etcd/switchover's exit status
+#   gap_ms               the longest gap between two samples in the window
+# Measured, never asserted: the script fails only when the drill itself cannot run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=drill/lib.sh
+. "$here/lib.sh"
+
+rounds=3 timer=2 fence_after=5 check_timeout=4 stop=3 window= promote_after= out=- journals=
+faults=switchover,switchback,partition,partition-early,witness-lost,cluster-down,link-cut
+usage() { drill_die "usage: drill/etcd.sh [--rounds N] [--faults LIST] [--timer S] [--fence-after S] [--check-timeout S] [--stop S] [--window S] [--promote-after S] [--out FILE] [--journals DIR] [BINARY]"; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds | --faults | --timer | --fence-after | --check-timeout | --stop | --window | --promote-after | --out | --journals)
+      [ $# -ge 2 ] || usage
+      case $1 in
+        --rounds) rounds=$2 ;;
+        --faults) faults=$2 ;;
+        --timer) timer=$2 ;;
+        --fence-after) fence_after=$2 ;;
+        --check-timeout) check_timeout=$2 ;;
+        --stop) stop=$2 ;;
+        --window) window=$2 ;;
+        --promote-after) promote_after=$2 ;;
+        --out) out=$2 ;;
+        --journals) journals=$2 ;;
+      esac
+      shift 2
+      ;;
+    --) shift && break ;;
+    -*) usage ;;
+    *) break ;;
+  esac
+done
+[ $# -le 1 ] || usage
+bin=$(readlink -f "${1:-$DRILL_REPO/target/release/failover-manager}")
+[ -x "$bin" ] || drill_die "no binary at $bin: build it first (cargo build --release)"
+cadence=$((timer > check_timeout ? timer : check_timeout))
+# The inequality's bound, and a second more before promoting.
+bound=$((fence_after + cadence + check_timeout + stop))
+[ -n "$promote_after" ] || promote_after=$((bound + 1))
+[ -n "$window" ] || window=$((fence_after + 3 * cadence + 3))
+for n in "$rounds" "$timer" "$fence_after" "$check_timeout" "$stop" "$window" "$promote_after"; do
+  case $n in '' | *[!0-9]* | 0) usage ;; esac
+done
+IFS=, read -r -a FAULTS <<<"$faults"
+for f in "${FAULTS[@]}"; do
+  case $f in
+    switchover | switchback | partition | partition-early | witness-lost | cluster-down | link-cut) ;;
+    *) drill_die "unknown fault $f" ;;
+  esac
+done
+
+KEY=/failover-manager/primary-site
+declare -A SITE=([A]=dc1 [B]=dc2) NUM=([A]=1 [B]=2 [W]=3) PEER=([A]=B [B]=A)
+HOSTS=(A B W)
+ETCD=etcd-drill.service
+WATCH=failover-manager-etcd-watch.service
+ETCD_DIR=/usr/lib/failover-manager/etcd
+member_addr() { echo "10.97.0.${NUM[$1]}"; }
+# The link between two hosts: its /24's third octet, and each end's address and interface.
+link_net() {
+  case "$1$2" in AB | BA) echo 1 ;; AW | WA) echo 2 ;; *) echo 3 ;; esac
+}
+link_addr() { # HOST PEER
+  local low=2
+  [ "${NUM[$1]}" -gt "${NUM[$2]}" ] || low=1
+  echo "10.97.$(link_net "$1" "$2").$low"
+}
+ifname() { echo "to-${1,,}"; }
+
+[ -z "$journals" ] || mkdir -p -- "$journals"
+drill_init
+started_at=$SECONDS
+if [ "$out" = - ]; then exec 3>&1; else exec 3>"$out"; fi
+emit() { printf '%s\n' "$*" >&3; }
+row() { (IFS=$'\t' && printf '%s\n' "$*") >&3; }
+
+# --- the hosts ----------------------------------------------------------------------------------
+route() { # HOST PEER: HOST's route to PEER's member address over their link
+  drill_in "$1" ip route replace "$(member_addr "$2")/32" via "$(link_addr "$2" "$1")" \
+    dev "$(ifname "$2")" src "$(member_addr "$1")"
+}
+
+etcd_unit() { # HOST
+  local h=$1 me cluster=
+  me=$(member_addr "$h")
+  for m in "${HOSTS[@]}"; do cluster+="${cluster:+,}${m,,}=http://$(member_addr "$m"):2380"; done
+  cat <<EOF
+[Unit]
+Description=drill: etcd member ${h,,}
+
+[Service]
+Type=notify
+ExecStart=/usr/bin/etcd --name ${h,,} --data-dir /var/lib/etcd-drill --listen-client-urls http://$me:2379,http://127.0.0.1:2379 --advertise-client-urls http://$me:2379 --listen-peer-urls http://$me:2380 --initial-advertise-peer-urls http://$me:2380 --initial-cluster $cluster --initial-cluster-state new --initial-cluster-token fm-drill --logger zap --log-outputs stderr
+TimeoutStartSec=60
+EOF
+}
+
+etcdctl_in() { # HOST ARGS...: etcdctl against HOST's own member
+  local h=$1
+  shift
+  drill_in "$h" etcdctl --endpoints=http://127.0.0.1:2379 --dial-timeout=2s --command-timeout=3s "$@"
+}
+healthy() { etcdctl_in "$1" endpoint health >/dev/null 2>&1; }
+all_healthy() { healthy A && healthy B && healthy W; }
+
+setup_fm() { # HOST
+  local h=$1 s
+  drill_install_fm "$h" "$bin"
+  for s in watch-etcd-key etcd-ack switchover; do
+    drill_put "$h" "$ETCD_DIR/$s" 755 <"$DRILL_REPO/examples/etcd/$s"
+  done
+  drill_put "$h" "/usr/local/lib/systemd/system/$WATCH" 644 <"$DRILL_REPO/examples/etcd/$WATCH"
+  drill_put "$h" /etc/systemd/system/failover-manager.service.d/etcd.conf 644 \
+    <"$DRILL_REPO/examples/etcd/failover-manager.service.d/etcd.conf"
+  # The example environment file, this host's site in it: the drill runs the example or fails.
+  grep -qx 'FAILOVER_MANAGER_SITE=dc1' "$DRILL_REPO/examples/etcd/failover-manager-etcd" ||
+    drill_die "examples/etcd/failover-manager-etcd: no FAILOVER_MANAGER_SITE=dc1 line"
+  grep -qx "FAILOVER_MANAGER_ETCD_KEY=$KEY" "$DRILL_REPO/examples/etcd/failover-manager-etcd" ||
+    drill_die "examples/etcd/failover-manager-etcd: the key is not $KEY"
+  sed "s|^FAILOVER_MANAGER_SITE=dc1\$|FAILOVER_MANAGER_SITE=${SITE[$h]}|" \
+    "$DRILL_REPO/examples/etcd/failover-manager-etcd" |
+    drill_put "$h" /etc/default/failover-manager-etcd 644
+  drill_put "$h" /etc/failover-manager/config.yaml 644 <<YAML
+check:
+  command: ["/usr/lib/failover-manager/checks/etcd-key", "$KEY", "${SITE[$h]}"]
+  timeout: ${check_timeout}s
+  fence_after: ${fence_after}s
+defaults: { verify_timeout: ${stop}s, settle: 0s }
+units:
+  - app.service
+YAML
+  printf '[Unit]\nDescription=drill: the application\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
+    drill_put "$h" /etc/systemd/system/app.service 644
+  # The drill's cadence: the shipped timer, its minute replaced (as cadence.conf does it).
+  printf '[Timer]\nOnUnitActiveSec=\nOnActiveSec=0\nOnUnitActiveSec=%ss\nAccuracySec=100ms\n' "$timer" |
+    drill_put "$h" /etc/systemd/system/failover-manager.timer.d/drill.conf 644
+  # systemd's default start limit (5 starts in 10 s) is for the shipped 10-s cadence: a 2-s
+  # timer plus the watch's runs exceed it, and a service that hit its limit never runs again
+  # until reset, so it would never fence. The drill lifts it (a site with a short timer must too).
+  printf '[Unit]\nStartLimitIntervalSec=0\n' |
+    drill_put "$h" /etc/systemd/system/failover-manager.service.d/drill.conf 644
+}
+
+boot_hosts() {
+  local h i j pair
+  for h in "${HOSTS[@]}"; do drill_boot "$h"; done
+  for pair in AB AW BW; do
+    i=${pair:0:1} j=${pair:1:1}
+    drill_link "$i" "$(ifname "$j")" "$(link_addr "$i" "$j")/24" "$j" "$(ifname "$i")" "$(link_addr "$j" "$i")/24"
+  done
+  for h in "${HOSTS[@]}"; do
+    # The host name is what etcd-ack files its acknowledgement under.
+    drill_in "$h" hostname "${h,,}"
+    drill_in "$h" ip address add "$(member_addr "$h")/32" dev lo
+    for j in "${HOSTS[@]}"; do [ "$j" = "$h" ] || route "$h" "$j"; done
+    etcd_unit "$h" | drill_put "$h" "/etc/systemd/system/$ETCD" 644
+  done
+  setup_fm A
+  setup_fm B
+  # The witness runs the switchover (any host that reaches the cluster may).
+  drill_put W "$ETCD_DIR/switchover" 755 <"$DRILL_REPO/examples/etcd/switchover"
+  for h in "${HOSTS[@]}"; do drill_in "$h" systemctl daemon-reload; done
+  # Not one by one: a member of a new cluster is ready only once a majority is up.
+  for h in "${HOSTS[@]}"; do drill_in "$h" systemctl start --no-block "$ETCD"; done
+  drill_wait 60 all_healthy || drill_die "the etcd cluster did not become healthy"
+  etcdctl_in W put -- "$KEY" dc1 >/dev/null
+  for h in A B; do
+    drill_sample_start "$h" app.service
+    drill_in "$h" systemctl start failover-manager.timer "$WATCH"
+  done
+}
+
+# --- faults and repairs -------------------------------------------------------------------------
+cut_link() { # I J: both ends down (the routes go with them)
+  drill_in "$1" ip link set "$(ifname "$2")" down
+  drill_in "$2" ip link set "$(ifname "$1")" down
+}
+restore() { # I J
+  drill_in "$1" ip link set "$(ifname "$2")" up
+  drill_in "$2" ip link set "$(ifname "$1")" up
+  route "$1" "$2"
+  route "$2" "$1"
+}
+isolate() { local j; for j in "${HOSTS[@]}"; do [ "$j" = "$1" ] || cut_link "$1" "$j"; done; }
+heal_all() {
+  restore A B
+  restore A W
+  restore B W
+}
+etcd_up_all() {
+  local h
+  for h in "${HOSTS[@]}"; do
+    [ "$(drill_in "$h" systemctl is-active "$ETCD" || true)" = active ] ||
+      drill_in "$h" systemctl start --no-block "$ETCD"
+  done
+}
+
+# The member's ID (hex, as move-leader wants it) and the leader's, as HOST's member sees them.
+status_of() { # HOST -> "MEMBER_HEX LEADER_HEX"
+  etcdctl_in "$1" endpoint status -w fields 2>/dev/null |
+    awk -F' : ' '/^"MemberID"/ { m = $2 } /^"Leader"/ { l = $2 }
+      END { if (m == "" || l == "") exit 1; printf "%x %x\n", m, l }'
+}
+leader() { # -> the leader's host name, or "-"
+  local h m l want
+  read -r _ want <<<"$(status_of W || status_of A || status_of B || echo "- -")"
+  for h in "${HOSTS[@]}"; do
+    read -r m l <<<"$(status_of "$h" || echo "- -")"
+    [ "$m" != "$want" ] || { echo "$h"; return; }
+  done
+  echo -
+}
+move_leader() { # HOST
+  local now target
+  now=$(leader)
+  [ "$now" != "$1" ] || return 0
+  [ "$now" != - ] || drill_die "no etcd leader"
+  read -r target _ <<<"$(status_of "$1")"
+  etcdctl_in "$now" move-leader "$target" >/dev/null
+  drill_wait 10 leader_is "$1" || drill_die "the etcd leader did not move to $1"
+}
+leader_is() { [ "$(leader)" = "$1" ]; }
+
+app_runs() { [ "$(tail -n1 "$(drill_samples "$1")" | cut -d' ' -f2)" = 1 ]; }
+app_stopped() { [ "$(tail -n1 "$(drill_samples "$1")" | cut -d' ' -f2)" = 0 ]; }
+app_only_on() { app_runs "$1" && app_stopped "${PEER[$1]}"; }
+key_value() { etcdctl_in W get --print-value-only -- "$KEY" 2>/dev/null; }
+key_rev() {
+  etcdctl_in W get -w fields -- "$KEY" 2>/dev/null | awk -F' : ' '/^"ModRevision"/ { print $2 }'
+}
+# Every host of SITE's hosts acknowledged the key's current revision (what a switchover from
+# or to there waits for).
+acked() { # HOST
+  local rev want
+  rev=$(key_rev) || return 1
+  want="$rev standby"
+  [ "$(key_value)" != "${SITE[$1]}" ] || want="$rev primary"
+  [ "$(etcdctl_in W get --print-value-only -- "$KEY/ack/${SITE[$1]}/${1,,}" 2>/dev/null)" = "$want" ]
+}
+settled_on() { # HOST
+  app_only_on "$1" && acked A && acked B
+}
+
+# What the hosts say, when the drill cannot go on.
+diagnose() {
+  local h
+  drill_log "key: $(key_value || echo unreadable) (revision $(key_rev || echo -))"
+  etcdctl_in W get --prefix -- "$KEY/ack/" >&2 || true
+  for h in A B; do
+    drill_log "$h: app.service $(drill_in "$h" systemctl is-active app.service || true), last sample $(tail -n1 "$(drill_samples "$h")")"
+    drill_in "$h" journalctl --no-pager -q -n 15 -u failover-manager.service -u "$WATCH" >&2 || true
+  done
+}
+
+# Back to the start of every round: every link up, every member up and healthy, the key naming
+# PRIMARY's site, the application on PRIMARY only, both hosts' acknowledgements current.
+reset() { # PRIMARY
+  local p=$1
+  heal_all
+  etcd_up_all
+  drill_wait 60 all_healthy || drill_die "reset: the etcd cluster is not healthy"
+  [ "$(key_value)" = "${SITE[$p]}" ] || etcdctl_in W put -- "$KEY" "${SITE[$p]}" >/dev/null
+  drill_wait 30 settled_on "$p" || { diagnose; drill_die "reset: the application did not settle on $p"; }
+  sleep 1
+}
+
+# --- one round's figures ------------------------------------------------------------------------
+# record FAULT ROUND T0 T1 LEADER OLD NEW PROMOTE BACK: reads back [T0, T1] and writes the row.
+record() {
+  local fault=$1 r=$2 t0=$3 t1=$4 ld=$5 old=$6 new=$7 promote=$8 back=$9 h
+  local stopped=- verified=- dual gap=0 g
+  declare -A j end flips fenced fail limit
+  for h in A B; do
+    j[$h]=$DRILL_TMP/journal.$h
+    drill_journal "$h" "$t0" >"${j[$h]}"
+    [ -z "$journals" ] || cp -- "${j[$h]}" "$journals/$fault.$r.$h"
+    end[$h]=$(drill_state_at "$t1" 1 "$(drill_samples "$h")")
+    flips[$h]=$(drill_flips "$t0" "$t1" 1 "$(drill_samples "$h")")
+    fenced[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\[[0-9]+\]: fenced: ')
+    fail[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Failed with result')
+    limit[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Start request repeated too quickly')
+    g=$(drill_max_gap "$t0" "$t1" "$(drill_samples "$h")")
+    [ "$g" -le "$gap" ] || gap=$g
+  done
+  if [ "$old" != - ]; then
+    stopped=$(drill_state_since "$t0" "$t1" 1 0 "$(drill_samples "$old")")
+    [ "$stopped" = - ] || [ "$(drill_state_at "$t0" 1 "$(drill_samples "$old")")" = 1 ] || stopped=-
+    [ "$stopped" = - ] || stopped=$(drill_since "$t0" "$stopped")
+  fi
+  if [ "$new" != - ]; then
+    verified=$(drill_since "$t0" "$(drill_first "${j[$new]}" "$t0" "$t1" 'started app\.service|app\.service finished starting')")
+  fi
+  dual=$(drill_overlap "$t0" "$t1" 1 "$(drill_samples A)" "$(drill_samples B)")
+  [ "$promote" = - ] || promote=$(drill_since "$t0" "$promote")
+  row "$fault" "$r" "$ld" "$old" "$new" "$promote" "$stopped" "$verified" "$dual" \
+    "${flips[A]}" "${flips[B]}" "${end[A]}" "${end[B]}" "${fenced[A]}" "${fenced[B]}" \
+    "${fail[A]}" "${fail[B]}" "${limit[A]}" "${limit[B]}" \
+    "$(drill_since "$t0" "$t1")" "$back" "$status" "$gap"
+  drill_log "$fault $r: leader $ld, promote $promote s, old $old stopped $stopped s, new $new verified $verified s, dual $dual s, end A${end[A]} B${end[B]}, fenced A ${fenced[A]} B ${fenced[B]}, failed runs A ${fail[A]} B ${fail[B]}, back $back s"
+}
+
+later() { awk -v a="$1" -v w="$2" 'BEGIN { printf "%.6f", a + w }'; }
+
+fault_round() { # FAULT ROUND
+  local f=$1 r=$2 t0 t1 ld promote=- back=- from=A to=B wait out th
+  local status=-
+  case $f in switchback) from=B to=A ;; esac
+  reset "$from"
+  if [ "$f" = link-cut ]; then
+    local place=(W A B)
+    move_leader "${place[$(((r - 1) % 3))]}"
+    sleep 1
+  fi
+  ld=$(leader)
+  t0=$EPOCHREALTIME
+  case $f in
+    switchover | switchback)
+      if out=$(drill_in W "$ETCD_DIR/switchover" --endpoints "http://127.0.0.1:2379" --timeout 30 \
+        "$KEY" "${SITE[$from]}" "${SITE[$to]}" 2>&1); then
+        status=0
+      else
+        status=$?
+        drill_log "$f $r: the switchover failed: $out"
+      fi
+      t1=$(later "$EPOCHREALTIME" 2)
+      drill_sleep_until "$t1"
+      record "$f" "$r" "$t0" "$t1" "$ld" "$from" "$to" - -
+      ;;
+    partition | partition-early)
+      wait=$promote_after
+      [ "$f" = partition ] || wait=1
+      isolate A
+      drill_sleep_until "$(later "$t0" "$wait")"
+      promote=$EPOCHREALTIME
+      etcdctl_in W put -- "$KEY" dc2 >/dev/null
+      t1=$(later "$promote" "$((cadence + stop + 3))")
+      drill_sleep_until "$t1"
+      th=$EPOCHREALTIME
+      heal_all
+      if drill_wait 60 settled_on B; then back=$(drill_since "$th" "$EPOCHREALTIME"); fi
+      record "$f" "$r" "$t0" "$t1" "$ld" A B "$promote" "$back"
+      ;;
+    witness-lost)
+      isolate W
+      t1=$(later "$t0" "$window")
+      drill_sleep_until "$t1"
+      record "$f" "$r" "$t0" "$t1" "$ld" - - - -
+      ;;
+    cluster-down)
+      for h in W B A; do drill_in "$h" systemctl stop --no-block "$ETCD"; done
+      t1=$(later "$t0" "$window")
+      drill_sleep_until "$t1"
+      th=$EPOCHREALTIME
+      etcd_up_all
+      if drill_wait 90 settled_on A; then back=$(drill_since "$th" "$EPOCHREALTIME"); fi
+      record "$f" "$r" "$t0" "$t1" "$ld" A - - "$back"
+      ;;
+    link-cut)
+      cut_link A B
+      t1=$(later "$t0" "$window")
+      drill_sleep_until "$t1"
+      record "$f" "$r" "$t0" "$t1" "$ld" - - - -
+      ;;
+  esac
+}
+
+emit "# drill	etcd"
+emit "# date	$(date -u '+%Y-%m-%d %H:%M UTC')"
+drill_machine | sed 's/^/# /' >&3
+emit "# etcd	$(etcd --version 2>/dev/null | head -n1)"
+emit "# binary	$("$bin" --version 2>/dev/null | head -n1)"
+emit "# rounds	$rounds"
+emit "# timer	$timer"
+emit "# fence_after	$fence_after"
+emit "# check_timeout	$check_timeout"
+emit "# stop	$stop"
+emit "# cadence	$cadence"
+emit "# bound	$bound"
+emit "# promote_after	$promote_after"
+emit "# window	$window"
+row fault round leader old new promote stopped verified dual flips_a flips_b end_a end_b \
+  fenced_a fenced_b fail_a fail_b limit_a limit_b window back exit gap_ms
+drill_log "booting A, B and W"
+boot_hosts
+for f in "${FAULTS[@]}"; do
+  for ((r = 1; r <= rounds; r++)); do fault_round "$f" "$r"; done
+done
+emit "# elapsed	$((SECONDS - started_at))"
