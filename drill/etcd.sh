@@ -266,18 +266,17 @@ etcd_up_all() {
   done
 }
 
-# The member's ID (hex, as move-leader wants it) and the leader's, as HOST's member sees them.
-status_of() { # HOST -> "MEMBER_HEX LEADER_HEX"
-  etcdctl_in "$1" endpoint status -w fields 2>/dev/null |
-    awk -F' : ' '/^"MemberID"/ { m = $2 } /^"Leader"/ { l = $2 }
-      END { if (m == "" || l == "") exit 1; printf "%x %x\n", m, l }'
+# HOST's member: "ID_HEX IS_LEADER" (true/false), from etcdctl's simple output (hex IDs: awk's
+# doubles cannot hold etcd's 64-bit decimal ones).
+status_of() { # HOST
+  etcdctl_in "$1" endpoint status -w simple 2>/dev/null |
+    awk -F', *' 'NF >= 5 { print $2, $5; ok = 1; exit } END { exit !ok }'
 }
 leader() { # -> the leader's host name, or "-"
-  local h m l want
-  read -r _ want <<<"$(status_of W || status_of A || status_of B || echo "- -")"
+  local h id is
   for h in "${HOSTS[@]}"; do
-    read -r m l <<<"$(status_of "$h" || echo "- -")"
-    [ "$m" != "$want" ] || { echo "$h"; return; }
+    read -r id is <<<"$(status_of "$h" || echo "- -")"
+    [ "$is" != true ] || { echo "$h"; return; }
   done
   echo -
 }
@@ -287,7 +286,9 @@ move_leader() { # HOST
   [ "$now" != "$1" ] || return 0
   [ "$now" != - ] || drill_die "no etcd leader"
   read -r target _ <<<"$(status_of "$1")"
-  etcdctl_in "$now" move-leader "$target" >/dev/null
+  # To the leader, through the address it advertises (etcdctl looks for it among the endpoints).
+  drill_in "$now" etcdctl --endpoints="http://$(member_addr "$now"):2379" --command-timeout=5s \
+    move-leader "$target" >/dev/null
   drill_wait 10 leader_is "$1" || drill_die "the etcd leader did not move to $1"
 }
 leader_is() { [ "$(leader)" = "$1" ]; }
@@ -347,7 +348,7 @@ record() {
     [ -z "$journals" ] || cp -- "${j[$h]}" "$journals/$fault.$r.$h"
     end[$h]=$(drill_state_at "$t1" 1 "$(drill_samples "$h")")
     flips[$h]=$(drill_flips "$t0" "$t1" 1 "$(drill_samples "$h")")
-    fenced[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\[[0-9]+\]: fenced: ')
+    fenced[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\[[0-9]+\]: fenced: role unknown')
     fail[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Failed with result')
     limit[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Start request repeated too quickly')
     g=$(drill_max_gap "$t0" "$t1" "$(drill_samples "$h")")
@@ -415,7 +416,7 @@ fault_round() { # FAULT ROUND
       isolate W
       t1=$(later "$t0" "$window")
       drill_sleep_until "$t1"
-      record "$f" "$r" "$t0" "$t1" "$ld" - - - -
+      record "$f" "$r" "$t0" "$t1" "$ld" A - - -
       ;;
     cluster-down)
       for h in W B A; do drill_in "$h" systemctl stop --no-block "$ETCD"; done
@@ -430,7 +431,7 @@ fault_round() { # FAULT ROUND
       cut_link A B
       t1=$(later "$t0" "$window")
       drill_sleep_until "$t1"
-      record "$f" "$r" "$t0" "$t1" "$ld" - - - -
+      record "$f" "$r" "$t0" "$t1" "$ld" A - - -
       ;;
   esac
 }
