@@ -19,3 +19,4 @@ mod safety;
 mod seen;
 mod shipped;
 mod two_sites;
+mod witness_drill;

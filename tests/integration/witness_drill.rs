@@ -1,0 +1,127 @@
+//! The etcd drill (drill/etcd.sh): sites A and B and a witness W, each a host with one member
+//! of a real three-member etcd cluster, failover-manager on A and B with the etcd-key check,
+//! `check.fence_after`, the watch and a short timer. CI runs one quick round of each fault
+//! that has a safety property and asserts that property only; the figures are the drill's
+//! business (DRILL.md), never asserted here.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use crate::sandbox;
+
+const DRILL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/drill/etcd.sh");
+
+type Row<'a> = HashMap<&'a str, &'a str>;
+
+fn field<'a>(r: &Row<'a>, k: &str) -> &'a str {
+    r.get(k).copied().unwrap_or("missing")
+}
+
+/// A time the drill measured, in seconds from the fault; None when it did not happen ("-").
+fn seconds(r: &Row, k: &str, ctx: &str) -> Option<f64> {
+    match field(r, k) {
+        "-" => None,
+        v => Some(
+            v.parse()
+                .unwrap_or_else(|_| panic!("{k} is not a number: {v:?}{ctx}")),
+        ),
+    }
+}
+
+#[test]
+fn with_a_witness_no_fault_runs_the_application_on_both_sites() {
+    if !sandbox::available() {
+        return;
+    }
+    let faults = [
+        "switchover",
+        "switchback",
+        "partition",
+        "witness-lost",
+        "cluster-down",
+    ];
+    // The drill dies with this test (and its hosts with it) if the test process dies.
+    let out = Command::new("setpriv")
+        .args(["--pdeathsig", "KILL", "--", DRILL])
+        .args(["--rounds", "1", "--faults"])
+        .arg(faults.join(","))
+        .args(["--out", "-"])
+        .arg(env!("CARGO_BIN_EXE_failover-manager"))
+        .output()
+        .expect("cannot run drill/etcd.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ctx = format!("\n--- results\n{stdout}--- log\n{stderr}---");
+    assert!(out.status.success(), "the drill did not run{ctx}");
+
+    let mut lines = stdout.lines().filter(|l| !l.starts_with('#'));
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    let rows: Vec<Row> = lines
+        .map(|l| header.iter().copied().zip(l.split('\t')).collect())
+        .collect();
+    let find = |fault: &str| {
+        let found: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.get("fault") == Some(&fault))
+            .collect();
+        assert_eq!(found.len(), 1, "one row for {fault}{ctx}");
+        found[0]
+    };
+    let never_both = |r: &Row| {
+        assert_eq!(
+            field(r, "dual"),
+            "0.000",
+            "{}: both sites ran the application at once{ctx}",
+            field(r, "fault")
+        );
+    };
+    let ends = |r: &Row, a: &str, b: &str| {
+        assert_eq!(
+            (field(r, "end_a"), field(r, "end_b")),
+            (a, b),
+            "{}: expected the application running on A {a}, on B {b} (1 = running){ctx}",
+            field(r, "fault")
+        );
+    };
+
+    // A planned switchover, both ways: the role moves, never through both sites at once.
+    for (fault, a, b) in [("switchover", "0", "1"), ("switchback", "1", "0")] {
+        let r = find(fault);
+        assert_eq!(field(r, "exit"), "0", "{fault}: the switchover failed{ctx}");
+        never_both(r);
+        ends(r, a, b);
+    }
+
+    // A cut off, B promoted by hand after the documented wait: A had fenced itself first.
+    let r = find("partition");
+    never_both(r);
+    let promote = seconds(r, "promote", &ctx).expect("the promotion's time");
+    let stopped = seconds(r, "stopped", &ctx);
+    assert!(
+        stopped.is_some_and(|s| s < promote),
+        "A's application had not stopped when B was promoted ({stopped:?} s, promoted at \
+         {promote} s){ctx}"
+    );
+    assert_ne!(field(r, "fenced_a"), "0", "A never fenced itself{ctx}");
+    ends(r, "0", "1");
+
+    // The witness lost: A and B still make a majority; nothing changes.
+    let r = find("witness-lost");
+    assert_eq!(
+        (field(r, "flips_a"), field(r, "flips_b")),
+        ("0", "0"),
+        "the application started or stopped somewhere when the witness was lost{ctx}"
+    );
+    ends(r, "1", "0");
+    assert_eq!(
+        (field(r, "fenced_a"), field(r, "fenced_b")),
+        ("0", "0"),
+        "a host fenced itself while a majority answered{ctx}"
+    );
+
+    // The whole cluster down: no site can tell, the primary fences itself, nothing runs.
+    let r = find("cluster-down");
+    never_both(r);
+    ends(r, "0", "0");
+    assert_ne!(field(r, "fenced_a"), "0", "A never fenced itself{ctx}");
+}
