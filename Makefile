@@ -16,7 +16,7 @@ FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 ARTIFACTS  ?= target/release
 CARGO      ?= cargo
 
-.PHONY: setup build test lint fuzz install uninstall deb demo bench drill clean-sandboxes
+.PHONY: setup build test lint fuzz install uninstall deb demo bench drill drill-etcd drill-report clean-sandboxes
 
 build:
 	$(CARGO) build --release --locked
@@ -99,12 +99,24 @@ bench: build
 	bench/bench.sh target/release/failover-manager
 
 # Two sites with real keepalived in throwaway sandboxes (needs root), every keepalived fault,
-# the recommended setup against the baselines in the same run; rewrites DRILL.md. Measures,
-# never asserts (make test runs one quick round and asserts safety only).
+# the recommended setup against the baselines in the same run; then two sites and a witness
+# with a real etcd cluster, every fault a witness is for; rewrites DRILL.md (a section each).
+# Measures, never asserts (make test runs one quick round of each and asserts safety only).
+# `make drill-etcd` reruns the etcd drill alone and renders DRILL.md again with the keepalived
+# results already in target/.
 DRILL_ROUNDS ?= 4
 drill: build
 	drill/keepalived.sh --rounds $(DRILL_ROUNDS) --out target/drill-keepalived.tsv target/release/failover-manager
+	drill/etcd.sh --rounds $(DRILL_ROUNDS) --out target/drill-etcd.tsv target/release/failover-manager
+	$(MAKE) drill-report
+
+drill-etcd: build
+	drill/etcd.sh --rounds $(DRILL_ROUNDS) --out target/drill-etcd.tsv target/release/failover-manager
+	$(MAKE) drill-report
+
+drill-report:
 	drill/report.sh target/drill-keepalived.tsv "drill/keepalived.sh --rounds $(DRILL_ROUNDS)" >target/DRILL.md
+	drill/etcd-report.sh target/drill-etcd.tsv "drill/etcd.sh --rounds $(DRILL_ROUNDS)" >>target/DRILL.md
 	mv target/DRILL.md DRILL.md
 
 # Tear down sandboxes left behind by a test run that was killed (normally there are none).

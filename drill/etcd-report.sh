@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# drill/etcd-report.sh RESULTS [RUNTIME]: renders the results of drill/etcd.sh (its --out) as
+# DRILL.md's etcd section on stdout. Pure: reads the results file only, so the section can be
+# rendered again without measuring again. RUNTIME (the command that produced RESULTS) goes
+# into the text.
+set -euo pipefail
+export LC_ALL=C
+res=${1:?usage: drill/etcd-report.sh RESULTS [RUNTIME]}
+how=${2:-drill/etcd.sh}
+[ -r "$res" ] || { echo "report: cannot read $res" >&2; exit 1; }
+
+meta() { awk -F'\t' -v k="# $1" '$1 == k { print $2; exit }' "$res"; }
+# The rows' values of one column (or "a-b": the difference of two, "-" if either is) for one
+# fault (and, with LEADER, only the rounds whose etcd leader it was), one per round.
+col() { # FAULT EXPR [LEADER]
+  awk -F'\t' -v f="$1" -v e="$2" -v l="${3:-}" '
+    /^#/ { next }
+    !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
+    $c["fault"] != f || (l != "" && $c["leader"] != l) { next }
+    {
+      n = split(e, p, "-")
+      x = $c[p[1]]
+      if (n == 1) { print x; next }
+      y = $c[p[2]]
+      if (x == "-" || y == "-") print "-"; else printf "%.6f\n", x - y
+    }' "$res"
+}
+# stdin: values -> "MEDIAN MAX COUNT" of those that are not "-".
+stats() {
+  { grep -vx -- - || true; } | sort -g | awk '{ a[NR] = $1 } END {
+    if (NR == 0) { print "nan nan 0"; exit }
+    m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+    print m, a[NR], NR }'
+}
+sum() { { grep -vx -- - || true; } | awk '{ s += $1 } END { print s + 0 }'; }
+f2() { awk -v x="$1" 'BEGIN { if (x == "nan") printf "—"; else printf "%.2f", x }'; }
+# "median (max)" of a column, "none in N" when no round has one, "; none in k of N" when some lack it.
+cell() { # FAULT EXPR [LEADER]
+  local m x n total
+  read -r m x n <<<"$(col "$@" | stats)"
+  total=$(col "$1" round "${3:-}" | wc -l)
+  [ "$total" -gt 0 ] || { printf '·'; return; }
+  [ "$n" -gt 0 ] || { printf 'none in %s' "$total"; return; }
+  printf '%s (%s)' "$(f2 "$m")" "$(f2 "$x")"
+  [ "$n" = "$total" ] || printf '; none in %s of %s' "$((total - n))" "$total"
+}
+# Rounds that ended with the application running on A (END_A) and B (END_B): "k/N".
+ended() { # FAULT A B [LEADER]
+  awk -F'\t' -v f="$1" -v a="$2" -v b="$3" -v l="${4:-}" '
+    /^#/ { next }
+    !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
+    $c["fault"] == f && (l == "" || $c["leader"] == l) { n++; if ($c["end_a"] == a && $c["end_b"] == b) k++ }
+    END { printf "%d/%d", k, n }' "$res"
+}
+present() { [ -n "$(awk -F'\t' -v f="$1" '!/^#/ && $1 == f { print; exit }' "$res")" ]; }
+leaders() { col "$1" leader | sort -u; }
+# Rounds in which A's application stopped before the promotion: "k/N".
+before_promote() { # FAULT
+  col "$1" promote-stopped | awk '{ n++; if ($1 != "-" && $1 > 0) k++ } END { printf "%d/%d", k, n }'
+}
+
+timer=$(meta timer)
+fence=$(meta fence_after)
+ct=$(meta check_timeout)
+stop=$(meta stop)
+cadence=$(meta cadence)
+bound=$(meta bound)
+promote=$(meta promote_after)
+window=$(meta window)
+gap=$(for f in switchover switchback partition partition-early witness-lost cluster-down link-cut; do col "$f" gap_ms; done | stats | awk '{ print $2 }')
+
+cat <<EOF
+
+# Drill: two sites and a witness with etcd
+
+Produced by \`make drill\` (\`$how\`, then \`drill/etcd-report.sh\`) on $(meta date), in $(meta elapsed) s.
+Regenerate with \`sudo make drill\`. The figures are measured, never asserted: CI runs one quick
+round of the switchover, the partition, the witness's loss and the whole cluster down through the
+same script and asserts only the safety property of each (\`tests/integration/witness_drill.rs\`).
+
+| machine | |
+| --- | --- |
+| CPU | $(meta cpu) |
+| kernel | $(meta kernel) |
+| systemd | $(meta systemd) (three throwaway instances booted by \`tests/sandbox.sh\`) |
+| etcd | $(meta etcd) (Debian's etcd-server and etcd-client; default Raft timing: 100 ms heartbeat, 1 s election) |
+| binary | \`$(meta binary)\`, commit $(meta rev) |
+
+## How
+
+Three hosts, each a systemd booted in its own namespaces: A (site \`dc1\`), B (site \`dc2\`) and
+the witness W, each running one member of a three-member etcd cluster. Every pair of hosts has
+a link of its own (veth pairs that exist only inside the hosts), so any pair can be cut apart.
+A and B run failover-manager as \`examples/etcd/\` sets it up: the shipped service with the etcd
+drop-in (the environment file, \`etcd-ack\` after every run), the watch unit, the \`etcd-key\`
+check on \`/failover-manager/primary-site\` against the local member, and the same \`app.service\`
+(\`Type=simple\`). W runs its member only. The drill's values, chosen so that it runs quickly:
+
+| setting | drill | shipped example |
+| --- | ---: | ---: |
+| timer (\`OnUnitActiveSec=\`, a drop-in replacing the shipped minute as \`cadence.conf\` does) | ${timer} s | 10 s |
+| \`check.fence_after\` | ${fence} s | 30 s |
+| \`check.timeout\` (etcd-key itself gives up after 3 s) | ${ct} s | 10 s |
+| units' stop time, bounded by \`defaults.verify_timeout\` | ${stop} s | 30 s |
+| \`StartLimitIntervalSec=0\` on failover-manager.service (see below) | yes | no |
+
+**The inequality.** Promote the other site no sooner than fence_after + run cadence +
+check.timeout + units' stop time after the primary was lost. The run cadence is the time between
+two runs' starts: the timer's period, but never less than one run, and while the role is unknown a
+run lasts as long as its check (up to check.timeout). With a ${timer}-s timer and a ${ct}-s check the
+cadence to count is ${cadence} s: ${fence} + ${cadence} + ${ct} + ${stop} = **${bound} s**; the drill promotes
+after **${promote} s** (\`partition\`), and once after 1 s (\`partition-early\`, the inequality broken
+on purpose, to show what it is for).
+
+Each round starts from the same state (the key names \`dc1\`, A runs the application, B does not,
+every link up, every member healthy, both hosts' acknowledgements current). Times count from the
+command that injects the fault; a sampler inside A and B reads every 20 ms whether \`app.service\`
+has a process (longest gap seen: ${gap} ms). "Stopped" is when A's application (B's, switching
+back) stopped for good; "verified" is failover-manager's \`started app.service\` line on the new
+primary. Cells are median (max) over $(meta rounds) rounds, in seconds; the faults without a takeover
+are watched for ${window} s.
+
+## Figures
+
+| fault | both sites ran the app | old primary's app stopped (fenced) | new primary verified | rounds that ended with the app on |
+| --- | ---: | ---: | ---: | --- |
+EOF
+
+line() { # FAULT TEXT A B [LEADER]
+  present "$1" || return 0
+  local on
+  case "$3$4" in 10) on="A only" ;; 01) on="B only" ;; 00) on="neither site" ;; *) on="both sites" ;; esac
+  echo "| $2 | $(cell "$1" dual "${5:-}") | $(cell "$1" stopped "${5:-}") | $(cell "$1" verified "${5:-}") | $on: $(ended "$1" "$3" "$4" "${5:-}") |"
+}
+line switchover "planned switchover A→B (\`examples/etcd/switchover\`)" 0 1
+line switchback "… and back, B→A" 1 0
+line partition "A cut off from B and W, B promoted by hand after ${promote} s" 0 1
+line partition-early "the same, promoted after 1 s (inequality broken)" 0 1
+line witness-lost "W cut off from A and B" 1 0
+line cluster-down "every etcd member stopped" 0 0
+if present link-cut; then
+  for l in $(leaders link-cut); do
+    case $l in
+      B) e="0 0" ;;
+      *) e="1 0" ;;
+    esac
+    # shellcheck disable=SC2086
+    line link-cut "only the A–B link cut, etcd leader on $l" $e "$l"
+  done
+fi
+
+cat <<EOF
+
+The last column counts the rounds whose window ended with the application where it says.
+EOF
+
+if present partition; then
+  echo
+  echo "**The partition.** A's application stopped before B was promoted in $(before_promote partition) rounds;"
+  echo "B's start was verified $(cell partition verified-promote) s after the promotion. A fenced"
+  echo "itself $(cell partition stopped) s after the cut: earlier than fence_after alone would suggest,"
+  echo "because \`fence_after\` counts from A's last confirmed answer, which came up to one cadence"
+  echo "before the cut. Once A was back in the cluster it stayed a standby; every host was where the"
+  echo "key says $(cell partition back) s after the links came back."
+  if present partition-early; then
+    echo "Promoted after 1 s instead, both sites ran the application for $(cell partition-early dual) s:"
+    echo "B started at once while A still ran, until A fenced itself."
+  fi
+fi
+if present witness-lost; then
+  t=0
+  for x in flips_a flips_b fenced_a fenced_b; do t=$((t + $(col witness-lost "$x" | sum))); done
+  echo
+  echo "**The witness lost.** A and B still make a majority: $t starts, stops or fencings in all"
+  echo "rounds; failed failover-manager runs (exit 3, role unknown while etcd elected a new leader):"
+  echo "A $(col witness-lost fail_a | sum), B $(col witness-lost fail_b | sum)."
+fi
+if present cluster-down; then
+  echo
+  echo "**The whole etcd cluster down: the trade-off, plainly.** Neither site can tell its role, so"
+  echo "the primary fences itself ($(cell cluster-down stopped) s after the members were stopped) and the"
+  echo "application runs nowhere ($(ended cluster-down 0 0) rounds ended with it stopped on both sites) until"
+  echo "etcd is back, although nothing else was promoted: with \`fence_after\`, never running twice costs"
+  echo "an outage whenever etcd as a whole is gone. Every run on both hosts fails meanwhile (exit 1,"
+  echo "fenced: A $(col cluster-down fail_a | sum), B $(col cluster-down fail_b | sum) failed runs), which is what"
+  echo "pages someone. Once the members were started again, A ran the application again"
+  echo "$(cell cluster-down back) s later. Leave \`fence_after\` unset if that outage is worse for you than"
+  echo "the risk of two primaries."
+fi
+if present link-cut; then
+  echo
+  echo "**The link between the sites cut, answered by the witness.** Where keepalived makes both"
+  echo "sites MASTER when the link between them breaks (the keepalived section's link-cut row: the"
+  echo "application on both sites), the witness keeps it to one site at most: both sites ran the"
+  echo "application for $(col link-cut dual | stats | awk '{ print $2 }') s at most. But which site keeps it"
+  echo "depends on where etcd's leader was: a member reads the key (a quorum read) only through the"
+  echo "leader, and a member cut off from the leader cannot elect itself while the witness still hears"
+  echo "the leader (etcd's CheckQuorum). Leader on W or A: A keeps reading and keeps the application;"
+  echo "B cannot read (fenced, though it runs nothing, and every run fails). Leader on B: A cannot"
+  echo "read and fences itself, so the application runs nowhere until someone moves the key to"
+  echo "\`dc2\` or the link is back. A lone etcd read does not say \"the other site is gone\"; it says"
+  echo "\"I cannot confirm\", and fencing acts on that."
+fi
+
+cat <<EOF
+
+**Start limit.** systemd's default start limit (5 starts in 10 s) leaves room for the shipped
+10-s cadence and the watch's runs; a ${timer}-s timer plus the watch's runs (a switchover adds two per
+host within a second) can exceed it, and systemd then refuses every start for the rest of the
+interval, fencing runs among them. So the drill sets \`StartLimitIntervalSec=0\` on
+failover-manager.service (start limit hits seen: $(for f in switchover switchback partition partition-early witness-lost cluster-down link-cut; do col "$f" limit_a; col "$f" limit_b; done | sum)); a site that shortens the timer
+that much needs the same.
+EOF
