@@ -35,7 +35,8 @@ pub struct Config {
     /// This host's site (`dc1`): a label on every metric, so one Prometheus can tell the sites
     /// apart and see two primaries.
     pub site: Option<String>,
-    /// Start (and stop) all units of a step in one batched systemctl call, verified together.
+    /// Queue the jobs of a phase (all stops, then all starts) at once over D-Bus, and verify them
+    /// together, instead of one unit at a time.
     pub parallel: bool,
 }
 
