@@ -69,6 +69,7 @@ fn usage_errors_exit_2() {
         .unit(Unit::simple("app.service"))
         .args(&["--bogus"])
         .status(2)
+        .stderr_has("'--bogus'")
         .run();
     if let Some(r) = ran {
         let (status, _, _) = r.again(&["diff", "--dry-run"]);

@@ -135,7 +135,8 @@ fn with_no_record_the_wait_starts_at_the_first_unknown_run() {
         .running(&["app.service"])
         .check_exits(2)
         .status(3)
-        .stdout("")
+        .stderr_has("role unknown: the primary check exited 2")
+        .stderr_has("never confirmed")
         .active("app.service")
         .run()
     else {

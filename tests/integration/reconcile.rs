@@ -94,7 +94,11 @@ fn a_stop_that_hangs_blocks_every_start_so_both_roles_never_run() {
 
 #[test]
 fn steady_state_prints_nothing_and_exits_0() {
-    let ran = site().primary().status(0).run();
+    let ran = site()
+        .primary()
+        .stdout_has("primary: started app.service")
+        .stdout_has("primary: started web.service")
+        .run();
     if let Some(r) = ran {
         let (status, out, err) = r.again(&["reconcile"]);
         assert_eq!((status, out.as_str(), err.as_str()), (0, "", ""));
@@ -301,6 +305,7 @@ fn json_output_reports_every_unit_and_outcome() {
         .primary()
         .args(&["reconcile", "--output", "json"])
         .status(0)
+        .any_stdout()
         .run();
     if let Some(r) = ran {
         let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");

@@ -5,15 +5,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::sandbox::BIN;
+use crate::test::fixtures::host;
 use crate::test::{CONFIG, Test};
 use crate::unit::Unit;
-
-fn host() -> Test {
-    Test::new()
-        .unit(Unit::simple("app.service"))
-        .unit(Unit::simple("replica.service").standby())
-        .running(&["replica.service"])
-}
 
 /// A check that answers primary, standby, primary, … and logs every call.
 const FLAPPING: &str = "echo call >> /run/fm-test/calls; \
@@ -85,6 +79,7 @@ fn confirm_that_ends_unknown_reports_the_role_unknown_and_no_action() {
     let ran = with_confirm(host(), check, 2)
         .args(&["reconcile", "--output", "json"])
         .status(3)
+        .any_stdout()
         .stderr_has("role unknown: the primary check exited 9")
         .active("replica.service")
         .inactive("app.service")
@@ -359,7 +354,7 @@ fn on_promote_runs_after_verification_with_what_changed() {
     );
     let ran = hooked(host(), &hooks)
         .primary()
-        .status(0)
+        .stdout_has("standby\u{2192}primary: started app.service")
         .active("app.service")
         .run();
     let Some(r) = ran else { return };
@@ -406,6 +401,7 @@ fn a_hook_that_hangs_is_killed_at_its_timeout() {
     hooked(host(), hooks)
         .primary()
         .status(1)
+        .stdout_has("started app.service")
         .stderr_has("hook on_promote timed out after ")
         .active("app.service")
         .run();
@@ -420,7 +416,12 @@ fn on_failure_runs_when_a_unit_fails() {
             .unit(Unit::simple("replica.service").standby()),
         &hooks,
     );
-    let Some(r) = t.primary().status(1).run() else {
+    let Some(r) = t
+        .primary()
+        .status(1)
+        .stderr_has("app.service did not start")
+        .run()
+    else {
         return;
     };
     let env = r.sandbox.read("/run/fm-test/hook-failure");

@@ -5,18 +5,12 @@ use std::time::{Duration, Instant};
 
 use crate::sandbox::{BIN, Sandbox};
 use crate::test::Test;
+use crate::test::fixtures::host;
 use crate::unit::Unit;
 
 /// Where README's Metrics section puts it: a directory only root can write.
 const TEXTFILE_DIR: &str = "/var/lib/node_exporter/textfile_collector";
 const PROM: &str = "/var/lib/node_exporter/textfile_collector/failover_manager.prom";
-
-fn host() -> Test {
-    Test::new()
-        .unit(Unit::simple("app.service"))
-        .unit(Unit::simple("replica.service").standby())
-        .running(&["replica.service"])
-}
 
 /// The value of the first sample whose line starts with `series` (name and labels).
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -30,7 +24,7 @@ fn metrics_file_says_what_should_run_and_what_does() {
         .primary()
         .before(&["install", "-d", "-m", "0755", TEXTFILE_DIR])
         .args(&["reconcile", "--metrics-file", PROM])
-        .status(0)
+        .stdout_has("started app.service")
         .active("app.service")
         .run();
     let Some(r) = ran else { return };
