@@ -10,10 +10,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
 
 use crate::cli::values;
+use crate::domain::When;
 
 #[cfg(test)]
 mod fuzz;
@@ -82,23 +83,6 @@ impl Hooks {
         ]
         .into_iter()
         .filter_map(|(k, h)| h.as_ref().map(|h| (k, h)))
-    }
-}
-
-/// Which role a unit belongs to: it runs on the host holding that role and nowhere else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum When {
-    Primary,
-    Standby,
-}
-
-impl When {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            When::Primary => "primary",
-            When::Standby => "standby",
-        }
     }
 }
 

@@ -2,10 +2,9 @@
 //! notify_master/notify_backup, but only once the units are known to be where they should be.
 //! A hook never undoes a transition; its failure only makes the run exit 1.
 
-use crate::apply::{Outcome, StepResult};
-use crate::check::Role;
 use crate::config::Hooks;
-use crate::plan::{Action, Plan};
+use crate::domain::{Action, Outcome, Role, StepResult};
+use crate::plan::Plan;
 use crate::process::{self, Exit, Finished};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,9 +122,9 @@ pub fn run(hooks: &Hooks, event: Event, env: &[(String, String)]) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{UnitConfig, When};
+    use crate::config::UnitConfig;
+    use crate::domain::{UnitState, When};
     use crate::plan::plan;
-    use crate::systemd::UnitState;
     use std::time::Duration;
 
     fn units() -> Vec<UnitConfig> {
@@ -146,7 +145,7 @@ mod tests {
                 }
             } else {
                 Outcome::Failed {
-                    reason: "failed".into(),
+                    reason: crate::domain::FailReason::Crashed,
                     state: UnitState::Failed,
                     cause: String::new(),
                     journal: vec![],

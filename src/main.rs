@@ -5,6 +5,7 @@ mod apply;
 mod check;
 mod cli;
 mod config;
+mod domain;
 mod exit;
 mod fence;
 mod hooks;

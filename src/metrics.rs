@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::check::{CheckResult, Exit, Role};
-use crate::plan::{Desired, Plan};
+use crate::check::{CheckResult, Exit};
+use crate::domain::{Desired, Role, UnitState};
+use crate::plan::Plan;
 use crate::secure_fs::{self, FsError};
 use crate::security::SecurityError;
-use crate::systemd::UnitState;
 
 /// What one run knew when it ended.
 pub struct Snapshot<'a> {
@@ -30,15 +30,6 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// Running means up: a unit still `activating` (stuck, or crash-looping through
-/// auto-restart) is not, or `desired != running` could never fire for it.
-fn running(s: &UnitState) -> bool {
-    matches!(
-        s,
-        UnitState::Active | UnitState::Reloading | UnitState::Refreshing
-    )
 }
 
 /// `{a="1"}` with the site's label in front: `{site="dc1",a="1"}`.
@@ -203,7 +194,9 @@ fn unit_gauges(g: &mut Gauges, plan: &Plan, after: Option<&[UnitState]>) {
         .enumerate()
         .map(|(i, u)| {
             let state = after.and_then(|a| a.get(i)).unwrap_or(&u.observed);
-            (label(u), b(running(state)))
+            // Running means up: a unit still `activating` (stuck, or crash-looping through
+            // auto-restart) is not, or `desired != running` could never fire for it.
+            (label(u), b(state.is_running()))
         })
         .collect();
     g.gauge(
@@ -255,7 +248,8 @@ fn with_fix(e: SecurityError) -> SecurityError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{UnitConfig, When};
+    use crate::config::UnitConfig;
+    use crate::domain::When;
     use crate::plan::plan;
 
     fn snapshot_text(role: Role, exit: Exit, observed_after: Option<&[UnitState]>) -> String {

@@ -3,23 +3,8 @@
 
 use serde::Serialize;
 
-use crate::check::Role;
-use crate::config::{UnitConfig, When};
-use crate::systemd::UnitState;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Desired {
-    Running,
-    Stopped,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Start,
-    Stop,
-}
+use crate::config::UnitConfig;
+use crate::domain::{Action, Class, Desired, Role, UnitState, When};
 
 /// One managed unit as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,7 +28,7 @@ impl UnitPlan {
     pub fn in_sync(&self) -> bool {
         match self.desired {
             None => true,
-            Some(d) => settled(&self.observed) == Some(d),
+            Some(d) => self.observed.settled() == Some(d),
         }
     }
 }
@@ -85,28 +70,6 @@ impl Plan {
     }
 }
 
-/// Where a state is heading: running, stopped, or neither (a state we must not act on).
-fn classify(state: &UnitState) -> Option<Desired> {
-    match state {
-        UnitState::Active
-        | UnitState::Reloading
-        | UnitState::Refreshing
-        | UnitState::Activating => Some(Desired::Running),
-        // `failed` is not running.
-        UnitState::Inactive | UnitState::Failed | UnitState::Deactivating => Some(Desired::Stopped),
-        // systemd is busy with the unit (cleaning) or says something we do not know.
-        UnitState::Maintenance | UnitState::Other(_) => None,
-    }
-}
-
-/// Where a state has arrived: like `classify`, but a unit on its way is not there yet.
-fn settled(state: &UnitState) -> Option<Desired> {
-    match state {
-        UnitState::Activating | UnitState::Deactivating => None,
-        s => classify(s),
-    }
-}
-
 fn desired_for(role: Role, when: When) -> Option<Desired> {
     match (role, when) {
         (Role::Unknown, _) => None,
@@ -126,7 +89,7 @@ fn observed_role(units: &[UnitConfig], observed: &[UnitState]) -> Option<Role> {
             .iter()
             .zip(observed)
             .filter(|(u, _)| u.when == w)
-            .map(|(_, s)| classify(s) == Some(Desired::Running))
+            .map(|(_, s)| s.heading() == Some(Desired::Running))
             .collect::<Vec<_>>()
     };
     let (p, s) = (running(When::Primary), running(When::Standby));
@@ -170,18 +133,11 @@ fn plan_with(
             let desired = desired_for(u.when);
             // `activating` is already starting and `deactivating` already stopping: no second
             // job, but the step stays, to be verified like any other.
-            let underway = u.managed
-                && matches!(
-                    (desired, state),
-                    (Some(Desired::Running), UnitState::Activating)
-                        | (Some(Desired::Stopped), UnitState::Deactivating)
-                );
-            let action = match (desired, classify(state)) {
+            let underway =
+                u.managed && desired.is_some_and(|d| state.class() == Class::OnItsWay(d));
+            let action = match (desired, state.heading()) {
                 _ if !u.managed => None,
-                _ if underway => desired.map(|d| match d {
-                    Desired::Running => Action::Start,
-                    Desired::Stopped => Action::Stop,
-                }),
+                _ if underway => desired.map(Action::towards),
                 (Some(Desired::Running), Some(Desired::Stopped)) => Some(Action::Start),
                 (Some(Desired::Stopped), Some(Desired::Running)) => Some(Action::Stop),
                 _ => None,

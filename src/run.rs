@@ -5,9 +5,10 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use crate::apply;
-use crate::check::{self, CheckResult, Role};
+use crate::check::{self, CheckResult};
 use crate::cli::{Cli, Command, Format, ReconcileArgs, ValidateArgs};
 use crate::config::{self, Config, ConfigError};
+use crate::domain::{Desired, Role, StepResult, UnitState};
 use crate::fence;
 use crate::hooks;
 use crate::lock::{self, LockError};
@@ -16,7 +17,7 @@ use crate::metrics;
 use crate::plan::{self, Plan};
 use crate::report;
 use crate::security::{self, SecurityError};
-use crate::systemd::{Manager, Systemd, SystemdError, UnitState};
+use crate::systemd::{Manager, Systemd, SystemdError};
 use crate::validate::{self, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,11 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
 /// Step 1 of every run: the check.
 fn run_check(config: &Config) -> CheckResult {
     let check = check::run(&config.check);
-    log::info!("role {} (check {})", check.role, check.summary());
+    log::info!(
+        "role {} (check {})",
+        check.role,
+        report::check_summary(&check)
+    );
     check
 }
 
@@ -106,8 +111,8 @@ fn observe_units(config: &Config, role: Role, mgr: &dyn Manager) -> Result<Plan,
             u.name,
             u.when.as_str(),
             match u.desired {
-                Some(plan::Desired::Running) => "running",
-                Some(plan::Desired::Stopped) => "stopped",
+                Some(Desired::Running) => "running",
+                Some(Desired::Stopped) => "stopped",
                 None => "nothing (role unknown)",
             },
             u.observed,
@@ -147,7 +152,7 @@ fn confirm(config: &Config, first: Role) -> (Confirmation, report::Confirmation)
             "confirming: check {n} of {} says {} ({})",
             config.check.confirm,
             again.role,
-            again.summary()
+            report::check_summary(&again)
         );
         answers.roles.push(again.role);
         match again.role {
@@ -164,7 +169,7 @@ fn confirm(config: &Config, first: Role) -> (Confirmation, report::Confirmation)
 struct Record {
     check: Option<CheckResult>,
     plan: Option<Plan>,
-    results: Vec<apply::StepResult>,
+    results: Vec<StepResult>,
     observed_after: Option<Vec<UnitState>>,
     paused: Option<Pause>,
     confirmation: Option<report::Confirmation>,
@@ -420,7 +425,7 @@ fn act(
     for e in &errors {
         log::error!("{e}");
     }
-    let mut failed = results.iter().any(apply::StepResult::failed) || crate::interrupt::requested();
+    let mut failed = results.iter().any(StepResult::failed) || crate::interrupt::requested();
     if crate::interrupt::requested() {
         log::error!("interrupted: stopped waiting; the lines above say what was and was not done");
     } else {
