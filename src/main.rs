@@ -16,6 +16,7 @@ mod maintenance;
 mod metrics;
 mod plan;
 mod process;
+mod reconcile;
 mod report;
 mod run;
 mod sdbus;

@@ -28,6 +28,26 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// What the planner decided for one unit, for `-v`.
+pub fn decision(u: &UnitPlan) -> String {
+    format!(
+        "{}: runs on the {}, wanted {}, is {}: {}",
+        u.name,
+        u.when.as_str(),
+        match u.desired {
+            Some(Desired::Running) => "running",
+            Some(Desired::Stopped) => "stopped",
+            None => "nothing (role unknown)",
+        },
+        u.observed,
+        match (u.action, u.managed) {
+            (Some(a), _) => format!("will {}", a.as_str()),
+            (None, false) => "not managed (managed: false)".into(),
+            (None, true) => "nothing to do".into(),
+        }
+    )
+}
+
 /// "exited 0 in 12ms", for messages.
 pub fn check_summary(check: &CheckResult) -> String {
     format!("{} in {}", check.exit_code, fmt_duration(check.duration))
