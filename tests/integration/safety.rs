@@ -30,12 +30,9 @@ fn a_flapping_check_never_moves_a_unit_with_confirm_3() {
         .run();
     if let Some(r) = ran {
         for _ in 0..4 {
-            let (status, out, err) = r.again(&["reconcile", "-v"]);
-            assert_eq!(status, 0, "{out}{err}");
-            assert!(
-                err.contains("not acting until 3 results in a row agree"),
-                "{err}"
-            );
+            r.then(&["reconcile", "-v"])
+                .stderr_has("not acting until 3 results in a row agree")
+                .check();
         }
         assert_eq!(r.sandbox.state("replica.service"), "active");
         assert_eq!(r.sandbox.state("app.service"), "inactive");
@@ -55,8 +52,7 @@ fn confirm_acts_after_n_agreeing_results_and_steady_state_costs_one_check() {
         .run();
     if let Some(r) = ran {
         assert_eq!(r.sandbox.read("/run/fm-test/calls").lines().count(), 3);
-        let (status, out, _) = r.again(&["reconcile"]);
-        assert_eq!((status, out.as_str()), (0, ""));
+        r.then(&["reconcile"]).check();
         assert_eq!(
             r.sandbox.read("/run/fm-test/calls").lines().count(),
             4,
@@ -273,12 +269,8 @@ fn pause_stops_reconcile_acting_diff_still_shows_drift_and_resume_acts() {
             .read("/var/lib/failover-manager/paused")
             .contains("replacing a disk")
     );
-    let (status, out, err) = r.again(&["reconcile"]);
-    assert_eq!(
-        (status, out.as_str(), err.as_str()),
-        (0, "", ""),
-        "paused: silent, no change"
-    );
+    // Paused: silent, no change.
+    r.then(&["reconcile"]).check();
     let (status, _, err) = r.again(&["reconcile", "-v"]);
     assert_eq!(status, 0);
     assert_eq!(
@@ -292,8 +284,7 @@ fn pause_stops_reconcile_acting_diff_still_shows_drift_and_resume_acts() {
     );
     // A check that cannot tell pages nobody during maintenance.
     r.sandbox.write("/run/fm-test/check-exit", "2");
-    let (status, out, err) = r.again(&["reconcile"]);
-    assert_eq!((status, out.as_str(), err.as_str()), (0, "", ""));
+    r.then(&["reconcile"]).check();
     r.sandbox.write("/run/fm-test/check-exit", "0");
     let (status, out, _) = r.again(&["diff"]);
     assert_eq!(status, 1, "drift: {out}");

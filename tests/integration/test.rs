@@ -281,8 +281,65 @@ impl Test {
     }
 }
 
+/// One more run of the binary in a sandbox a `Test` set up, strict like the first: exit 0 and
+/// nothing printed unless the test says otherwise; `check()` runs it and checks.
+#[must_use = "nothing runs until `check()`"]
+pub struct Again<'a> {
+    ran: &'a Ran,
+    args: Vec<String>,
+    status: i32,
+    stdout: Expect,
+    stderr: Expect,
+}
+
+impl Again<'_> {
+    pub fn status(mut self, code: i32) -> Self {
+        self.status = code;
+        self
+    }
+    pub fn stdout_has(mut self, s: &str) -> Self {
+        self.stdout.has(s);
+        self
+    }
+    /// stdout is the test's to check: `check()` returns it.
+    pub fn any_stdout(mut self) -> Self {
+        self.stdout = Expect::Any;
+        self
+    }
+    pub fn stderr_has(mut self, s: &str) -> Self {
+        self.stderr.has(s);
+        self
+    }
+
+    /// Runs it, checks every expectation, and returns stdout.
+    #[track_caller]
+    pub fn check(self) -> String {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let (status, stdout, stderr) = self.ran.again(&args);
+        let ctx = format!(
+            "\n--- args {:?}\n--- status {status}\n--- stdout\n{stdout}--- stderr\n{stderr}---",
+            self.args
+        );
+        assert_eq!(status, self.status, "exit status{ctx}");
+        self.stdout.check("stdout", &stdout, &ctx);
+        self.stderr.check("stderr", &stderr, &ctx);
+        stdout
+    }
+}
+
 impl Ran {
-    /// Runs the binary again in the same sandbox.
+    /// One more run in the same sandbox, checked strictly (see `Again`).
+    pub fn then(&self, args: &[&str]) -> Again<'_> {
+        Again {
+            ran: self,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            status: 0,
+            stdout: Expect::Exactly(String::new()),
+            stderr: Expect::Exactly(String::new()),
+        }
+    }
+
+    /// Runs the binary again in the same sandbox, for a test that looks at everything itself.
     pub fn again(&self, args: &[&str]) -> (i32, String, String) {
         let mut argv: Vec<&str> = vec![sandbox::BIN];
         argv.extend_from_slice(args);
