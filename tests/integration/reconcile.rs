@@ -77,16 +77,11 @@ fn a_stop_that_hangs_blocks_every_start_so_both_roles_never_run() {
         .run();
     // The next run finds the replica still deactivating: not stopped yet, so still no start.
     if let Some(r) = ran {
-        let (status, out, err) = r.again(&["reconcile"]);
-        assert_eq!(status, 1, "{out}{err}");
-        assert!(
-            err.contains("replica.service did not stop: still deactivating"),
-            "{err}"
-        );
-        assert!(
-            err.contains("did not start app.service: replica.service did not stop"),
-            "{err}"
-        );
+        r.then(&["reconcile"])
+            .status(1)
+            .stderr_has("replica.service did not stop: still deactivating")
+            .stderr_has("did not start app.service: replica.service did not stop")
+            .check();
         assert_eq!(r.sandbox.state("app.service"), "inactive");
         assert_eq!(r.sandbox.starts("app.service"), 0);
     }

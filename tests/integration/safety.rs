@@ -96,8 +96,12 @@ fn confirm_that_ends_unknown_reports_the_role_unknown_and_no_action() {
         assert_eq!(u["outcome"], serde_json::Value::Null, "{u}");
     }
     // The same as any other run whose check cannot tell, but for the confirmation.
-    let (status, out, _) = r.again(&["reconcile", "--output", "json"]);
-    assert_eq!(status, 3, "{out}");
+    let out = r
+        .then(&["reconcile", "--output", "json"])
+        .status(3)
+        .any_stdout()
+        .stderr_has("role unknown: the primary check exited 9")
+        .check();
     confirmed["confirmation"] = serde_json::Value::Null;
     assert_eq!(confirmed, json_of(&out));
 }
@@ -286,24 +290,24 @@ fn pause_stops_reconcile_acting_diff_still_shows_drift_and_resume_acts() {
     r.sandbox.write("/run/fm-test/check-exit", "2");
     r.then(&["reconcile"]).check();
     r.sandbox.write("/run/fm-test/check-exit", "0");
-    let (status, out, _) = r.again(&["diff"]);
-    assert_eq!(status, 1, "drift: {out}");
+    let out = r
+        .then(&["diff"])
+        .status(1)
+        .stdout_has(": replacing a disk: reconcile changes nothing\n")
+        .stdout_has("+ app.service")
+        .check();
     assert!(out.starts_with("paused by alice since "), "{out}");
-    assert!(
-        out.contains(": replacing a disk: reconcile changes nothing\n"),
-        "{out}"
-    );
-    assert!(out.contains("+ app.service"), "{out}");
     assert_eq!(r.sandbox.state("app.service"), "inactive");
     assert_eq!(r.sandbox.state("replica.service"), "active");
-    let (status, out, _) = r.again(&["resume"]);
-    assert_eq!(status, 0);
+    let out = r
+        .then(&["resume"])
+        .stdout_has("resumed (was paused by alice")
+        .check();
     assert!(out.starts_with("resumed (was paused by alice"), "{out}");
-    let (status, out, _) = r.again(&["reconcile"]);
-    assert_eq!(status, 0);
-    assert!(out.contains("started app.service"), "{out}");
-    let (_, out, _) = r.again(&["resume"]);
-    assert_eq!(out, "not paused\n");
+    r.then(&["reconcile"])
+        .stdout_has("started app.service")
+        .check();
+    r.then(&["resume"]).stdout("not paused\n").check();
 }
 
 #[test]
@@ -318,12 +322,10 @@ fn an_unmanaged_unit_is_shown_but_left_alone() {
         .starts("batch.service", 0)
         .run();
     if let Some(r) = ran {
-        let (status, out, _) = r.again(&["diff"]);
-        assert_eq!(status, 1, "{out}");
-        assert!(
-            out.contains("! batch.service  primary  want running  is inactive  (managed: false)"),
-            "{out}"
-        );
+        r.then(&["diff"])
+            .status(1)
+            .stdout_has("! batch.service  primary  want running  is inactive  (managed: false)")
+            .check();
     }
 }
 
@@ -357,12 +359,12 @@ fn on_promote_runs_after_verification_with_what_changed() {
     );
     // Steady state: no hook.
     let _ = std::fs::remove_file(r.sandbox.path("/run/fm-test/hook-promote"));
-    let (status, _, _) = r.again(&["reconcile"]);
-    assert_eq!(status, 0);
+    r.then(&["reconcile"]).check();
     assert_eq!(r.sandbox.read("/run/fm-test/hook-promote"), "");
     r.sandbox.write("/run/fm-test/check-exit", "1");
-    let (status, _, _) = r.again(&["reconcile"]);
-    assert_eq!(status, 0);
+    r.then(&["reconcile"])
+        .stdout_has("primary\u{2192}standby: stopped app.service")
+        .check();
     assert!(
         r.sandbox
             .read("/run/fm-test/hook-demote")

@@ -99,8 +99,10 @@ fn metrics_file_says_what_should_run_and_what_does() {
 
     // The role unknown: the run fails, and the metrics say so (no desired state).
     r.sandbox.write("/run/fm-test/check-exit", "9");
-    let (status, _, _) = r.again(&["reconcile", "--metrics-file", PROM]);
-    assert_eq!(status, 3);
+    r.then(&["reconcile", "--metrics-file", PROM])
+        .status(3)
+        .stderr_has("role unknown: the primary check exited 9")
+        .check();
     let text = r.sandbox.read(PROM);
     assert_eq!(
         sample(&text, "failover_manager_role{role=\"unknown\"}"),
@@ -119,9 +121,10 @@ fn metrics_file_says_what_should_run_and_what_does() {
 
     // Paused: still written, paused 1.
     r.sandbox.write("/run/fm-test/check-exit", "0");
-    let _ = r.again(&["pause", "--reason", "test"]);
-    let (status, _, _) = r.again(&["reconcile", "--metrics-file", PROM]);
-    assert_eq!(status, 0);
+    r.then(&["pause", "--reason", "test"])
+        .stdout_has("paused by ")
+        .check();
+    r.then(&["reconcile", "--metrics-file", PROM]).check();
     assert_eq!(
         sample(&r.sandbox.read(PROM), "failover_manager_paused"),
         Some(1.0)

@@ -297,6 +297,10 @@ impl Again<'_> {
         self.status = code;
         self
     }
+    pub fn stdout(mut self, s: &str) -> Self {
+        self.stdout = Expect::Exactly(s.to_owned());
+        self
+    }
     pub fn stdout_has(mut self, s: &str) -> Self {
         self.stdout.has(s);
         self
