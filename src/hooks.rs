@@ -6,6 +6,7 @@ use crate::config::Hooks;
 use crate::domain::{Action, Outcome, Role, StepResult};
 use crate::plan::Plan;
 use crate::process::{self, Exit, Finished};
+use crate::report::{fail_code, skip_code};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -82,8 +83,23 @@ pub fn environment(event: Event, plan: &Plan, results: &[StepResult]) -> Vec<(St
             "FAILOVER_MANAGER_SKIPPED",
             names(&|r| matches!(r.outcome, Outcome::Skipped { .. })),
         ),
+        // Why, for a script: `app.service=timeout other.service=earlier_start_failed`.
+        ("FAILOVER_MANAGER_REASONS", reasons(results)),
     ];
     vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// `unit=reason_code` for every step that failed or was skipped, space-separated.
+fn reasons(results: &[StepResult]) -> String {
+    results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Done { .. } => None,
+            Outcome::Failed { reason, .. } => Some(format!("{}={}", r.name, fail_code(reason))),
+            Outcome::Skipped { reason } => Some(format!("{}={}", r.name, skip_code(reason))),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs the hook for `event`, if one is configured. `Err` carries the message for a hook that
@@ -196,9 +212,11 @@ mod tests {
         assert_eq!(get("FAILOVER_MANAGER_STARTED"), Some("app.service"));
         assert_eq!(get("FAILOVER_MANAGER_STOPPED"), Some("replica.service"));
         assert_eq!(get("FAILOVER_MANAGER_FAILED"), Some(""));
+        assert_eq!(get("FAILOVER_MANAGER_REASONS"), Some(""));
         let env = environment(Event::Failure, &takeover, &bad);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("FAILOVER_MANAGER_FAILED"), Some("app.service"));
+        assert_eq!(get("FAILOVER_MANAGER_REASONS"), Some("app.service=crashed"));
         assert_eq!(get("FAILOVER_MANAGER_STARTED"), Some(""));
     }
 

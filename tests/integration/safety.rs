@@ -354,7 +354,7 @@ fn on_promote_runs_after_verification_with_what_changed() {
     assert_eq!(
         r.sandbox.read("/run/fm-test/hook-promote"),
         "FAILOVER_MANAGER_EVENT=promote\nFAILOVER_MANAGER_FAILED=\nFAILOVER_MANAGER_FENCED=\nFAILOVER_MANAGER_PREVIOUS_ROLE=standby\n\
-         FAILOVER_MANAGER_ROLE=primary\nFAILOVER_MANAGER_SKIPPED=\nFAILOVER_MANAGER_STARTED=app.service\n\
+         FAILOVER_MANAGER_REASONS=\nFAILOVER_MANAGER_ROLE=primary\nFAILOVER_MANAGER_SKIPPED=\nFAILOVER_MANAGER_STARTED=app.service\n\
          FAILOVER_MANAGER_STOPPED=replica.service\n"
     );
     // Steady state: no hook.
@@ -420,6 +420,13 @@ fn on_failure_runs_when_a_unit_fails() {
     let env = r.sandbox.read("/run/fm-test/hook-failure");
     assert!(
         env.contains("FAILOVER_MANAGER_FAILED=app.service\n"),
+        "{env}"
+    );
+    // A program that exits at once: a crash (or a death within the settle window, when
+    // systemd was read while it still ran), never a timeout.
+    assert!(
+        env.contains("FAILOVER_MANAGER_REASONS=app.service=crashed\n")
+            || env.contains("FAILOVER_MANAGER_REASONS=app.service=not_settled\n"),
         "{env}"
     );
     assert!(env.contains("FAILOVER_MANAGER_ROLE=primary\n"), "{env}");
