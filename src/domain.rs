@@ -314,4 +314,59 @@ mod tests {
             assert_eq!(s.is_running(), running, "{state}");
         }
     }
+
+    /// The crate's modules and the modules each one's non-test code names (`crate::x`).
+    fn use_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut graph = std::collections::BTreeMap::new();
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                let module = entry.file_name().to_string_lossy().into_owned();
+                for sub in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                    files.push((module.clone(), sub.path()));
+                }
+            } else if let Some(stem) = path.file_stem() {
+                files.push((stem.to_string_lossy().into_owned(), path.clone()));
+            }
+        }
+        for (module, path) in files {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let code = text.split("\nmod tests").next().unwrap_or_default();
+            let deps: &mut std::collections::BTreeSet<String> =
+                graph.entry(module.clone()).or_default();
+            for part in code.split("crate::").skip(1) {
+                let name: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != module {
+                    deps.insert(name);
+                }
+            }
+        }
+        graph
+    }
+
+    /// The domain imports nothing else of the crate, and no module imports one that imports
+    /// it back: every change to the layout keeps the `use crate::` graph acyclic.
+    #[test]
+    fn the_domain_imports_nothing_and_the_use_graph_has_no_cycle() {
+        let mut graph = use_graph();
+        assert!(graph.len() > 10, "{graph:?}");
+        assert_eq!(graph.get("domain").map(|d| d.len()), Some(0), "{graph:?}");
+        // Peel off modules that import nothing left; a cycle is what cannot be peeled.
+        while !graph.is_empty() {
+            let leaves: Vec<String> = graph
+                .iter()
+                .filter(|(_, deps)| deps.iter().all(|d| !graph.contains_key(d)))
+                .map(|(m, _)| m.clone())
+                .collect();
+            assert!(!leaves.is_empty(), "an import cycle among {graph:?}");
+            for m in leaves {
+                graph.remove(&m);
+            }
+        }
+    }
 }
