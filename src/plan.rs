@@ -52,19 +52,6 @@ impl Plan {
         self.steps.is_empty()
     }
 
-    /// "standby→primary" when the units say the host held the other role, else just the role.
-    pub fn transition(&self) -> String {
-        if self.fenced {
-            return "fenced".into();
-        }
-        match self.observed_role {
-            Some(prev) if prev != self.role && self.role != Role::Unknown => {
-                format!("{prev}\u{2192}{}", self.role)
-            }
-            _ => self.role.to_string(),
-        }
-    }
-
     pub fn in_sync(&self) -> bool {
         self.units.iter().all(UnitPlan::in_sync)
     }
@@ -170,6 +157,7 @@ fn plan_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::transition;
 
     #[test]
     fn a_fenced_host_stops_its_primary_units_and_starts_nothing() {
@@ -192,7 +180,7 @@ mod tests {
             ],
         );
         assert_eq!(p.role, Role::Unknown);
-        assert_eq!(p.transition(), "fenced");
+        assert_eq!(transition(&p), "fenced");
         let actions: Vec<_> = p.units.iter().map(|u| u.action).collect();
         assert_eq!(actions, [Some(Action::Stop), None, None, None]);
         assert_eq!(p.steps, [0]);
@@ -336,27 +324,27 @@ mod tests {
             &[UnitState::Inactive, UnitState::Active],
         );
         assert_eq!(p.observed_role, Some(Role::Standby));
-        assert_eq!(p.transition(), "standby\u{2192}primary");
+        assert_eq!(transition(&p), "standby\u{2192}primary");
         let p = plan(
             Role::Standby,
             &units,
             &[UnitState::Active, UnitState::Inactive],
         );
-        assert_eq!(p.transition(), "primary\u{2192}standby");
+        assert_eq!(transition(&p), "primary\u{2192}standby");
         let p = plan(
             Role::Primary,
             &units,
             &[UnitState::Active, UnitState::Inactive],
         );
-        assert_eq!(p.transition(), "primary");
+        assert_eq!(transition(&p), "primary");
         assert!(p.in_sync() && p.is_empty());
         // Only primary units, all stopped: the host looked like a standby.
         let only = [unit("p", When::Primary)];
         let p = plan(Role::Primary, &only, &[UnitState::Inactive]);
-        assert_eq!(p.transition(), "standby\u{2192}primary");
+        assert_eq!(transition(&p), "standby\u{2192}primary");
         // A crashed unit is not a role: no arrow.
         let p = plan(Role::Primary, &only, &[UnitState::Failed]);
-        assert_eq!(p.transition(), "primary");
+        assert_eq!(transition(&p), "primary");
         // Half-running primary: no clear previous role, so no arrow.
         let two = [unit("a", When::Primary), unit("b", When::Primary)];
         let p = plan(
@@ -364,7 +352,7 @@ mod tests {
             &two,
             &[UnitState::Active, UnitState::Inactive],
         );
-        assert_eq!(p.transition(), "primary");
+        assert_eq!(transition(&p), "primary");
     }
 
     #[test]

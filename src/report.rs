@@ -28,6 +28,20 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// "standby→primary" when the units say the host held the other role, else just the role
+/// ("fenced" for a host that fences itself).
+pub fn transition(plan: &Plan) -> String {
+    if plan.fenced {
+        return "fenced".into();
+    }
+    match plan.observed_role {
+        Some(prev) if prev != plan.role && plan.role != Role::Unknown => {
+            format!("{prev}\u{2192}{}", plan.role)
+        }
+        _ => plan.role.to_string(),
+    }
+}
+
 /// What the planner decided for one unit, for `-v`.
 pub fn decision(u: &UnitPlan) -> String {
     format!(
@@ -421,7 +435,7 @@ pub fn dry_run(plan: &Plan) -> String {
             Some(Action::Stop) => ("stop", "stopping"),
             None => continue,
         };
-        let t = plan.transition();
+        let t = transition(plan);
         if u.underway {
             out.push_str(&format!(
                 "{t}: would wait for {} to finish {ing} (is {})\n",
@@ -442,7 +456,7 @@ pub fn dry_run(plan: &Plan) -> String {
 /// The one line per change that reconcile prints, and the error messages for failures.
 /// Returns (stdout lines, stderr lines).
 pub fn changes(plan: &Plan, results: &[StepResult]) -> (Vec<String>, Vec<String>) {
-    let t = plan.transition();
+    let t = transition(plan);
     let mut out = Vec::new();
     let mut err = Vec::new();
     for r in results {
