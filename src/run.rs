@@ -1,4 +1,5 @@
-//! One run of a command: load, check, observe, plan, and then print, diff or apply.
+//! One run of a command: load the config, then reconcile (`reconcile` decides, this module
+//! prints what it returned and writes the metrics), diff, validate, pause or resume.
 //! Returns a status; the exit code is decided in `exit`.
 
 use std::io::{IsTerminal, Write};
