@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::check::{CheckResult, Exit};
-use crate::domain::{Desired, Role, UnitState};
+use crate::domain::{Desired, Outcome, Role, StepResult, UnitState};
 use crate::plan::Plan;
 use crate::secure_fs::{self, FsError};
 use crate::security::SecurityError;
@@ -16,6 +16,8 @@ pub struct Snapshot<'a> {
     pub plan: Option<&'a Plan>,
     /// Unit states after the run (re-observed when something was done), in config order.
     pub observed_after: Option<&'a [UnitState]>,
+    /// What became of each step of the run.
+    pub results: &'a [StepResult],
     pub success: bool,
     pub paused: bool,
     /// `site:`, a label on every sample.
@@ -92,6 +94,7 @@ pub fn render(s: &Snapshot) -> String {
     }
     if let Some(plan) = s.plan {
         unit_gauges(&mut g, plan, s.observed_after);
+        failed_gauges(&mut g, plan, s.results);
     }
     g.out
 }
@@ -206,6 +209,33 @@ fn unit_gauges(g: &mut Gauges, plan: &Plan, after: Option<&[UnitState]>) {
     );
 }
 
+/// Each unit whose step failed or was skipped, with why: a timeout is not a crash.
+fn failed_gauges(g: &mut Gauges, plan: &Plan, results: &[StepResult]) {
+    let failed: Vec<(String, f64)> = results
+        .iter()
+        .filter_map(|r| {
+            let code = match &r.outcome {
+                Outcome::Done { .. } => return None,
+                Outcome::Failed { reason, .. } => crate::report::fail_code(reason),
+                Outcome::Skipped { reason } => crate::report::skip_code(reason),
+            };
+            let when = plan.units.get(r.unit).map_or("", |u| u.when.as_str());
+            Some((
+                format!(
+                    "{{unit=\"{}\",when=\"{when}\",reason=\"{code}\"}}",
+                    escape(&r.name)
+                ),
+                1.0,
+            ))
+        })
+        .collect();
+    g.gauge(
+        "unit_failed",
+        "1 for each unit whose start or stop failed or was skipped in the last run; reason as in --output json's reason_code.",
+        &failed,
+    );
+}
+
 /// Writes the file as root writes any file (`secure_fs`): atomically, through a temporary
 /// name that does not end in `.prom` (node_exporter would read it half-written), mode 0644 so
 /// a node_exporter running as its own user can read it. Its directory must be root's alone.
@@ -274,10 +304,27 @@ mod tests {
             duration: Duration::from_millis(250),
             output: vec![],
         };
+        let failed = [StepResult {
+            unit: 0,
+            name: "app.service".into(),
+            action: crate::domain::Action::Start,
+            outcome: Outcome::Failed {
+                reason: crate::domain::FailReason::Timeout {
+                    sub: "start".into(),
+                    job: None,
+                    limit: Duration::from_secs(30),
+                },
+                state: UnitState::Activating,
+                cause: String::new(),
+                journal: Vec::new(),
+                elapsed: Duration::from_secs(30),
+            },
+        }];
         render(&Snapshot {
             check: Some(&c),
             plan: Some(&p),
             observed_after,
+            results: &failed,
             success: true,
             paused: false,
             site,
@@ -342,6 +389,7 @@ mod tests {
             "failover_manager_unit_desired_running{unit=\"re\\\"plica\",when=\"standby\"} 0",
             "failover_manager_unit_running{unit=\"app.service\",when=\"primary\"} 1",
             "failover_manager_unit_running{unit=\"re\\\"plica\",when=\"standby\"} 0",
+            "failover_manager_unit_failed{unit=\"app.service\",when=\"primary\",reason=\"timeout\"} 1",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

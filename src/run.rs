@@ -76,6 +76,7 @@ fn reconcile(
             // Units whose states are not known are not shown as down.
             plan: r.filter(|r| r.unobserved.is_none()).map(|r| &r.plan),
             observed_after: r.and_then(|r| r.observed_after.as_deref()),
+            results: r.map_or(&[], |r| &r.results),
             success: status == Some(Status::Converged),
             paused: r.is_some_and(|r| r.paused.is_some()),
             site: config.site.as_deref(),

@@ -363,3 +363,49 @@ fn parallel_reports_each_failure_without_holding_back_the_others() {
         .inactive("replica.service");
     t.run();
 }
+
+#[test]
+fn why_a_unit_failed_reaches_the_json_the_metrics_and_the_hooks_as_a_code() {
+    // A start that never finishes, then one that is held back by it.
+    let hook = "env | grep ^FAILOVER_MANAGER_REASONS= > /run/fm-test/reasons";
+    let yaml = format!(
+        "check:\n  command: [/bin/sh, -c, \"exit 0\"]\n  timeout: 5s\n\
+         hooks:\n  on_failure: {{command: [/bin/sh, -c, {hook:?}]}}\n\
+         defaults: {{ verify_timeout: 1s, settle: 0s }}\nunits:\n  - slow.service\n  - app.service\n"
+    );
+    let ran = Test::new()
+        .unit(Unit::never_ready("slow.service"))
+        .unit(Unit::simple("app.service"))
+        .config(&yaml)
+        .before(&["install", "-d", "-m", "0755", TEXTFILE_DIR])
+        .args(&["reconcile", "--output", "json", "--metrics-file", PROM])
+        .status(1)
+        .any_stdout()
+        .stderr_has("slow.service did not start: still activating")
+        .run();
+    let Some(r) = ran else { return };
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    let outcome = |i: usize| v["units"][i]["outcome"].clone();
+    assert_eq!(outcome(0)["status"], "failed", "{v}");
+    assert_eq!(outcome(0)["reason_code"], "timeout", "{v}");
+    assert!(
+        outcome(0)["reason"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("still activating")),
+        "the words stay: {v}"
+    );
+    assert_eq!(outcome(1)["status"], "skipped", "{v}");
+    assert_eq!(outcome(1)["reason_code"], "earlier_start_failed", "{v}");
+    assert_eq!(outcome(1)["reason"], "slow.service failed before it", "{v}");
+    let text = r.sandbox.read(PROM);
+    for series in [
+        "failover_manager_unit_failed{unit=\"slow.service\",when=\"primary\",reason=\"timeout\"}",
+        "failover_manager_unit_failed{unit=\"app.service\",when=\"primary\",reason=\"earlier_start_failed\"}",
+    ] {
+        assert_eq!(sample(&text, series), Some(1.0), "{series} in\n{text}");
+    }
+    assert_eq!(
+        r.sandbox.read("/run/fm-test/reasons"),
+        "FAILOVER_MANAGER_REASONS=slow.service=timeout app.service=earlier_start_failed\n"
+    );
+}
