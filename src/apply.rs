@@ -8,12 +8,11 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
-
 use crate::config::UnitConfig;
+use crate::domain::{Action, FailReason, Outcome, SkipReason, StepResult, UnitState};
 use crate::interrupt;
-use crate::plan::{Action, Plan};
-use crate::systemd::{Event, Manager, UnitState, Verb};
+use crate::plan::Plan;
+use crate::systemd::{Event, Manager};
 use crate::verify::{self, Job, Observation, Phase, Step};
 
 /// How many journal lines a failure report carries.
@@ -23,43 +22,6 @@ const JOURNAL_LINES: usize = 5;
 const REREAD: Duration = Duration::from_secs(1);
 /// After systemd could not be asked, how soon to ask again.
 const RETRY: Duration = Duration::from_millis(50);
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum Outcome {
-    /// Reached the desired state (and, for a start, stayed active through its settle window).
-    Done {
-        #[serde(serialize_with = "crate::report::ser_ms", rename = "elapsed_ms")]
-        elapsed: Duration,
-    },
-    Failed {
-        reason: String,
-        state: UnitState,
-        cause: String,
-        journal: Vec<String>,
-        #[serde(serialize_with = "crate::report::ser_ms", rename = "elapsed_ms")]
-        elapsed: Duration,
-    },
-    Skipped {
-        reason: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StepResult {
-    /// Index into the plan's units.
-    #[serde(skip)]
-    pub unit: usize,
-    pub name: String,
-    pub action: Action,
-    pub outcome: Outcome,
-}
-
-impl StepResult {
-    pub fn failed(&self) -> bool {
-        !matches!(self.outcome, Outcome::Done { .. })
-    }
-}
 
 /// Executes the plan's steps; `parallel` batches each phase (all stops, then all starts): its
 /// jobs queued at once and verified together, for units that do not depend on each other.
@@ -77,13 +39,10 @@ pub fn apply(
 }
 
 /// Why a start is not attempted after an earlier step failed.
-fn blocker(results: &[StepResult]) -> Option<String> {
+fn blocker(results: &[StepResult]) -> Option<SkipReason> {
     results.iter().find(|r| r.failed()).map(|r| match r.action {
-        Action::Stop => format!(
-            "{} did not stop, and both roles must never run at once",
-            r.name
-        ),
-        Action::Start => format!("{} failed before it", r.name),
+        Action::Stop => SkipReason::StopFailed(r.name.clone()),
+        Action::Start => SkipReason::EarlierStartFailed(r.name.clone()),
     })
 }
 
@@ -103,7 +62,7 @@ fn apply_ordered(plan: &Plan, units: &[UnitConfig], mgr: &dyn Manager) -> Vec<St
     results
 }
 
-fn skipped(plan: &Plan, i: usize, action: Action, reason: String) -> StepResult {
+fn skipped(plan: &Plan, i: usize, action: Action, reason: SkipReason) -> StepResult {
     StepResult {
         unit: i,
         name: plan.units[i].name.clone(),
@@ -233,10 +192,6 @@ impl<'a> Batch<'a> {
 
     /// Queues a job for each unit not already on its way.
     fn queue(&mut self, mgr: &dyn Manager, since: SystemTime) {
-        let verb = match self.action {
-            Action::Start => Verb::Start,
-            Action::Stop => Verb::Stop,
-        };
         for j in 0..self.names.len() {
             if matches!(
                 self.phases[j],
@@ -249,20 +204,16 @@ impl<'a> Batch<'a> {
             }
             if interrupt::requested() {
                 self.outcomes[j] = Some(Outcome::Skipped {
-                    reason: "interrupted".into(),
+                    reason: SkipReason::Interrupted,
                 });
                 continue;
             }
-            match mgr.queue(verb, self.names[j]) {
+            match mgr.queue(self.action, self.names[j]) {
                 Ok(id) => self.jobs[j] = Some(id),
                 Err(e) => {
-                    let what = match verb {
-                        Verb::Start => "could not be started",
-                        Verb::Stop => "could not be stopped",
-                    };
                     self.outcomes[j] = Some(Outcome::Failed {
-                        reason: what.to_owned(),
-                        state: UnitState::Other("unknown".into()),
+                        reason: FailReason::CannotQueue(self.action),
+                        state: UnitState::unknown(),
                         cause: e.to_string(),
                         journal: mgr.journal_tail(self.names[j], Some(since), JOURNAL_LINES),
                         elapsed: self.steps[j].started.elapsed(),
@@ -398,7 +349,7 @@ fn outcome(
         },
         // Unreachable: the loop ends only when every unit is decided.
         Phase::Waiting { .. } | Phase::Settling { .. } => Outcome::Skipped {
-            reason: "not verified".into(),
+            reason: SkipReason::NotVerified,
         },
     }
 }
@@ -406,144 +357,10 @@ fn outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Role;
-    use crate::config::When;
+    use crate::domain::Role;
+    use crate::domain::When;
     use crate::plan::plan;
-    use crate::systemd::{SystemdError, UnitDetails};
-    use std::cell::{Cell, RefCell};
-    use std::collections::{HashMap, VecDeque};
-
-    /// A scripted systemd: each job ends at once (`done`, signalled), and each read of a unit
-    /// answers the next state of its script (the last one repeats), or a fixed state after
-    /// its job: active after a start, inactive after a stop.
-    struct Fake {
-        after: HashMap<String, UnitState>,
-        scripts: RefCell<HashMap<String, VecDeque<UnitDetails>>>,
-        calls: RefCell<Vec<String>>,
-        queued: RefCell<HashMap<String, Verb>>,
-        signals: RefCell<Vec<Event>>,
-        refuse: Option<&'static str>,
-        /// This many reads fail as if the connection had dropped (daemon-reexec).
-        lost_reads: Cell<usize>,
-    }
-
-    fn loaded(state: UnitState, invocation: &str) -> UnitDetails {
-        UnitDetails {
-            load_state: "loaded".into(),
-            active_state: state,
-            invocation_id: invocation.into(),
-            ..UnitDetails::default()
-        }
-    }
-
-    impl Fake {
-        fn new(after: &[(&str, UnitState)]) -> Fake {
-            Fake {
-                after: after
-                    .iter()
-                    .map(|(n, s)| (n.to_string(), s.clone()))
-                    .collect(),
-                scripts: RefCell::new(HashMap::new()),
-                calls: RefCell::new(Vec::new()),
-                queued: RefCell::new(HashMap::new()),
-                signals: RefCell::new(Vec::new()),
-                refuse: None,
-                lost_reads: Cell::new(0),
-            }
-        }
-
-        fn script(self, unit: &str, reads: &[UnitDetails]) -> Fake {
-            self.scripts
-                .borrow_mut()
-                .insert(unit.into(), reads.iter().cloned().collect());
-            self
-        }
-
-        fn details(&self, unit: &str) -> UnitDetails {
-            if let Some(script) = self.scripts.borrow_mut().get_mut(unit) {
-                if script.len() > 1 {
-                    return script.pop_front().unwrap_or_default();
-                }
-                if let Some(d) = script.front() {
-                    return d.clone();
-                }
-            }
-            let verb = self.queued.borrow().get(unit).copied();
-            let default = match verb {
-                Some(Verb::Stop) => UnitState::Inactive,
-                _ => UnitState::Active,
-            };
-            loaded(self.after.get(unit).cloned().unwrap_or(default), "i1")
-        }
-
-        fn calls(&self, prefix: &str) -> Vec<String> {
-            self.calls
-                .borrow()
-                .iter()
-                .filter(|c| c.starts_with(prefix))
-                .cloned()
-                .collect()
-        }
-    }
-
-    impl Manager for Fake {
-        fn is_active(&self, units: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
-            Ok(units.iter().map(|_| UnitState::Inactive).collect())
-        }
-        fn observe(&self, units: &[&str], _: &[bool]) -> Result<Vec<UnitDetails>, SystemdError> {
-            self.calls
-                .borrow_mut()
-                .push(format!("read {}", units.join(" ")));
-            if self.lost_reads.get() > 0 {
-                self.lost_reads.set(self.lost_reads.get() - 1);
-                return Err(SystemdError::Call {
-                    method: "ListUnitsByNames",
-                    error: "Connection reset by peer".into(),
-                });
-            }
-            Ok(units.iter().map(|u| self.details(u)).collect())
-        }
-        fn details_many(&self, units: &[&str]) -> Result<Vec<UnitDetails>, SystemdError> {
-            Ok(units.iter().map(|u| self.details(u)).collect())
-        }
-        fn property(&self, _: &str, _: &str) -> Result<String, SystemdError> {
-            Ok(String::new())
-        }
-        fn queue(&self, verb: Verb, unit: &str) -> Result<u32, SystemdError> {
-            self.calls
-                .borrow_mut()
-                .push(format!("{} {unit}", verb.as_str()));
-            if let Some(error) = self.refuse {
-                return Err(SystemdError::Job {
-                    verb: verb.as_str(),
-                    unit: unit.into(),
-                    error: error.into(),
-                });
-            }
-            self.queued.borrow_mut().insert(unit.to_string(), verb);
-            let job = self.calls.borrow().len() as u32;
-            self.signals.borrow_mut().push(Event::JobRemoved {
-                job,
-                unit: unit.into(),
-                result: "done".into(),
-            });
-            Ok(job)
-        }
-        fn wait(&self, _: &[&str], until: Instant) -> Result<Vec<Event>, SystemdError> {
-            let events: Vec<Event> = self.signals.borrow_mut().drain(..).collect();
-            if events.is_empty() {
-                std::thread::sleep(
-                    until
-                        .saturating_duration_since(Instant::now())
-                        .min(Duration::from_millis(2)),
-                );
-            }
-            Ok(events)
-        }
-        fn journal_tail(&self, unit: &str, _: Option<SystemTime>, _: usize) -> Vec<String> {
-            vec![format!("{unit}: boom")]
-        }
-    }
+    use crate::systemd::fake::{Fake, loaded};
 
     fn unit(name: &str, when: When) -> UnitConfig {
         UnitConfig {
@@ -606,7 +423,7 @@ mod tests {
         let r = run_parallel(&units, &[UnitState::Inactive, UnitState::Active], &fake);
         assert_eq!(fake.calls("st"), ["stop s"]);
         assert!(
-            matches!(&r[1].outcome, Outcome::Skipped { reason } if reason.contains("s did not stop"))
+            matches!(&r[1].outcome, Outcome::Skipped { reason: SkipReason::StopFailed(u) } if u == "s")
         );
     }
 
@@ -656,13 +473,13 @@ mod tests {
             Outcome::Failed {
                 reason, journal, ..
             } => {
-                assert_eq!(reason, "failed");
+                assert_eq!(reason, &FailReason::Crashed);
                 assert_eq!(journal, &["a: boom"]);
             }
             o => panic!("{o:?}"),
         }
         assert!(
-            matches!(&r[1].outcome, Outcome::Skipped { reason } if reason == "a failed before it")
+            matches!(&r[1].outcome, Outcome::Skipped { reason: SkipReason::EarlierStartFailed(u) } if u == "a")
         );
         assert!(matches!(&r[2].outcome, Outcome::Skipped { .. }));
     }
@@ -682,12 +499,17 @@ mod tests {
             &fake,
         );
         assert_eq!(fake.calls("st"), ["stop s2", "stop s1"]);
-        assert!(
-            matches!(&r[0].outcome, Outcome::Failed { reason, .. } if reason.contains("still deactivating"))
-        );
+        assert!(matches!(
+            &r[0].outcome,
+            Outcome::Failed {
+                reason: FailReason::Timeout { .. },
+                state: UnitState::Deactivating,
+                ..
+            }
+        ));
         assert!(!r[1].failed());
         assert!(
-            matches!(&r[2].outcome, Outcome::Skipped { reason } if reason.contains("s2 did not stop"))
+            matches!(&r[2].outcome, Outcome::Skipped { reason: SkipReason::StopFailed(u) } if u == "s2")
         );
     }
 
@@ -698,9 +520,14 @@ mod tests {
         let t = Instant::now();
         let r = run(&units, &[UnitState::Inactive], &fake);
         assert!(t.elapsed() >= Duration::from_millis(200));
-        assert!(
-            matches!(&r[0].outcome, Outcome::Failed { reason, .. } if reason.starts_with("still activating"))
-        );
+        assert!(matches!(
+            &r[0].outcome,
+            Outcome::Failed {
+                reason: FailReason::Timeout { .. },
+                state: UnitState::Activating,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -716,11 +543,13 @@ mod tests {
         );
         let r = run(&units, &[UnitState::Inactive, UnitState::Inactive], &fake);
         match &r[0].outcome {
-            Outcome::Failed { reason, .. } => assert!(
-                reason.starts_with("was restarted ")
-                    && reason.ends_with("(within its 30ms settle window)"),
-                "{reason}"
-            ),
+            Outcome::Failed {
+                reason: FailReason::NotSettled { how, window, .. },
+                ..
+            } => {
+                assert_eq!(how, &crate::domain::SettleBreak::Restarted);
+                assert_eq!(*window, Duration::from_millis(30));
+            }
             o => panic!("{o:?}"),
         }
         assert_eq!(fake.calls("st"), ["start a"], "b is held back");
@@ -740,8 +569,8 @@ mod tests {
         fake.lost_reads.set(usize::MAX);
         let r = run(&units, &[UnitState::Inactive], &fake);
         assert!(
-            matches!(&r[0].outcome, Outcome::Failed { reason, .. }
-                if reason == "could not be verified: systemd did not answer ListUnitsByNames: Connection reset by peer"),
+            matches!(&r[0].outcome, Outcome::Failed { reason: FailReason::Unverifiable(e), .. }
+                if e == "systemd did not answer ListUnitsByNames: Connection reset by peer"),
             "{r:?}"
         );
     }
@@ -756,7 +585,7 @@ mod tests {
         let r = run(&units, &[UnitState::Inactive, UnitState::Inactive], &fake);
         match &r[0].outcome {
             Outcome::Failed { reason, cause, .. } => {
-                assert_eq!(reason, "could not be started");
+                assert_eq!(reason, &FailReason::CannotQueue(Action::Start));
                 assert_eq!(cause, "start a: Unit a is masked.");
             }
             o => panic!("{o:?}"),

@@ -1,59 +1,19 @@
 //! The primary check: run the configured command, map its exit to a role. Anything but a
 //! configured exit code is `Unknown`, and an unknown role is never acted on.
 
-use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::CheckConfig;
+use crate::domain::Role;
 pub use crate::process::Exit;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Primary,
-    Standby,
-    Unknown,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(match self {
-            Role::Primary => "primary",
-            Role::Standby => "standby",
-            Role::Unknown => "unknown",
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
     pub role: Role,
-    #[serde(serialize_with = "ser_exit_code")]
     pub exit_code: Exit,
-    #[serde(serialize_with = "crate::report::ser_ms", rename = "duration_ms")]
     pub duration: Duration,
     /// The last lines the check printed (stdout and stderr interleaved).
     pub output: Vec<String>,
-}
-
-fn ser_exit_code<S: serde::Serializer>(e: &Exit, s: S) -> Result<S::Ok, S::Error> {
-    match e {
-        Exit::Code(c) => s.serialize_i32(*c),
-        _ => s.serialize_none(),
-    }
-}
-
-impl CheckResult {
-    /// "exited 0 in 12ms", for messages.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} in {}",
-            self.exit_code,
-            crate::report::fmt_duration(self.duration)
-        )
-    }
 }
 
 /// Maps an exit to a role: pure, so the rule is tested apart from processes.

@@ -54,8 +54,8 @@ pub const EXIT_STATUS: &[(u8, &str)] = &[
     name = "failover-manager",
     version = VERSION,
     about = "Runs the right systemd units for this host's role (primary or standby), and verifies them",
-    long_about = "Runs the configured primary check, reads the state of every managed unit with one \
-                  batched `systemctl is-active`, and starts or stops units so that exactly this \
+    long_about = "Runs the configured primary check, reads the state of every managed unit from systemd \
+                  in one batched D-Bus call, and starts or stops units so that exactly this \
                   role's units run. Meant to run from a systemd timer every minute on every host; \
                   prints nothing when nothing changed. An unknown role (check failed, timed out or \
                   crashed) never changes anything."

@@ -10,10 +10,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
 
 use crate::cli::values;
+use crate::domain::When;
 
 #[cfg(test)]
 mod fuzz;
@@ -35,7 +36,8 @@ pub struct Config {
     /// This host's site (`dc1`): a label on every metric, so one Prometheus can tell the sites
     /// apart and see two primaries.
     pub site: Option<String>,
-    /// Start (and stop) all units of a step in one batched systemctl call, verified together.
+    /// Queue the jobs of a phase (all stops, then all starts) at once over D-Bus, and verify them
+    /// together, instead of one unit at a time.
     pub parallel: bool,
 }
 
@@ -81,23 +83,6 @@ impl Hooks {
         ]
         .into_iter()
         .filter_map(|(k, h)| h.as_ref().map(|h| (k, h)))
-    }
-}
-
-/// Which role a unit belongs to: it runs on the host holding that role and nowhere else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum When {
-    Primary,
-    Standby,
-}
-
-impl When {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            When::Primary => "primary",
-            When::Standby => "standby",
-        }
     }
 }
 

@@ -1,7 +1,48 @@
 //! Every exit status the tool can end with, and the one place results become numbers.
 
+use crate::config::ConfigError;
 use crate::lock::LockError;
-use crate::run::{Error, Status};
+use crate::maintenance::PauseError;
+use crate::security::SecurityError;
+use crate::systemd::SystemdError;
+
+/// How a command ended when nothing went wrong with the tool itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Reconcile reached the desired state, had nothing to do, or was told to do nothing
+    /// (paused, or a check that did not confirm a change).
+    Converged,
+    /// Reconcile could not reach it, or a hook failed.
+    Failed,
+    /// The check could not tell the role; nothing was changed.
+    RoleUnknown,
+    InSync,
+    Drift,
+    Valid,
+    /// `validate` found only warnings.
+    Warnings,
+    /// `validate` found errors on the host.
+    Invalid,
+}
+
+/// What stopped a command: each maps to an exit code below.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Insecure(#[from] SecurityError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("maintenance mode: {0}")]
+    Pause(#[from] PauseError),
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    #[error(transparent)]
+    Fence(#[from] crate::secure_fs::FsError),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
@@ -60,8 +101,6 @@ impl From<ExitCode> for std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConfigError;
-    use crate::systemd::SystemdError;
 
     #[test]
     fn numbers_are_the_documented_ones() {

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::Role;
+use crate::domain::Role;
 use crate::secure_fs::{self, FsError};
 
 pub const PATH: &str = "/var/lib/failover-manager/last-confirmed";

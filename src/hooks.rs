@@ -2,11 +2,11 @@
 //! notify_master/notify_backup, but only once the units are known to be where they should be.
 //! A hook never undoes a transition; its failure only makes the run exit 1.
 
-use crate::apply::{Outcome, StepResult};
-use crate::check::Role;
 use crate::config::Hooks;
-use crate::plan::{Action, Plan};
+use crate::domain::{Action, Outcome, Role, StepResult};
+use crate::plan::Plan;
 use crate::process::{self, Exit, Finished};
+use crate::report::{fail_code, skip_code};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -83,8 +83,23 @@ pub fn environment(event: Event, plan: &Plan, results: &[StepResult]) -> Vec<(St
             "FAILOVER_MANAGER_SKIPPED",
             names(&|r| matches!(r.outcome, Outcome::Skipped { .. })),
         ),
+        // Why, for a script: `app.service=timeout other.service=earlier_start_failed`.
+        ("FAILOVER_MANAGER_REASONS", reasons(results)),
     ];
     vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// `unit=reason_code` for every step that failed or was skipped, space-separated.
+fn reasons(results: &[StepResult]) -> String {
+    results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Done { .. } => None,
+            Outcome::Failed { reason, .. } => Some(format!("{}={}", r.name, fail_code(reason))),
+            Outcome::Skipped { reason } => Some(format!("{}={}", r.name, skip_code(reason))),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs the hook for `event`, if one is configured. `Err` carries the message for a hook that
@@ -123,9 +138,9 @@ pub fn run(hooks: &Hooks, event: Event, env: &[(String, String)]) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{UnitConfig, When};
+    use crate::config::UnitConfig;
+    use crate::domain::{UnitState, When};
     use crate::plan::plan;
-    use crate::systemd::UnitState;
     use std::time::Duration;
 
     fn units() -> Vec<UnitConfig> {
@@ -146,7 +161,7 @@ mod tests {
                 }
             } else {
                 Outcome::Failed {
-                    reason: "failed".into(),
+                    reason: crate::domain::FailReason::Crashed,
                     state: UnitState::Failed,
                     cause: String::new(),
                     journal: vec![],
@@ -197,9 +212,11 @@ mod tests {
         assert_eq!(get("FAILOVER_MANAGER_STARTED"), Some("app.service"));
         assert_eq!(get("FAILOVER_MANAGER_STOPPED"), Some("replica.service"));
         assert_eq!(get("FAILOVER_MANAGER_FAILED"), Some(""));
+        assert_eq!(get("FAILOVER_MANAGER_REASONS"), Some(""));
         let env = environment(Event::Failure, &takeover, &bad);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("FAILOVER_MANAGER_FAILED"), Some("app.service"));
+        assert_eq!(get("FAILOVER_MANAGER_REASONS"), Some("app.service=crashed"));
         assert_eq!(get("FAILOVER_MANAGER_STARTED"), Some(""));
     }
 

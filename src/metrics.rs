@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::check::{CheckResult, Exit, Role};
-use crate::plan::{Desired, Plan};
+use crate::check::{CheckResult, Exit};
+use crate::domain::{Desired, Outcome, Role, StepResult, UnitState};
+use crate::plan::Plan;
 use crate::secure_fs::{self, FsError};
 use crate::security::SecurityError;
-use crate::systemd::UnitState;
 
 /// What one run knew when it ended.
 pub struct Snapshot<'a> {
@@ -16,6 +16,8 @@ pub struct Snapshot<'a> {
     pub plan: Option<&'a Plan>,
     /// Unit states after the run (re-observed when something was done), in config order.
     pub observed_after: Option<&'a [UnitState]>,
+    /// What became of each step of the run.
+    pub results: &'a [StepResult],
     pub success: bool,
     pub paused: bool,
     /// `site:`, a label on every sample.
@@ -32,15 +34,6 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Running means up: a unit still `activating` (stuck, or crash-looping through
-/// auto-restart) is not, or `desired != running` could never fire for it.
-fn running(s: &UnitState) -> bool {
-    matches!(
-        s,
-        UnitState::Active | UnitState::Reloading | UnitState::Refreshing
-    )
-}
-
 /// `{a="1"}` with the site's label in front: `{site="dc1",a="1"}`.
 fn with_site(labels: &str, site: Option<&str>) -> String {
     let Some(site) = site else {
@@ -53,126 +46,194 @@ fn with_site(labels: &str, site: Option<&str>) -> String {
     }
 }
 
-pub fn render(s: &Snapshot) -> String {
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
-        out.push_str(&format!("# HELP failover_manager_{name} {help}\n"));
-        out.push_str(&format!("# TYPE failover_manager_{name} gauge\n"));
+/// The text of the metrics file, every sample with the site's label.
+struct Gauges<'a> {
+    out: String,
+    site: Option<&'a str>,
+}
+
+impl Gauges<'_> {
+    fn gauge(&mut self, name: &str, help: &str, samples: &[(String, f64)]) {
+        self.out
+            .push_str(&format!("# HELP failover_manager_{name} {help}\n"));
+        self.out
+            .push_str(&format!("# TYPE failover_manager_{name} gauge\n"));
         for (labels, v) in samples {
-            let labels = with_site(labels, s.site);
-            out.push_str(&format!("failover_manager_{name}{labels} {v}\n"));
+            let labels = with_site(labels, self.site);
+            self.out
+                .push_str(&format!("failover_manager_{name}{labels} {v}\n"));
         }
+    }
+
+    /// One sample without labels.
+    fn one(&mut self, name: &str, help: &str, v: f64) {
+        self.gauge(name, help, &[(String::new(), v)]);
+    }
+}
+
+fn b(x: bool) -> f64 {
+    if x { 1.0 } else { 0.0 }
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let mut g = Gauges {
+        out: String::new(),
+        site: s.site,
     };
-    let b = |x: bool| if x { 1.0 } else { 0.0 };
+    run_gauges(&mut g, s);
+    if let Some(c) = s.check {
+        check_gauges(&mut g, c);
+    }
+    g.one(
+        "paused",
+        "Whether this host is in maintenance mode (failover-manager pause).",
+        b(s.paused),
+    );
+    if let Some(f) = s.fence {
+        fence_gauges(&mut g, f);
+    }
+    if let Some(plan) = s.plan {
+        unit_gauges(&mut g, plan, s.observed_after);
+        failed_gauges(&mut g, plan, s.results);
+    }
+    g.out
+}
+
+fn run_gauges(g: &mut Gauges, s: &Snapshot) {
     let role = s.check.map_or(Role::Unknown, |c| c.role);
-    gauge(
+    g.gauge(
         "role",
         "The role as known by the last run (1 on the role it found).",
         &[Role::Primary, Role::Standby, Role::Unknown]
             .map(|r| (format!("{{role=\"{r}\"}}"), b(r == role))),
     );
-    gauge(
+    g.one(
         "last_run_success",
         "Whether the last run converged (1) or needs a human (0).",
-        &[(String::new(), b(s.success))],
+        b(s.success),
     );
     let ts = s
         .finished
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    gauge(
+    g.one(
         "last_run_timestamp_seconds",
         "When the last run ended (Unix time).",
-        &[(String::new(), ts)],
+        ts,
     );
-    gauge(
+    g.one(
         "last_run_duration_seconds",
         "How long the last run took.",
-        &[(String::new(), s.duration.as_secs_f64())],
+        s.duration.as_secs_f64(),
     );
-    if let Some(c) = s.check {
-        gauge(
-            "check_duration_seconds",
-            "How long the primary check took.",
-            &[(String::new(), c.duration.as_secs_f64())],
-        );
-        let code = match c.exit_code {
-            Exit::Code(n) => f64::from(n),
-            _ => -1.0,
-        };
-        gauge(
-            "check_exit_code",
-            "The primary check's exit code (-1: no exit code: timeout, signal, not started).",
-            &[(String::new(), code)],
-        );
-    }
-    gauge(
-        "paused",
-        "Whether this host is in maintenance mode (failover-manager pause).",
-        &[(String::new(), b(s.paused))],
+}
+
+fn check_gauges(g: &mut Gauges, c: &CheckResult) {
+    g.one(
+        "check_duration_seconds",
+        "How long the primary check took.",
+        c.duration.as_secs_f64(),
     );
-    if let Some(f) = s.fence {
-        gauge(
-            "role_unknown_seconds",
-            "How long the check has not given a definite answer (0: this run's did).",
-            &[(String::new(), f.unknown_for().as_secs_f64())],
-        );
-        gauge(
-            "fenced",
-            "Whether this host fenced itself: role unknown for check.fence_after, primary units stopped.",
-            &[(String::new(), b(f.fenced()))],
-        );
-        if let crate::fence::Status::Waiting { remaining, .. } = f.status {
-            gauge(
-                "fence_in_seconds",
-                "How long until this host fences itself if the role stays unknown.",
-                &[(String::new(), remaining.as_secs_f64())],
-            );
-        }
-        if let Some(c) = f.last_confirmed {
-            gauge(
-                "last_confirmed_timestamp_seconds",
-                "When the check last gave a definite answer (Unix time).",
-                &[(String::new(), c.at_unix as f64)],
-            );
-        }
-    }
-    if let Some(plan) = s.plan {
-        let label = |u: &crate::plan::UnitPlan| {
-            format!(
-                "{{unit=\"{}\",when=\"{}\"}}",
-                escape(&u.name),
-                u.when.as_str()
-            )
-        };
-        let desired: Vec<(String, f64)> = plan
-            .units
-            .iter()
-            .filter_map(|u| u.desired.map(|d| (label(u), b(d == Desired::Running))))
-            .collect();
-        gauge(
-            "unit_desired_running",
-            "Whether the unit should be running on this host now (absent while the role is unknown).",
-            &desired,
-        );
-        let after = s.observed_after;
-        let observed: Vec<(String, f64)> = plan
-            .units
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
-                let state = after.and_then(|a| a.get(i)).unwrap_or(&u.observed);
-                (label(u), b(running(state)))
-            })
-            .collect();
-        gauge(
-            "unit_running",
-            "Whether the unit was up (active or reloading) when the run ended.",
-            &observed,
+    let code = match c.exit_code {
+        Exit::Code(n) => f64::from(n),
+        _ => -1.0,
+    };
+    g.one(
+        "check_exit_code",
+        "The primary check's exit code (-1: no exit code: timeout, signal, not started).",
+        code,
+    );
+}
+
+fn fence_gauges(g: &mut Gauges, f: &crate::fence::View) {
+    g.one(
+        "role_unknown_seconds",
+        "How long the check has not given a definite answer (0: this run's did).",
+        f.unknown_for().as_secs_f64(),
+    );
+    g.one(
+        "fenced",
+        "Whether this host fenced itself: role unknown for check.fence_after, primary units stopped.",
+        b(f.fenced()),
+    );
+    if let crate::fence::Status::Waiting { remaining, .. } = f.status {
+        g.one(
+            "fence_in_seconds",
+            "How long until this host fences itself if the role stays unknown.",
+            remaining.as_secs_f64(),
         );
     }
-    out
+    if let Some(c) = f.last_confirmed {
+        g.one(
+            "last_confirmed_timestamp_seconds",
+            "When the check last gave a definite answer (Unix time).",
+            c.at_unix as f64,
+        );
+    }
+}
+
+fn unit_gauges(g: &mut Gauges, plan: &Plan, after: Option<&[UnitState]>) {
+    let label = |u: &crate::plan::UnitPlan| {
+        format!(
+            "{{unit=\"{}\",when=\"{}\"}}",
+            escape(&u.name),
+            u.when.as_str()
+        )
+    };
+    let desired: Vec<(String, f64)> = plan
+        .units
+        .iter()
+        .filter_map(|u| u.desired.map(|d| (label(u), b(d == Desired::Running))))
+        .collect();
+    g.gauge(
+        "unit_desired_running",
+        "Whether the unit should be running on this host now (absent while the role is unknown).",
+        &desired,
+    );
+    let observed: Vec<(String, f64)> = plan
+        .units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let state = after.and_then(|a| a.get(i)).unwrap_or(&u.observed);
+            // Running means up: a unit still `activating` (stuck, or crash-looping through
+            // auto-restart) is not, or `desired != running` could never fire for it.
+            (label(u), b(state.is_running()))
+        })
+        .collect();
+    g.gauge(
+        "unit_running",
+        "Whether the unit was up (active or reloading) when the run ended.",
+        &observed,
+    );
+}
+
+/// Each unit whose step failed or was skipped, with why: a timeout is not a crash.
+fn failed_gauges(g: &mut Gauges, plan: &Plan, results: &[StepResult]) {
+    let failed: Vec<(String, f64)> = results
+        .iter()
+        .filter_map(|r| {
+            let code = match &r.outcome {
+                Outcome::Done { .. } => return None,
+                Outcome::Failed { reason, .. } => crate::report::fail_code(reason),
+                Outcome::Skipped { reason } => crate::report::skip_code(reason),
+            };
+            let when = plan.units.get(r.unit).map_or("", |u| u.when.as_str());
+            Some((
+                format!(
+                    "{{unit=\"{}\",when=\"{when}\",reason=\"{code}\"}}",
+                    escape(&r.name)
+                ),
+                1.0,
+            ))
+        })
+        .collect();
+    g.gauge(
+        "unit_failed",
+        "1 for each unit whose start or stop failed or was skipped in the last run; reason as in --output json's reason_code.",
+        &failed,
+    );
 }
 
 /// Writes the file as root writes any file (`secure_fs`): atomically, through a temporary
@@ -217,7 +278,8 @@ fn with_fix(e: SecurityError) -> SecurityError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{UnitConfig, When};
+    use crate::config::UnitConfig;
+    use crate::domain::When;
     use crate::plan::plan;
 
     fn snapshot_text(role: Role, exit: Exit, observed_after: Option<&[UnitState]>) -> String {
@@ -242,10 +304,27 @@ mod tests {
             duration: Duration::from_millis(250),
             output: vec![],
         };
+        let failed = [StepResult {
+            unit: 0,
+            name: "app.service".into(),
+            action: crate::domain::Action::Start,
+            outcome: Outcome::Failed {
+                reason: crate::domain::FailReason::Timeout {
+                    sub: "start".into(),
+                    job: None,
+                    limit: Duration::from_secs(30),
+                },
+                state: UnitState::Activating,
+                cause: String::new(),
+                journal: Vec::new(),
+                elapsed: Duration::from_secs(30),
+            },
+        }];
         render(&Snapshot {
             check: Some(&c),
             plan: Some(&p),
             observed_after,
+            results: &failed,
             success: true,
             paused: false,
             site,
@@ -310,6 +389,7 @@ mod tests {
             "failover_manager_unit_desired_running{unit=\"re\\\"plica\",when=\"standby\"} 0",
             "failover_manager_unit_running{unit=\"app.service\",when=\"primary\"} 1",
             "failover_manager_unit_running{unit=\"re\\\"plica\",when=\"standby\"} 0",
+            "failover_manager_unit_failed{unit=\"app.service\",when=\"primary\",reason=\"timeout\"} 1",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

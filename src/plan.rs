@@ -3,23 +3,8 @@
 
 use serde::Serialize;
 
-use crate::check::Role;
-use crate::config::{UnitConfig, When};
-use crate::systemd::UnitState;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Desired {
-    Running,
-    Stopped,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Start,
-    Stop,
-}
+use crate::config::UnitConfig;
+use crate::domain::{Action, Class, Desired, Role, UnitState, When};
 
 /// One managed unit as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,7 +28,7 @@ impl UnitPlan {
     pub fn in_sync(&self) -> bool {
         match self.desired {
             None => true,
-            Some(d) => settled(&self.observed) == Some(d),
+            Some(d) => self.observed.settled() == Some(d),
         }
     }
 }
@@ -67,43 +52,8 @@ impl Plan {
         self.steps.is_empty()
     }
 
-    /// "standby→primary" when the units say the host held the other role, else just the role.
-    pub fn transition(&self) -> String {
-        if self.fenced {
-            return "fenced".into();
-        }
-        match self.observed_role {
-            Some(prev) if prev != self.role && self.role != Role::Unknown => {
-                format!("{prev}\u{2192}{}", self.role)
-            }
-            _ => self.role.to_string(),
-        }
-    }
-
     pub fn in_sync(&self) -> bool {
         self.units.iter().all(UnitPlan::in_sync)
-    }
-}
-
-/// Where a state is heading: running, stopped, or neither (a state we must not act on).
-fn classify(state: &UnitState) -> Option<Desired> {
-    match state {
-        UnitState::Active
-        | UnitState::Reloading
-        | UnitState::Refreshing
-        | UnitState::Activating => Some(Desired::Running),
-        // `failed` is not running.
-        UnitState::Inactive | UnitState::Failed | UnitState::Deactivating => Some(Desired::Stopped),
-        // systemd is busy with the unit (cleaning) or says something we do not know.
-        UnitState::Maintenance | UnitState::Other(_) => None,
-    }
-}
-
-/// Where a state has arrived: like `classify`, but a unit on its way is not there yet.
-fn settled(state: &UnitState) -> Option<Desired> {
-    match state {
-        UnitState::Activating | UnitState::Deactivating => None,
-        s => classify(s),
     }
 }
 
@@ -126,7 +76,7 @@ fn observed_role(units: &[UnitConfig], observed: &[UnitState]) -> Option<Role> {
             .iter()
             .zip(observed)
             .filter(|(u, _)| u.when == w)
-            .map(|(_, s)| classify(s) == Some(Desired::Running))
+            .map(|(_, s)| s.heading() == Some(Desired::Running))
             .collect::<Vec<_>>()
     };
     let (p, s) = (running(When::Primary), running(When::Standby));
@@ -170,18 +120,11 @@ fn plan_with(
             let desired = desired_for(u.when);
             // `activating` is already starting and `deactivating` already stopping: no second
             // job, but the step stays, to be verified like any other.
-            let underway = u.managed
-                && matches!(
-                    (desired, state),
-                    (Some(Desired::Running), UnitState::Activating)
-                        | (Some(Desired::Stopped), UnitState::Deactivating)
-                );
-            let action = match (desired, classify(state)) {
+            let underway =
+                u.managed && desired.is_some_and(|d| state.class() == Class::OnItsWay(d));
+            let action = match (desired, state.heading()) {
                 _ if !u.managed => None,
-                _ if underway => desired.map(|d| match d {
-                    Desired::Running => Action::Start,
-                    Desired::Stopped => Action::Stop,
-                }),
+                _ if underway => desired.map(Action::towards),
                 (Some(Desired::Running), Some(Desired::Stopped)) => Some(Action::Start),
                 (Some(Desired::Stopped), Some(Desired::Running)) => Some(Action::Stop),
                 _ => None,
@@ -214,6 +157,7 @@ fn plan_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::transition;
 
     #[test]
     fn a_fenced_host_stops_its_primary_units_and_starts_nothing() {
@@ -236,7 +180,7 @@ mod tests {
             ],
         );
         assert_eq!(p.role, Role::Unknown);
-        assert_eq!(p.transition(), "fenced");
+        assert_eq!(transition(&p), "fenced");
         let actions: Vec<_> = p.units.iter().map(|u| u.action).collect();
         assert_eq!(actions, [Some(Action::Stop), None, None, None]);
         assert_eq!(p.steps, [0]);
@@ -380,27 +324,27 @@ mod tests {
             &[UnitState::Inactive, UnitState::Active],
         );
         assert_eq!(p.observed_role, Some(Role::Standby));
-        assert_eq!(p.transition(), "standby\u{2192}primary");
+        assert_eq!(transition(&p), "standby\u{2192}primary");
         let p = plan(
             Role::Standby,
             &units,
             &[UnitState::Active, UnitState::Inactive],
         );
-        assert_eq!(p.transition(), "primary\u{2192}standby");
+        assert_eq!(transition(&p), "primary\u{2192}standby");
         let p = plan(
             Role::Primary,
             &units,
             &[UnitState::Active, UnitState::Inactive],
         );
-        assert_eq!(p.transition(), "primary");
+        assert_eq!(transition(&p), "primary");
         assert!(p.in_sync() && p.is_empty());
         // Only primary units, all stopped: the host looked like a standby.
         let only = [unit("p", When::Primary)];
         let p = plan(Role::Primary, &only, &[UnitState::Inactive]);
-        assert_eq!(p.transition(), "standby\u{2192}primary");
+        assert_eq!(transition(&p), "standby\u{2192}primary");
         // A crashed unit is not a role: no arrow.
         let p = plan(Role::Primary, &only, &[UnitState::Failed]);
-        assert_eq!(p.transition(), "primary");
+        assert_eq!(transition(&p), "primary");
         // Half-running primary: no clear previous role, so no arrow.
         let two = [unit("a", When::Primary), unit("b", When::Primary)];
         let p = plan(
@@ -408,7 +352,7 @@ mod tests {
             &two,
             &[UnitState::Active, UnitState::Inactive],
         );
-        assert_eq!(p.transition(), "primary");
+        assert_eq!(transition(&p), "primary");
     }
 
     #[test]

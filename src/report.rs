@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::apply::{Outcome, StepResult};
-use crate::check::{CheckResult, Role};
+use crate::check::{CheckResult, Exit};
+use crate::domain::{
+    Action, Desired, FailReason, Outcome, Role, SettleBreak, SkipReason, StepResult, UnitState,
+    When,
+};
 use crate::fence::{self, View};
-use crate::plan::{Action, Desired, Plan, UnitPlan};
+use crate::plan::{Plan, UnitPlan};
 
 pub fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -25,6 +28,214 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// "standby→primary" when the units say the host held the other role, else just the role
+/// ("fenced" for a host that fences itself).
+pub fn transition(plan: &Plan) -> String {
+    if plan.fenced {
+        return "fenced".into();
+    }
+    match plan.observed_role {
+        Some(prev) if prev != plan.role && plan.role != Role::Unknown => {
+            format!("{prev}\u{2192}{}", plan.role)
+        }
+        _ => plan.role.to_string(),
+    }
+}
+
+/// What the planner decided for one unit, for `-v`.
+pub fn decision(u: &UnitPlan) -> String {
+    format!(
+        "{}: runs on the {}, wanted {}, is {}: {}",
+        u.name,
+        u.when.as_str(),
+        match u.desired {
+            Some(Desired::Running) => "running",
+            Some(Desired::Stopped) => "stopped",
+            None => "nothing (role unknown)",
+        },
+        u.observed,
+        match (u.action, u.managed) {
+            (Some(a), _) => format!("will {}", a.as_str()),
+            (None, false) => "not managed (managed: false)".into(),
+            (None, true) => "nothing to do".into(),
+        }
+    )
+}
+
+/// "exited 0 in 12ms", for messages.
+pub fn check_summary(check: &CheckResult) -> String {
+    format!("{} in {}", check.exit_code, fmt_duration(check.duration))
+}
+
+/// What systemd's job results mean, in the words of `systemctl start`'s own messages.
+fn job_text(result: &str) -> String {
+    match result {
+        "canceled" => "its job was canceled (another start or stop replaced it)".into(),
+        "timeout" => "its job timed out (JobTimeoutSec=)".into(),
+        "dependency" => "was not started: a dependency failed".into(),
+        "assert" => "an Assert…= of the unit failed".into(),
+        "unsupported" => "is not supported on this system".into(),
+        "collected" => "its queued job was garbage-collected".into(),
+        "once" => "was started once already and cannot be started again".into(),
+        "invalid" => "its job was invalid".into(),
+        other => format!("its job ended {other}"),
+    }
+}
+
+/// Why a step failed, in one line; `state` is the last state seen.
+pub fn fail_reason(reason: &FailReason, state: &UnitState) -> String {
+    match reason {
+        FailReason::CannotQueue(Action::Start) => "could not be started".into(),
+        FailReason::CannotQueue(Action::Stop) => "could not be stopped".into(),
+        FailReason::CannotLoad => "cannot be loaded".into(),
+        FailReason::DependencyFailed => job_text("dependency"),
+        FailReason::ConditionNotMet => "was skipped: a Condition…= of the unit is not met".into(),
+        FailReason::JobFailed(result) => job_text(result),
+        FailReason::Crashed => "failed".into(),
+        FailReason::Exited => "exited (a oneshot needs RemainAfterExit=yes)".into(),
+        FailReason::StoppingAgain => "is stopping again".into(),
+        FailReason::Timeout { sub, job, limit } => {
+            let sub = if sub.is_empty() {
+                String::new()
+            } else {
+                format!(" ({sub})")
+            };
+            let job = job
+                .as_deref()
+                .map(|r| format!("; {}", job_text(r)))
+                .unwrap_or_default();
+            format!(
+                "still {state}{sub} after {} (verify_timeout{job})",
+                fmt_duration(*limit)
+            )
+        }
+        FailReason::NotSettled { how, after, window } => {
+            let what = match how {
+                SettleBreak::Went(s) => format!("went {s}"),
+                SettleBreak::Restarted => "was restarted".into(),
+            };
+            format!(
+                "{what} {} after it became active (within its {} settle window)",
+                fmt_duration(*after),
+                fmt_duration(*window)
+            )
+        }
+        FailReason::Unverifiable(e) => format!("could not be verified: {e}"),
+        FailReason::Interrupted => "interrupted before it was verified".into(),
+    }
+}
+
+/// A stable, machine-readable name for a failure (`reason_code` in the JSON).
+pub fn fail_code(reason: &FailReason) -> &'static str {
+    match reason {
+        FailReason::CannotQueue(_) => "cannot_queue",
+        FailReason::CannotLoad => "cannot_load",
+        FailReason::DependencyFailed => "dependency_failed",
+        FailReason::ConditionNotMet => "condition_not_met",
+        FailReason::JobFailed(_) => "job_failed",
+        FailReason::Crashed => "crashed",
+        FailReason::Exited => "exited",
+        FailReason::StoppingAgain => "stopping_again",
+        FailReason::Timeout { .. } => "timeout",
+        FailReason::NotSettled { .. } => "not_settled",
+        FailReason::Unverifiable(_) => "unverifiable",
+        FailReason::Interrupted => "interrupted",
+    }
+}
+
+/// Why a step was not attempted, in one line.
+pub fn skip_reason(reason: &SkipReason) -> String {
+    match reason {
+        SkipReason::EarlierStartFailed(unit) => format!("{unit} failed before it"),
+        SkipReason::StopFailed(unit) => {
+            format!("{unit} did not stop, and both roles must never run at once")
+        }
+        SkipReason::Interrupted => "interrupted".into(),
+        SkipReason::NotVerified => "not verified".into(),
+    }
+}
+
+/// A stable, machine-readable name for a skip (`reason_code` in the JSON).
+pub fn skip_code(reason: &SkipReason) -> &'static str {
+    match reason {
+        SkipReason::EarlierStartFailed(_) => "earlier_start_failed",
+        SkipReason::StopFailed(_) => "stop_failed",
+        SkipReason::Interrupted => "interrupted",
+        SkipReason::NotVerified => "not_verified",
+    }
+}
+
+/// The check as the JSON shows it.
+#[derive(Debug, Serialize)]
+pub struct JsonCheck<'a> {
+    pub role: Role,
+    /// Null when the check did not exit (timeout, signal, spawn failure).
+    pub exit_code: Option<i32>,
+    #[serde(serialize_with = "ser_ms", rename = "duration_ms")]
+    pub duration: Duration,
+    pub output: &'a [String],
+}
+
+fn json_check(c: &CheckResult) -> JsonCheck<'_> {
+    JsonCheck {
+        role: c.role,
+        exit_code: match c.exit_code {
+            Exit::Code(n) => Some(n),
+            _ => None,
+        },
+        duration: c.duration,
+        output: &c.output,
+    }
+}
+
+/// One step's outcome as the JSON shows it: `reason` in words as ever, `reason_code` for
+/// scripts.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum JsonOutcome<'a> {
+    Done {
+        #[serde(serialize_with = "ser_ms", rename = "elapsed_ms")]
+        elapsed: Duration,
+    },
+    Failed {
+        reason: String,
+        reason_code: &'static str,
+        state: &'a UnitState,
+        cause: &'a str,
+        journal: &'a [String],
+        #[serde(serialize_with = "ser_ms", rename = "elapsed_ms")]
+        elapsed: Duration,
+    },
+    Skipped {
+        reason: String,
+        reason_code: &'static str,
+    },
+}
+
+fn json_outcome(o: &Outcome) -> JsonOutcome<'_> {
+    match o {
+        Outcome::Done { elapsed } => JsonOutcome::Done { elapsed: *elapsed },
+        Outcome::Failed {
+            reason,
+            state,
+            cause,
+            journal,
+            elapsed,
+        } => JsonOutcome::Failed {
+            reason: fail_reason(reason, state),
+            reason_code: fail_code(reason),
+            state,
+            cause,
+            journal,
+            elapsed: *elapsed,
+        },
+        Outcome::Skipped { reason } => JsonOutcome::Skipped {
+            reason: skip_reason(reason),
+            reason_code: skip_code(reason),
+        },
+    }
+}
+
 /// The schema scripts parse (`--output json`). Add fields; never rename or remove them.
 #[derive(Debug, Serialize)]
 pub struct JsonReport<'a> {
@@ -32,7 +243,7 @@ pub struct JsonReport<'a> {
     pub command: &'static str,
     pub role: Role,
     pub previous_role: Option<Role>,
-    pub check: &'a CheckResult,
+    pub check: JsonCheck<'a>,
     pub dry_run: bool,
     /// Maintenance mode: who paused, why and since when; null when not paused.
     pub paused: Option<&'a crate::maintenance::Pause>,
@@ -132,15 +343,15 @@ pub struct Confirmation {
 #[derive(Debug, Serialize)]
 pub struct JsonUnit<'a> {
     pub name: &'a str,
-    pub when: crate::config::When,
+    pub when: When,
     pub desired: Option<Desired>,
-    pub observed: &'a crate::systemd::UnitState,
+    pub observed: &'a UnitState,
     pub action: Option<Action>,
     /// The unit was already on its way: the action is verified, no job is queued.
     pub underway: bool,
     pub managed: bool,
     /// Null when nothing was done (no action, dry run, or `diff`).
-    pub outcome: Option<&'a Outcome>,
+    pub outcome: Option<JsonOutcome<'a>>,
 }
 
 /// What a run knew, for `--output json`.
@@ -163,7 +374,7 @@ pub fn json(j: &Json) -> String {
         command: j.command,
         role: plan.role,
         previous_role: plan.observed_role,
-        check: j.check,
+        check: json_check(j.check),
         dry_run: j.dry_run,
         paused: j.paused,
         in_sync: plan.in_sync(),
@@ -179,7 +390,11 @@ pub fn json(j: &Json) -> String {
                 action: u.action,
                 underway: u.underway,
                 managed: u.managed,
-                outcome: j.results.iter().find(|r| r.unit == i).map(|r| &r.outcome),
+                outcome: j
+                    .results
+                    .iter()
+                    .find(|r| r.unit == i)
+                    .map(|r| json_outcome(&r.outcome)),
             })
             .collect(),
         confirmation: j.confirmation,
@@ -220,7 +435,7 @@ pub fn dry_run(plan: &Plan) -> String {
             Some(Action::Stop) => ("stop", "stopping"),
             None => continue,
         };
-        let t = plan.transition();
+        let t = transition(plan);
         if u.underway {
             out.push_str(&format!(
                 "{t}: would wait for {} to finish {ing} (is {})\n",
@@ -241,7 +456,7 @@ pub fn dry_run(plan: &Plan) -> String {
 /// The one line per change that reconcile prints, and the error messages for failures.
 /// Returns (stdout lines, stderr lines).
 pub fn changes(plan: &Plan, results: &[StepResult]) -> (Vec<String>, Vec<String>) {
-    let t = plan.transition();
+    let t = transition(plan);
     let mut out = Vec::new();
     let mut err = Vec::new();
     for r in results {
@@ -267,11 +482,12 @@ pub fn changes(plan: &Plan, results: &[StepResult]) -> (Vec<String>, Vec<String>
             )),
             Outcome::Failed {
                 reason,
+                state,
                 cause,
                 journal,
                 elapsed,
-                ..
             } => {
+                let reason = fail_reason(reason, state);
                 let cause = if cause.is_empty() {
                     String::new()
                 } else {
@@ -287,7 +503,11 @@ pub fn changes(plan: &Plan, results: &[StepResult]) -> (Vec<String>, Vec<String>
                 }
             }
             Outcome::Skipped { reason } => {
-                err.push(format!("{t}: did not {verb} {}: {reason}", r.name));
+                err.push(format!(
+                    "{t}: did not {verb} {}: {}",
+                    r.name,
+                    skip_reason(reason)
+                ));
             }
         }
     }
@@ -298,7 +518,7 @@ pub fn changes(plan: &Plan, results: &[StepResult]) -> (Vec<String>, Vec<String>
 pub fn unknown_role(check: &CheckResult) -> Vec<String> {
     let mut lines = vec![format!(
         "role unknown: the primary check {}; nothing was started or stopped",
-        check.summary()
+        check_summary(check)
     )];
     for l in &check.output {
         lines.push(format!("  check | {l}"));
@@ -324,7 +544,7 @@ impl Style {
 /// `diff`: desired against observed per unit, marked like a diff so drift jumps out:
 /// `+` must start, `-` must stop, `!` wrong but not acted on, ` ` in sync.
 pub fn diff(plan: &Plan, check: &CheckResult, style: Style) -> String {
-    let mut out = format!("role: {} (check {})\n", plan.role, check.summary());
+    let mut out = format!("role: {} (check {})\n", plan.role, check_summary(check));
     let width = plan.units.iter().map(|u| u.name.len()).max().unwrap_or(0);
     for u in &plan.units {
         let (mark, color) = match (u.action, u.in_sync()) {
@@ -361,9 +581,10 @@ pub fn diff(plan: &Plan, check: &CheckResult, style: Style) -> String {
 mod tests {
     use super::*;
     use crate::check::Exit;
-    use crate::config::{UnitConfig, When};
+    use crate::config::UnitConfig;
+    use crate::domain::UnitState;
+    use crate::domain::When;
     use crate::plan::plan;
-    use crate::systemd::UnitState;
 
     fn units() -> Vec<UnitConfig> {
         ["app.service", "web.service", "replica.service"]
@@ -494,7 +715,7 @@ mod tests {
                 name: "web.service".into(),
                 action: Action::Start,
                 outcome: Outcome::Failed {
-                    reason: "failed".into(),
+                    reason: crate::domain::FailReason::Crashed,
                     state: UnitState::Failed,
                     cause: "result exit-code, exit status 1".into(),
                     journal: vec!["web: cannot bind".into()],

@@ -15,70 +15,16 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::domain::{Action, UnitState};
 use crate::interrupt;
 use crate::sdbus::{Arg, Bus, CallError, Errno, Message};
 
-/// A unit's `ActiveState` as `systemctl is-active` prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UnitState {
-    Active,
-    Reloading,
-    Inactive,
-    Failed,
-    Activating,
-    Deactivating,
-    Maintenance,
-    Refreshing,
-    /// Anything this version does not know; never guessed into one of the above.
-    Other(String),
-}
-
-impl UnitState {
-    pub fn parse(s: &str) -> UnitState {
-        match s.trim() {
-            "active" => UnitState::Active,
-            "reloading" => UnitState::Reloading,
-            "inactive" => UnitState::Inactive,
-            "failed" => UnitState::Failed,
-            "activating" => UnitState::Activating,
-            "deactivating" => UnitState::Deactivating,
-            "maintenance" => UnitState::Maintenance,
-            "refreshing" => UnitState::Refreshing,
-            other => UnitState::Other(other.to_owned()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            UnitState::Active => "active",
-            UnitState::Reloading => "reloading",
-            UnitState::Inactive => "inactive",
-            UnitState::Failed => "failed",
-            UnitState::Activating => "activating",
-            UnitState::Deactivating => "deactivating",
-            UnitState::Maintenance => "maintenance",
-            UnitState::Refreshing => "refreshing",
-            UnitState::Other(s) => s,
-        }
-    }
-}
-
-impl fmt::Display for UnitState {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for UnitState {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+#[cfg(test)]
+pub mod fake;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SystemdError {
@@ -193,7 +139,7 @@ pub trait Manager {
     fn property(&self, unit: &str, property: &str) -> Result<String, SystemdError>;
     /// Queues a start or stop job (mode `replace`) without waiting for it, and returns its
     /// id. The job's end is watched for before it is queued.
-    fn queue(&self, verb: Verb, unit: &str) -> Result<u32, SystemdError>;
+    fn queue(&self, action: Action, unit: &str) -> Result<u32, SystemdError>;
     /// Waits until systemd says something about one of `units` (or a job we queued), or until
     /// `until`, or an interrupt; returns what it said (nothing on a timeout).
     fn wait(&self, units: &[&str], until: Instant) -> Result<Vec<Event>, SystemdError>;
@@ -203,21 +149,6 @@ pub trait Manager {
         since: Option<std::time::SystemTime>,
         lines: usize,
     ) -> Vec<String>;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Start,
-    Stop,
-}
-
-impl Verb {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::Start => "start",
-            Verb::Stop => "stop",
-        }
-    }
 }
 
 const DEST: &str = "org.freedesktop.systemd1";
@@ -757,10 +688,10 @@ impl Manager for Systemd {
         })
     }
 
-    fn queue(&self, verb: Verb, unit: &str) -> Result<u32, SystemdError> {
-        let member = match verb {
-            Verb::Start => "StartUnit",
-            Verb::Stop => "StopUnit",
+    fn queue(&self, action: Action, unit: &str) -> Result<u32, SystemdError> {
+        let member = match action {
+            Action::Start => "StartUnit",
+            Action::Stop => "StopUnit",
         };
         // Watching first: an instant job ends before the call returns to us.
         let path = self
@@ -776,7 +707,7 @@ impl Manager for Systemd {
                 .map_err(Into::into)
             })
             .map_err(|e| SystemdError::Job {
-                verb: verb.as_str(),
+                verb: action.as_str(),
                 unit: unit.to_owned(),
                 error: match e {
                     SystemdError::Call { error, .. } => {

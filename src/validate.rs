@@ -124,7 +124,7 @@ pub fn check_command(argv: &[String]) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::When;
+    use crate::domain::When;
 
     fn unit(name: &str) -> UnitConfig {
         UnitConfig::for_test(name, When::Primary)

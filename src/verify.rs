@@ -10,9 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::plan::Action;
-use crate::report::fmt_duration;
-use crate::systemd::{UnitDetails, UnitState};
+use crate::domain::{Action, Class, Desired, FailReason, SettleBreak, UnitState};
+use crate::systemd::UnitDetails;
 
 /// What is being verified, and its limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -141,7 +140,7 @@ pub enum Why {
     },
     /// Left the active state, or was restarted, within its settle window.
     Settle {
-        what: String,
+        how: SettleBreak,
         after: Duration,
     },
     Unreachable(String),
@@ -160,31 +159,24 @@ fn start_progress(d: &UnitDetails) -> Progress {
     if !d.load_state.is_empty() && d.load_state != "loaded" {
         return Progress::Failed(Why::NotLoaded);
     }
-    match d.active_state {
-        UnitState::Active | UnitState::Reloading | UnitState::Refreshing => Progress::Reached,
-        UnitState::Activating => Progress::Pending,
+    match d.active_state.class() {
+        Class::Running => Progress::Reached,
+        Class::OnItsWay(Desired::Running) | Class::NotActionable => Progress::Pending,
         // Before the queued job runs (or while it waits for an After= dependency), the unit
         // still shows where it was: inactive, failed, or stopping.
-        UnitState::Inactive | UnitState::Failed | UnitState::Deactivating if d.job_pending => {
-            Progress::Pending
-        }
-        UnitState::Failed => Progress::Failed(Why::Failed),
-        UnitState::Inactive => Progress::Failed(Why::Exited),
-        UnitState::Deactivating => Progress::Failed(Why::Stopping),
-        UnitState::Maintenance | UnitState::Other(_) => Progress::Pending,
+        Class::Stopped | Class::OnItsWay(Desired::Stopped) if d.job_pending => Progress::Pending,
+        Class::OnItsWay(Desired::Stopped) => Progress::Failed(Why::Stopping),
+        Class::Stopped if d.active_state == UnitState::Failed => Progress::Failed(Why::Failed),
+        Class::Stopped => Progress::Failed(Why::Exited),
     }
 }
 
 fn stop_progress(d: &UnitDetails) -> Progress {
-    match d.active_state {
-        // A unit that exits non-zero on SIGTERM ends `failed`: it is stopped all the same.
-        UnitState::Inactive | UnitState::Failed => Progress::Reached,
+    // A unit that exits non-zero on SIGTERM ends `failed`: it is stopped all the same.
+    match d.active_state.class() {
+        Class::Stopped => Progress::Reached,
         _ => Progress::Pending,
     }
-}
-
-fn unknown() -> UnitState {
-    UnitState::Other("unknown".into())
 }
 
 fn job_result(job: &Job) -> Option<String> {
@@ -214,9 +206,9 @@ pub fn advance(phase: Phase, obs: Observation, step: &Step, now: Instant) -> Pha
             Observation::State(d),
         ) => {
             let after = now.saturating_duration_since(active_at);
-            let fail = |what: String| {
+            let fail = |how: SettleBreak| {
                 Phase::Failed(Failure {
-                    why: Why::Settle { what, after },
+                    why: Why::Settle { how, after },
                     state: d.active_state.clone(),
                     job: None,
                 })
@@ -224,9 +216,9 @@ pub fn advance(phase: Phase, obs: Observation, step: &Step, now: Instant) -> Pha
             // A crash and a quick Restart= can both fall between two reads: a new invocation
             // (or restart count) gives it away.
             if start_progress(d) != Progress::Reached {
-                fail(format!("went {}", d.active_state))
+                fail(SettleBreak::Went(d.active_state.clone()))
             } else if d.invocation_id != invocation || d.n_restarts != restarts {
-                fail("was restarted".into())
+                fail(SettleBreak::Restarted)
             } else if now >= until {
                 Phase::Done { at: active_at }
             } else {
@@ -250,7 +242,8 @@ pub fn advance(phase: Phase, obs: Observation, step: &Step, now: Instant) -> Pha
             }
             let (state, job) = match &phase {
                 Phase::Waiting { job, seen } => (
-                    seen.as_ref().map_or_else(unknown, |s| s.state.clone()),
+                    seen.as_ref()
+                        .map_or_else(UnitState::unknown, |s| s.state.clone()),
                     job_result(job),
                 ),
                 _ => (UnitState::Active, None),
@@ -264,7 +257,8 @@ pub fn advance(phase: Phase, obs: Observation, step: &Step, now: Instant) -> Pha
         (phase, Observation::Interrupted) => {
             let (state, job) = match &phase {
                 Phase::Waiting { job, seen } => (
-                    seen.as_ref().map_or_else(unknown, |s| s.state.clone()),
+                    seen.as_ref()
+                        .map_or_else(UnitState::unknown, |s| s.state.clone()),
                     job_result(job),
                 ),
                 _ => (UnitState::Active, None),
@@ -315,72 +309,39 @@ fn waiting(job: Job, d: &UnitDetails, step: &Step, now: Instant) -> Phase {
     }
 }
 
-/// What systemd's job results mean, in the words of `systemctl start`'s own messages.
-fn job_text(result: &str) -> String {
-    match result {
-        "canceled" => "its job was canceled (another start or stop replaced it)".into(),
-        "timeout" => "its job timed out (JobTimeoutSec=)".into(),
-        "dependency" => "was not started: a dependency failed".into(),
-        "assert" => "an Assert…= of the unit failed".into(),
-        "unsupported" => "is not supported on this system".into(),
-        "collected" => "its queued job was garbage-collected".into(),
-        "once" => "was started once already and cannot be started again".into(),
-        "invalid" => "its job was invalid".into(),
-        other => format!("its job ended {other}"),
-    }
-}
-
 impl Failure {
-    /// The one-line reason of a report. `details` is a fuller read of the unit taken after
-    /// the failure (its Result=, ConditionResult=), when there was one.
-    pub fn reason(&self, step: &Step, details: Option<&UnitDetails>) -> String {
+    /// Why the step failed. `details` is a fuller read of the unit taken after the failure
+    /// (its Result=, ConditionResult=), when there was one.
+    pub fn reason(&self, step: &Step, details: Option<&UnitDetails>) -> FailReason {
         let result = details.map_or("", |d| d.result.as_str());
         let condition = details.map_or("", |d| d.condition_result.as_str());
+        let job = self.job.as_deref();
         match &self.why {
-            Why::NotLoaded => "cannot be loaded".into(),
+            Why::NotLoaded => FailReason::CannotLoad,
+            Why::Failed | Why::Exited if job == Some("dependency") || result == "dependency" => {
+                FailReason::DependencyFailed
+            }
+            Why::Exited if condition == "no" => FailReason::ConditionNotMet,
             Why::Failed | Why::Exited
-                if self.job.as_deref() == Some("dependency") || result == "dependency" =>
+                if job.is_some_and(|r| !matches!(r, "failed" | "skipped")) =>
             {
-                job_text("dependency")
+                FailReason::JobFailed(job.unwrap_or_default().to_owned())
             }
-            Why::Exited if condition == "no" => {
-                "was skipped: a Condition…= of the unit is not met".into()
-            }
-            Why::Failed | Why::Exited
-                if self
-                    .job
-                    .as_deref()
-                    .is_some_and(|r| !matches!(r, "failed" | "skipped")) =>
-            {
-                job_text(self.job.as_deref().unwrap_or_default())
-            }
-            Why::Failed => "failed".into(),
-            Why::Exited => "exited (a oneshot needs RemainAfterExit=yes)".into(),
-            Why::Stopping => "is stopping again".into(),
-            Why::Timeout { sub } => {
-                let sub = if sub.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({sub})")
-                };
-                let job = self
-                    .job
-                    .as_deref()
-                    .map(|r| format!("; {}", job_text(r)))
-                    .unwrap_or_default();
-                format!(
-                    "still {}{sub} after {} (verify_timeout{job})",
-                    self.state,
-                    fmt_duration(step.verify_timeout)
-                )
-            }
-            Why::Settle { what, after } => format!(
-                "{what} {} after it became active (within its {} settle window)",
-                fmt_duration(*after),
-                fmt_duration(step.settle)
-            ),
-            Why::Unreachable(e) => format!("could not be verified: {e}"),
-            Why::Interrupted => "interrupted before it was verified".into(),
+            Why::Failed => FailReason::Crashed,
+            Why::Exited => FailReason::Exited,
+            Why::Stopping => FailReason::StoppingAgain,
+            Why::Timeout { sub } => FailReason::Timeout {
+                sub: sub.clone(),
+                job: self.job.clone(),
+                limit: step.verify_timeout,
+            },
+            Why::Settle { how, after } => FailReason::NotSettled {
+                how: how.clone(),
+                after: *after,
+                window: step.settle,
+            },
+            Why::Unreachable(e) => FailReason::Unverifiable(e.clone()),
+            Why::Interrupted => FailReason::Interrupted,
         }
     }
 
@@ -396,6 +357,13 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    impl Failure {
+        /// The reason as the report says it.
+        fn words(&self, step: &Step, details: Option<&UnitDetails>) -> String {
+            crate::report::fail_reason(&self.reason(step, details), &self.state)
+        }
+    }
 
     fn step(action: Action, settle_ms: u64, t0: Instant) -> Step {
         Step {
@@ -475,7 +443,7 @@ mod tests {
             ],
         );
         assert_eq!(failed(&p).why, Why::Failed);
-        assert_eq!(failed(&p).reason(&s, None), "failed");
+        assert_eq!(failed(&p).words(&s, None), "failed");
         // A oneshot without RemainAfterExit: done, and inactive.
         let gone = unit(UnitState::Inactive, "dead", false, "");
         let p = last(
@@ -486,7 +454,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            failed(&p).reason(&s, None),
+            failed(&p).words(&s, None),
             "exited (a oneshot needs RemainAfterExit=yes)"
         );
         let skipped = UnitDetails {
@@ -494,7 +462,7 @@ mod tests {
             ..gone.clone()
         };
         assert_eq!(
-            failed(&p).reason(&s, Some(&skipped)),
+            failed(&p).words(&s, Some(&skipped)),
             "was skipped: a Condition…= of the unit is not met"
         );
     }
@@ -521,7 +489,7 @@ mod tests {
                 ],
             );
             assert_eq!(failed(&p).job.as_deref(), Some(result));
-            assert_eq!(failed(&p).reason(&s, None), reason, "{result}");
+            assert_eq!(failed(&p).words(&s, None), reason, "{result}");
         }
     }
 
@@ -585,7 +553,7 @@ mod tests {
         let f = failed(&p);
         assert_eq!(f.state, UnitState::Failed);
         assert_eq!(
-            f.reason(&s, Some(&crashed)),
+            f.words(&s, Some(&crashed)),
             "went failed 1.0s after it became active (within its 3.0s settle window)"
         );
     }
@@ -604,7 +572,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            failed(&p).reason(&s, None),
+            failed(&p).words(&s, None),
             "was restarted 395ms after it became active (within its 2.0s settle window)"
         );
         // The same with a restart counter that moved (and, oddly, the same invocation).
@@ -619,7 +587,13 @@ mod tests {
                 (400, Observation::State(&restarted)),
             ],
         );
-        assert!(matches!(&failed(&p).why, Why::Settle { what, .. } if what == "was restarted"));
+        assert!(matches!(
+            &failed(&p).why,
+            Why::Settle {
+                how: SettleBreak::Restarted,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -636,14 +610,14 @@ mod tests {
         );
         assert!(matches!(p[0], Phase::Waiting { .. }));
         assert_eq!(
-            failed(&p[1]).reason(&s, None),
+            failed(&p[1]).words(&s, None),
             "still activating (start) after 1.0s (verify_timeout)"
         );
         let s = step(Action::Stop, 0, t0);
         let stopping = unit(UnitState::Deactivating, "stop-sigterm", true, "");
         let p = last(&s, &[(1001, Observation::State(&stopping))]);
         assert_eq!(
-            failed(&p).reason(&s, None),
+            failed(&p).words(&s, None),
             "still deactivating (stop-sigterm) after 1.0s (verify_timeout)"
         );
     }
@@ -685,12 +659,12 @@ mod tests {
             ""
         ))));
         let p = at(&unit(UnitState::Deactivating, "stop", false, ""));
-        assert_eq!(failed(&p).reason(&s, None), "is stopping again");
+        assert_eq!(failed(&p).words(&s, None), "is stopping again");
         let masked = UnitDetails {
             load_state: "masked".into(),
             ..unit(UnitState::Inactive, "dead", false, "")
         };
-        assert_eq!(failed(&at(&masked)).reason(&s, None), "cannot be loaded");
+        assert_eq!(failed(&at(&masked)).words(&s, None), "cannot be loaded");
         let reloading = unit(UnitState::Reloading, "reload", false, "");
         assert!(matches!(at(&reloading), Phase::Done { .. }));
     }
@@ -726,7 +700,7 @@ mod tests {
         let f = failed(&p);
         assert_eq!(f.state, UnitState::Activating);
         assert_eq!(
-            f.reason(&s, None),
+            f.words(&s, None),
             "could not be verified: No such file or directory"
         );
         assert!(!f.wants_details());
@@ -756,7 +730,7 @@ mod tests {
         );
         let f = failed(&p);
         assert_eq!(f.state, UnitState::Activating);
-        assert_eq!(f.reason(&s, None), "interrupted before it was verified");
+        assert_eq!(f.words(&s, None), "interrupted before it was verified");
         let p = last(&s, &[(1, Observation::Interrupted)]);
         assert_eq!(failed(&p).state, UnitState::Other("unknown".into()));
         let p = last(

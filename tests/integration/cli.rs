@@ -34,10 +34,11 @@ fn validate_accepts_a_good_config_and_rejects_a_bad_one() {
             crate::test::CONFIG,
             "check: {command: [x]}\nunits: [\"--now\"]\n",
         );
-        let (status, out, err) = r.again(&["validate"]);
-        assert_eq!(status, 78, "{out}{err}");
-        assert!(err.contains("config.yaml:2:"), "{err}");
-        assert!(err.contains("looks like an option"), "{err}");
+        r.then(&["validate"])
+            .status(78)
+            .stderr_has("config.yaml:2:")
+            .stderr_has("looks like an option")
+            .check();
     }
 }
 
@@ -52,14 +53,13 @@ fn config_path_flag_and_environment_variable() {
         .stderr_has("/etc/other.yaml: cannot read config")
         .run();
     if let Some(r) = ran {
-        let (status, out, _) = r.again(&["-c", "/etc/failover-manager/config.yaml", "validate"]);
-        assert_eq!(status, 0, "{out}");
-        let (status, _, err) = r.again(&["-c", "/nonexistent.yaml"]);
-        assert_eq!(status, 78);
-        assert!(
-            err.contains("/nonexistent.yaml: cannot read config"),
-            "{err}"
-        );
+        r.then(&["-c", "/etc/failover-manager/config.yaml", "validate"])
+            .stdout_has("valid (1 units)")
+            .check();
+        r.then(&["-c", "/nonexistent.yaml"])
+            .status(78)
+            .stderr_has("/nonexistent.yaml: cannot read config")
+            .check();
     }
 }
 
@@ -69,14 +69,17 @@ fn usage_errors_exit_2() {
         .unit(Unit::simple("app.service"))
         .args(&["--bogus"])
         .status(2)
+        .stderr_has("'--bogus'")
         .run();
     if let Some(r) = ran {
-        let (status, _, _) = r.again(&["diff", "--dry-run"]);
-        assert_eq!(status, 2);
-        let (status, _, err) = r.again(&["reconcile", "--output", "yaml"]);
-        assert_eq!(status, 2, "{err}");
-        let (status, out, _) = r.again(&["--help"]);
-        assert_eq!(status, 0);
-        assert!(out.contains("reconcile"));
+        r.then(&["diff", "--dry-run"])
+            .status(2)
+            .stderr_has("'--dry-run'")
+            .check();
+        r.then(&["reconcile", "--output", "yaml"])
+            .status(2)
+            .stderr_has("'yaml'")
+            .check();
+        r.then(&["--help"]).stdout_has("reconcile").check();
     }
 }

@@ -2,15 +2,9 @@
 //! that fail, hang or refuse to stop, are masked or do not exist; systemd unreachable; broken
 //! config files. Each says what happened and changes nothing it should not.
 
+use crate::test::fixtures::host;
 use crate::test::{CONFIG, Test};
 use crate::unit::Unit;
-
-fn host() -> Test {
-    Test::new()
-        .unit(Unit::simple("app.service"))
-        .unit(Unit::simple("replica.service").standby())
-        .running(&["replica.service"])
-}
 
 #[test]
 fn check_binary_missing_is_unknown() {

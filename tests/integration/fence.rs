@@ -59,9 +59,11 @@ fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
 
     // Unknown, but not for long: nothing changes, the run says when it would fence.
     set_check(&r, 2);
-    let (status, out, err) = r.again(&["reconcile"]);
-    assert_eq!(status, 3, "{out}{err}");
-    assert!(err.contains("fences this host in "), "{err}");
+    r.then(&["reconcile"])
+        .status(3)
+        .stderr_has("role unknown: the primary check exited 2")
+        .stderr_has("fences this host in ")
+        .check();
     assert_eq!(r.sandbox.state("app.service"), "active");
     assert_eq!(
         r.sandbox.read(RECORD),
@@ -70,7 +72,12 @@ fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
     );
 
     // The same, as JSON and as a diff.
-    let (_, json, _) = r.again(&["reconcile", "--dry-run", "--output", "json"]);
+    let json = r
+        .then(&["reconcile", "--dry-run", "--output", "json"])
+        .status(3)
+        .any_stdout()
+        .stderr_has("fences this host in ")
+        .check();
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(v["fence"]["fenced"], false, "{json}");
     assert_eq!(v["fence"]["after_ms"], 3000, "{json}");
@@ -81,18 +88,21 @@ fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
             .is_some_and(|ms| ms <= 3000),
         "{json}"
     );
-    let (_, diff, _) = r.again(&["diff"]);
-    assert!(diff.contains("role unknown for "), "{diff}");
-    assert!(diff.contains("last confirmed primary at "), "{diff}");
+    r.then(&["diff"])
+        .status(3)
+        .stdout_has("role unknown for ")
+        .stdout_has("last confirmed primary at ")
+        .check();
 
     // Long enough: the primary units stop, the standby's are not started, exit 1, loudly.
     std::thread::sleep(Duration::from_millis(3200));
-    let (status, out, err) = r.again(&["reconcile"]);
-    assert_eq!(status, 1, "{out}{err}");
-    assert!(err.contains("fenced: role unknown for "), "{err}");
-    assert!(err.contains("last confirmed primary at "), "{err}");
-    assert!(out.contains("fenced: stopped app.service"), "{out}");
-    assert!(out.contains("fenced: stopped web.service"), "{out}");
+    r.then(&["reconcile"])
+        .status(1)
+        .stderr_has("fenced: role unknown for ")
+        .stderr_has("last confirmed primary at ")
+        .stdout_has("fenced: stopped app.service")
+        .stdout_has("fenced: stopped web.service")
+        .check();
     assert_eq!(r.sandbox.state("app.service"), "inactive");
     assert_eq!(r.sandbox.state("web.service"), "inactive");
     assert_eq!(
@@ -108,21 +118,26 @@ fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
             "failure stopped=web.service app.service"
         ]
     );
-    let (_, json, _) = r.again(&["diff", "--output", "json"]);
+    let json = r
+        .then(&["diff", "--output", "json"])
+        .status(3)
+        .any_stdout()
+        .check();
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(v["fence"]["fenced"], true, "{json}");
 
     // Still unknown: still fenced and failing, but nothing more to do and no hook again.
-    let (status, out, err) = r.again(&["reconcile"]);
-    assert_eq!((status, out.as_str()), (1, ""), "{err}");
-    assert!(err.contains("fenced: role unknown for "), "{err}");
+    r.then(&["reconcile"])
+        .status(1)
+        .stderr_has("fenced: role unknown for ")
+        .check();
     assert_eq!(hooks(&r).len(), 2);
 
     // The check answers again: the primary units start, and the record is a definite one.
     set_check(&r, 0);
-    let (status, out, err) = r.again(&["reconcile"]);
-    assert_eq!(status, 0, "{out}{err}");
-    assert!(out.contains("primary: started app.service"), "{out}");
+    r.then(&["reconcile"])
+        .stdout_has("primary: started app.service")
+        .check();
     assert_eq!(r.sandbox.state("app.service"), "active");
     assert_ne!(r.sandbox.read(RECORD), record, "a new confirmation");
 }
@@ -135,7 +150,8 @@ fn with_no_record_the_wait_starts_at_the_first_unknown_run() {
         .running(&["app.service"])
         .check_exits(2)
         .status(3)
-        .stdout("")
+        .stderr_has("role unknown: the primary check exited 2")
+        .stderr_has("never confirmed")
         .active("app.service")
         .run()
     else {
@@ -144,10 +160,12 @@ fn with_no_record_the_wait_starts_at_the_first_unknown_run() {
     let record = r.sandbox.read(RECORD);
     assert!(record.contains("unknown_since"), "{record}");
     std::thread::sleep(Duration::from_millis(2200));
-    let (status, out, err) = r.again(&["reconcile"]);
-    assert_eq!(status, 1, "{out}{err}");
-    assert!(err.contains("fenced: role unknown for "), "{err}");
-    assert!(err.contains("never confirmed"), "{err}");
+    r.then(&["reconcile"])
+        .status(1)
+        .stderr_has("fenced: role unknown for ")
+        .stderr_has("never confirmed")
+        .stdout_has("fenced: stopped app.service")
+        .check();
     assert_eq!(r.sandbox.state("app.service"), "inactive");
 }
 
@@ -169,13 +187,16 @@ fn a_paused_host_and_a_dry_run_never_fence() {
         return;
     };
     std::thread::sleep(Duration::from_millis(1200));
-    let (status, _, err) = r.again(&["reconcile"]);
-    assert_eq!(status, 0, "{err}");
+    r.then(&["reconcile"]).check();
     assert_eq!(r.sandbox.state("app.service"), "active");
-    r.again(&["resume"]);
-    let (status, out, err) = r.again(&["reconcile", "--dry-run"]);
-    assert_eq!(status, 1, "{out}{err}");
-    assert!(out.contains("stop app.service"), "{out}");
+    r.then(&["resume"])
+        .stdout_has("resumed (was paused by ")
+        .check();
+    r.then(&["reconcile", "--dry-run"])
+        .status(1)
+        .stdout_has("would stop app.service")
+        .stderr_has("fenced: role unknown for ")
+        .check();
     assert_eq!(
         r.sandbox.state("app.service"),
         "active",

@@ -196,9 +196,9 @@ fn a_slice_is_stopped_with_everything_in_it_and_started() {
         .run();
     if let Some(r) = ran {
         r.sandbox.write("/run/fm-test/check-exit", "1");
-        let (status, out, err) = r.again(&["reconcile"]);
-        assert_eq!(status, 0, "{out}{err}");
-        assert!(out.contains("started app.slice"), "{out}");
+        r.then(&["reconcile"])
+            .stdout_has("started app.slice")
+            .check();
         assert_eq!(r.sandbox.state("app.slice"), "active");
     }
 }

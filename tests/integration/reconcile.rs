@@ -77,16 +77,11 @@ fn a_stop_that_hangs_blocks_every_start_so_both_roles_never_run() {
         .run();
     // The next run finds the replica still deactivating: not stopped yet, so still no start.
     if let Some(r) = ran {
-        let (status, out, err) = r.again(&["reconcile"]);
-        assert_eq!(status, 1, "{out}{err}");
-        assert!(
-            err.contains("replica.service did not stop: still deactivating"),
-            "{err}"
-        );
-        assert!(
-            err.contains("did not start app.service: replica.service did not stop"),
-            "{err}"
-        );
+        r.then(&["reconcile"])
+            .status(1)
+            .stderr_has("replica.service did not stop: still deactivating")
+            .stderr_has("did not start app.service: replica.service did not stop")
+            .check();
         assert_eq!(r.sandbox.state("app.service"), "inactive");
         assert_eq!(r.sandbox.starts("app.service"), 0);
     }
@@ -94,13 +89,15 @@ fn a_stop_that_hangs_blocks_every_start_so_both_roles_never_run() {
 
 #[test]
 fn steady_state_prints_nothing_and_exits_0() {
-    let ran = site().primary().status(0).run();
+    let ran = site()
+        .primary()
+        .stdout_has("primary: started app.service")
+        .stdout_has("primary: started web.service")
+        .run();
     if let Some(r) = ran {
-        let (status, out, err) = r.again(&["reconcile"]);
-        assert_eq!((status, out.as_str(), err.as_str()), (0, "", ""));
+        r.then(&["reconcile"]).check();
         // The default command is reconcile.
-        let (status, out, err) = r.again(&[]);
-        assert_eq!((status, out.as_str(), err.as_str()), (0, "", ""));
+        r.then(&[]).check();
         assert_eq!(r.sandbox.starts("app.service"), 1, "no second start");
     }
 }
@@ -197,12 +194,10 @@ fn a_unit_stuck_activating_times_out() {
         .run();
     // Still stuck on the next run: still a failure, and what comes after it still waits.
     if let Some(r) = ran {
-        let (status, _, err) = r.again(&["reconcile"]);
-        assert_eq!(status, 1, "{err}");
-        assert!(
-            err.contains("slow.service did not start: still activating"),
-            "{err}"
-        );
+        r.then(&["reconcile"])
+            .status(1)
+            .stderr_has("slow.service did not start: still activating")
+            .check();
         assert_eq!(r.sandbox.starts("slow.service"), 1, "no second start job");
         assert_eq!(r.sandbox.starts("after.service"), 0);
     }
@@ -282,15 +277,12 @@ fn diff_shows_drift_creates_no_job_and_is_clean_after_reconcile() {
                 "3 of 3 units differ",
             ]
         );
-        let (status, _, _) = r.again(&["reconcile"]);
-        assert_eq!(status, 0);
-        let (status, out, _) = r.again(&["diff"]);
-        assert_eq!(status, 0, "{out}");
+        r.then(&["reconcile"]).any_stdout().check();
+        let out = r
+            .then(&["diff"])
+            .stdout_has("\n  app.service      primary  want running  is active\n")
+            .check();
         assert!(out.ends_with("in sync\n"), "{out}");
-        assert!(
-            out.contains("\n  app.service      primary  want running  is active\n"),
-            "{out}"
-        );
     }
 }
 
@@ -301,6 +293,7 @@ fn json_output_reports_every_unit_and_outcome() {
         .primary()
         .args(&["reconcile", "--output", "json"])
         .status(0)
+        .any_stdout()
         .run();
     if let Some(r) = ran {
         let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");

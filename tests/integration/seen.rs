@@ -5,18 +5,12 @@ use std::time::{Duration, Instant};
 
 use crate::sandbox::{BIN, Sandbox};
 use crate::test::Test;
+use crate::test::fixtures::host;
 use crate::unit::Unit;
 
 /// Where README's Metrics section puts it: a directory only root can write.
 const TEXTFILE_DIR: &str = "/var/lib/node_exporter/textfile_collector";
 const PROM: &str = "/var/lib/node_exporter/textfile_collector/failover_manager.prom";
-
-fn host() -> Test {
-    Test::new()
-        .unit(Unit::simple("app.service"))
-        .unit(Unit::simple("replica.service").standby())
-        .running(&["replica.service"])
-}
 
 /// The value of the first sample whose line starts with `series` (name and labels).
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -30,7 +24,7 @@ fn metrics_file_says_what_should_run_and_what_does() {
         .primary()
         .before(&["install", "-d", "-m", "0755", TEXTFILE_DIR])
         .args(&["reconcile", "--metrics-file", PROM])
-        .status(0)
+        .stdout_has("started app.service")
         .active("app.service")
         .run();
     let Some(r) = ran else { return };
@@ -105,8 +99,10 @@ fn metrics_file_says_what_should_run_and_what_does() {
 
     // The role unknown: the run fails, and the metrics say so (no desired state).
     r.sandbox.write("/run/fm-test/check-exit", "9");
-    let (status, _, _) = r.again(&["reconcile", "--metrics-file", PROM]);
-    assert_eq!(status, 3);
+    r.then(&["reconcile", "--metrics-file", PROM])
+        .status(3)
+        .stderr_has("role unknown: the primary check exited 9")
+        .check();
     let text = r.sandbox.read(PROM);
     assert_eq!(
         sample(&text, "failover_manager_role{role=\"unknown\"}"),
@@ -125,9 +121,10 @@ fn metrics_file_says_what_should_run_and_what_does() {
 
     // Paused: still written, paused 1.
     r.sandbox.write("/run/fm-test/check-exit", "0");
-    let _ = r.again(&["pause", "--reason", "test"]);
-    let (status, _, _) = r.again(&["reconcile", "--metrics-file", PROM]);
-    assert_eq!(status, 0);
+    r.then(&["pause", "--reason", "test"])
+        .stdout_has("paused by ")
+        .check();
+    r.then(&["reconcile", "--metrics-file", PROM]).check();
     assert_eq!(
         sample(&r.sandbox.read(PROM), "failover_manager_paused"),
         Some(1.0)
@@ -365,4 +362,50 @@ fn parallel_reports_each_failure_without_holding_back_the_others() {
         .active("c.service")
         .inactive("replica.service");
     t.run();
+}
+
+#[test]
+fn why_a_unit_failed_reaches_the_json_the_metrics_and_the_hooks_as_a_code() {
+    // A start that never finishes, then one that is held back by it.
+    let hook = "env | grep ^FAILOVER_MANAGER_REASONS= > /run/fm-test/reasons";
+    let yaml = format!(
+        "check:\n  command: [/bin/sh, -c, \"exit 0\"]\n  timeout: 5s\n\
+         hooks:\n  on_failure: {{command: [/bin/sh, -c, {hook:?}]}}\n\
+         defaults: {{ verify_timeout: 1s, settle: 0s }}\nunits:\n  - slow.service\n  - app.service\n"
+    );
+    let ran = Test::new()
+        .unit(Unit::never_ready("slow.service"))
+        .unit(Unit::simple("app.service"))
+        .config(&yaml)
+        .before(&["install", "-d", "-m", "0755", TEXTFILE_DIR])
+        .args(&["reconcile", "--output", "json", "--metrics-file", PROM])
+        .status(1)
+        .any_stdout()
+        .stderr_has("slow.service did not start: still activating")
+        .run();
+    let Some(r) = ran else { return };
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    let outcome = |i: usize| v["units"][i]["outcome"].clone();
+    assert_eq!(outcome(0)["status"], "failed", "{v}");
+    assert_eq!(outcome(0)["reason_code"], "timeout", "{v}");
+    assert!(
+        outcome(0)["reason"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("still activating")),
+        "the words stay: {v}"
+    );
+    assert_eq!(outcome(1)["status"], "skipped", "{v}");
+    assert_eq!(outcome(1)["reason_code"], "earlier_start_failed", "{v}");
+    assert_eq!(outcome(1)["reason"], "slow.service failed before it", "{v}");
+    let text = r.sandbox.read(PROM);
+    for series in [
+        "failover_manager_unit_failed{unit=\"slow.service\",when=\"primary\",reason=\"timeout\"}",
+        "failover_manager_unit_failed{unit=\"app.service\",when=\"primary\",reason=\"earlier_start_failed\"}",
+    ] {
+        assert_eq!(sample(&text, series), Some(1.0), "{series} in\n{text}");
+    }
+    assert_eq!(
+        r.sandbox.read("/run/fm-test/reasons"),
+        "FAILOVER_MANAGER_REASONS=slow.service=timeout app.service=earlier_start_failed\n"
+    );
 }

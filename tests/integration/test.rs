@@ -1,5 +1,9 @@
 //! A fluent builder for real-systemd tests, after just's `Test`: describe the host (units,
 //! config, the check's answer, what already runs), the command, and what must hold after.
+//!
+//! Strict by default, as just's builder is: a run must exit 0 and print nothing on stdout or
+//! stderr unless the test says otherwise (`status`, `stdout`, `stdout_has`, `any_stdout`, …),
+//! so a test cannot pass by forgetting to look.
 
 use std::process::Output;
 use std::time::Duration;
@@ -10,6 +14,37 @@ use crate::unit::Unit;
 pub const CONFIG: &str = "/etc/failover-manager/config.yaml";
 const CHECK_EXIT: &str = "/run/fm-test/check-exit";
 
+/// What a stream must hold: exactly a text (empty unless set), these parts, or anything.
+#[derive(Clone, Debug)]
+enum Expect {
+    Exactly(String),
+    Has(Vec<String>),
+    Any,
+}
+
+impl Expect {
+    fn has(&mut self, part: &str) {
+        match self {
+            Expect::Has(parts) => parts.push(part.to_owned()),
+            _ => *self = Expect::Has(vec![part.to_owned()]),
+        }
+    }
+
+    #[track_caller]
+    fn check(&self, stream: &str, got: &str, ctx: &str) {
+        match self {
+            Expect::Exactly(want) => assert_eq!(got, want, "{stream}{ctx}"),
+            Expect::Has(parts) => {
+                for p in parts {
+                    assert!(got.contains(p.as_str()), "{stream} lacks {p:?}{ctx}");
+                }
+            }
+            Expect::Any => {}
+        }
+    }
+}
+
+#[must_use = "a Test checks nothing until `run()`"]
 pub struct Test {
     units: Vec<Unit>,
     config: Option<String>,
@@ -21,11 +56,9 @@ pub struct Test {
     before: Vec<Vec<String>>,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    status: Option<i32>,
-    stdout: Option<String>,
-    stdout_has: Vec<String>,
-    stderr_has: Vec<String>,
-    stderr: Option<String>,
+    status: i32,
+    stdout: Expect,
+    stderr: Expect,
     states: Vec<(String, String)>,
     starts: Vec<(String, usize)>,
     no_jobs: bool,
@@ -56,11 +89,9 @@ impl Test {
             before: Vec::new(),
             args: Vec::new(),
             env: Vec::new(),
-            status: None,
-            stdout: None,
-            stdout_has: Vec::new(),
-            stderr_has: Vec::new(),
-            stderr: None,
+            status: 0,
+            stdout: Expect::Exactly(String::new()),
+            stderr: Expect::Exactly(String::new()),
             states: Vec::new(),
             starts: Vec::new(),
             no_jobs: false,
@@ -118,24 +149,34 @@ impl Test {
         self.env.push((k.into(), v.into()));
         self
     }
+    /// The exit status (default 0).
     pub fn status(mut self, code: i32) -> Test {
-        self.status = Some(code);
+        self.status = code;
         self
     }
+    /// Exactly this on stdout (default: nothing).
     pub fn stdout(mut self, s: &str) -> Test {
-        self.stdout = Some(s.to_owned());
+        self.stdout = Expect::Exactly(s.to_owned());
         self
     }
+    /// stdout holds this (and may hold more).
     pub fn stdout_has(mut self, s: &str) -> Test {
-        self.stdout_has.push(s.to_owned());
+        self.stdout.has(s);
         self
     }
+    /// stdout is checked by the test itself, from `Ran`.
+    pub fn any_stdout(mut self) -> Test {
+        self.stdout = Expect::Any;
+        self
+    }
+    /// Exactly this on stderr (default: nothing).
     pub fn stderr(mut self, s: &str) -> Test {
-        self.stderr = Some(s.to_owned());
+        self.stderr = Expect::Exactly(s.to_owned());
         self
     }
+    /// stderr holds this (and may hold more).
     pub fn stderr_has(mut self, s: &str) -> Test {
-        self.stderr_has.push(s.to_owned());
+        self.stderr.has(s);
         self
     }
     /// After the run, `systemctl is-active UNIT` prints `state`.
@@ -178,6 +219,7 @@ impl Test {
     }
 
     /// Boots a sandbox and sets the host up, without running the command.
+    #[must_use = "the sandbox is torn down when dropped"]
     pub fn setup(&self) -> Option<Sandbox> {
         if !sandbox::available() {
             return None;
@@ -203,6 +245,7 @@ impl Test {
     }
 
     /// Runs the command in the sandbox and checks every expectation.
+    #[track_caller]
     pub fn run(self) -> Option<Ran> {
         let sb = self.setup()?;
         let mut argv: Vec<&str> = vec![sandbox::BIN];
@@ -222,21 +265,9 @@ impl Test {
             "\n--- args {:?}\n--- status {}\n--- stdout\n{}--- stderr\n{}---",
             self.args, ran.status, ran.stdout, ran.stderr
         );
-        if let Some(code) = self.status {
-            assert_eq!(ran.status, code, "exit status{ctx}");
-        }
-        if let Some(s) = &self.stdout {
-            assert_eq!(&ran.stdout, s, "stdout{ctx}");
-        }
-        if let Some(s) = &self.stderr {
-            assert_eq!(&ran.stderr, s, "stderr{ctx}");
-        }
-        for s in &self.stdout_has {
-            assert!(ran.stdout.contains(s), "stdout lacks {s:?}{ctx}");
-        }
-        for s in &self.stderr_has {
-            assert!(ran.stderr.contains(s), "stderr lacks {s:?}{ctx}");
-        }
+        assert_eq!(ran.status, self.status, "exit status{ctx}");
+        self.stdout.check("stdout", &ran.stdout, &ctx);
+        self.stderr.check("stderr", &ran.stderr, &ctx);
         for (u, want) in &self.states {
             assert_eq!(&ran.sandbox.state(u), want, "state of {u}{ctx}");
         }
@@ -250,8 +281,69 @@ impl Test {
     }
 }
 
+/// One more run of the binary in a sandbox a `Test` set up, strict like the first: exit 0 and
+/// nothing printed unless the test says otherwise; `check()` runs it and checks.
+#[must_use = "nothing runs until `check()`"]
+pub struct Again<'a> {
+    ran: &'a Ran,
+    args: Vec<String>,
+    status: i32,
+    stdout: Expect,
+    stderr: Expect,
+}
+
+impl Again<'_> {
+    pub fn status(mut self, code: i32) -> Self {
+        self.status = code;
+        self
+    }
+    pub fn stdout(mut self, s: &str) -> Self {
+        self.stdout = Expect::Exactly(s.to_owned());
+        self
+    }
+    pub fn stdout_has(mut self, s: &str) -> Self {
+        self.stdout.has(s);
+        self
+    }
+    /// stdout is the test's to check: `check()` returns it.
+    pub fn any_stdout(mut self) -> Self {
+        self.stdout = Expect::Any;
+        self
+    }
+    pub fn stderr_has(mut self, s: &str) -> Self {
+        self.stderr.has(s);
+        self
+    }
+
+    /// Runs it, checks every expectation, and returns stdout.
+    #[track_caller]
+    pub fn check(self) -> String {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let (status, stdout, stderr) = self.ran.again(&args);
+        let ctx = format!(
+            "\n--- args {:?}\n--- status {status}\n--- stdout\n{stdout}--- stderr\n{stderr}---",
+            self.args
+        );
+        assert_eq!(status, self.status, "exit status{ctx}");
+        self.stdout.check("stdout", &stdout, &ctx);
+        self.stderr.check("stderr", &stderr, &ctx);
+        stdout
+    }
+}
+
 impl Ran {
-    /// Runs the binary again in the same sandbox.
+    /// One more run in the same sandbox, checked strictly (see `Again`).
+    pub fn then(&self, args: &[&str]) -> Again<'_> {
+        Again {
+            ran: self,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            status: 0,
+            stdout: Expect::Exactly(String::new()),
+            stderr: Expect::Exactly(String::new()),
+        }
+    }
+
+    /// Runs the binary again in the same sandbox, for a test that looks at everything itself.
     pub fn again(&self, args: &[&str]) -> (i32, String, String) {
         let mut argv: Vec<&str> = vec![sandbox::BIN];
         argv.extend_from_slice(args);
@@ -273,5 +365,19 @@ impl Ran {
             std::thread::sleep(Duration::from_millis(50));
         }
         f(&self.sandbox)
+    }
+}
+
+/// The hosts most tests start from.
+pub mod fixtures {
+    use super::Test;
+    use crate::unit::Unit;
+
+    /// A primary unit (stopped) and a standby unit (running): a standby that may be promoted.
+    pub fn host() -> Test {
+        Test::new()
+            .unit(Unit::simple("app.service"))
+            .unit(Unit::simple("replica.service").standby())
+            .running(&["replica.service"])
     }
 }

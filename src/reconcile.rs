@@ -1,0 +1,788 @@
+//! One reconcile, as a value: check, observe, plan, confirm, fence, apply, hooks, and how it
+//! ended. Every side effect goes through `Host` (the check, the clock, the pause and fence
+//! records, the lock, systemd, the hooks), so each safety rule is unit-tested without root;
+//! the caller (`run`) prints, writes the metrics and picks the exit status from the `Report`.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::apply;
+use crate::check::{self, CheckResult};
+use crate::config::{CheckConfig, Config, Hooks};
+use crate::domain::{Role, StepResult, UnitState};
+use crate::exit::{Error, Status};
+use crate::fence;
+use crate::hooks;
+use crate::lock::{self, Lock, LockError};
+use crate::maintenance::{self, Pause, PauseError};
+use crate::plan::{self, Plan};
+use crate::report::{self, Confirmation};
+use crate::secure_fs::FsError;
+use crate::systemd::{Manager, Systemd};
+
+/// Everything a reconcile does to the world beyond computing.
+pub trait Host {
+    fn manager(&self) -> &dyn Manager;
+    /// One run at a time; `None` where no lock is taken (tests).
+    fn lock(&self, wait: Duration, stuck_after: Duration) -> Result<Option<Lock>, LockError>;
+    fn paused(&self) -> Result<Option<Pause>, PauseError>;
+    fn check(&self, cfg: &CheckConfig) -> CheckResult;
+    /// Sleeps; false when interrupted.
+    fn sleep(&self, d: Duration) -> bool;
+    /// SIGTERM/SIGINT arrived.
+    fn interrupted(&self) -> bool;
+    fn now(&self) -> SystemTime;
+    fn load_record(&self) -> Result<Option<fence::Record>, FsError>;
+    fn store_record(&self, record: &fence::Record) -> Result<(), FsError>;
+    /// Runs the hook for `event` if one is configured; `Err` says why it failed.
+    fn hook(
+        &self,
+        hooks: &Hooks,
+        event: hooks::Event,
+        env: &[(String, String)],
+    ) -> Result<(), String>;
+}
+
+/// This machine: systemd over D-Bus, the files under /run and /var/lib, real processes.
+pub struct System {
+    systemd: Systemd,
+}
+
+impl System {
+    pub fn new() -> System {
+        System {
+            systemd: Systemd::new(),
+        }
+    }
+}
+
+impl Host for System {
+    fn manager(&self) -> &dyn Manager {
+        &self.systemd
+    }
+    fn lock(&self, wait: Duration, stuck_after: Duration) -> Result<Option<Lock>, LockError> {
+        lock::acquire(Path::new(lock::PATH), wait, Some(stuck_after)).map(Some)
+    }
+    fn paused(&self) -> Result<Option<Pause>, PauseError> {
+        maintenance::read(Path::new(maintenance::PATH))
+    }
+    fn check(&self, cfg: &CheckConfig) -> CheckResult {
+        check::run(cfg)
+    }
+    fn sleep(&self, d: Duration) -> bool {
+        crate::interrupt::sleep(d)
+    }
+    fn interrupted(&self) -> bool {
+        crate::interrupt::requested()
+    }
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn load_record(&self) -> Result<Option<fence::Record>, FsError> {
+        fence::load(Path::new(fence::PATH))
+    }
+    fn store_record(&self, record: &fence::Record) -> Result<(), FsError> {
+        fence::store(Path::new(fence::PATH), record)
+    }
+    fn hook(
+        &self,
+        hooks: &Hooks,
+        event: hooks::Event,
+        env: &[(String, String)],
+    ) -> Result<(), String> {
+        hooks::run(hooks, event, env)
+    }
+}
+
+/// How a reconcile asked to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub dry_run: bool,
+    pub lock_wait: Duration,
+    /// Read the units again after acting (for the metrics file).
+    pub observe_after: bool,
+}
+
+/// How a reconcile ended.
+#[derive(Debug)]
+pub enum End {
+    /// Maintenance mode: nothing changed, whatever the check said.
+    Paused,
+    /// The check (or a confirming one) could not tell: nothing changed.
+    RoleUnknown,
+    /// A confirming check said another role: nothing changed this run.
+    Unconfirmed,
+    /// SIGTERM/SIGINT before anything was changed.
+    Interrupted,
+    /// `--dry-run`: the plan, nothing changed.
+    DryRun,
+    /// The plan was applied (for a fenced host: its primary units stopped) and the hooks run.
+    Acted {
+        /// SIGTERM/SIGINT stopped the waiting; no hook ran.
+        interrupted: bool,
+        /// Each failed hook's message (the transition stands).
+        hook_errors: Vec<String>,
+    },
+    /// Stopped after the check: systemd unreachable, or the fence record unreadable.
+    Failed(Error),
+}
+
+/// What one reconcile learned and did, whatever way it ended.
+#[derive(Debug)]
+pub struct Report {
+    pub check: CheckResult,
+    pub plan: Plan,
+    pub results: Vec<StepResult>,
+    pub observed_after: Option<Vec<UnitState>>,
+    pub paused: Option<Pause>,
+    pub confirmation: Option<Confirmation>,
+    /// Why the units' states are not known (systemd unreachable).
+    pub unobserved: Option<String>,
+    pub fence: Option<fence::View>,
+    /// The fence record could not be stored: fencing is blind, a human is needed.
+    pub record_lost: bool,
+    pub end: End,
+}
+
+impl Report {
+    /// The run's status (`Failed` for a run that stopped on an error: see `into_error`).
+    pub fn status(&self) -> Status {
+        let failed = self.results.iter().any(StepResult::failed);
+        match &self.end {
+            End::Failed(_) => Status::Failed,
+            End::Paused | End::Unconfirmed => Status::Converged,
+            End::RoleUnknown => Status::RoleUnknown,
+            End::Interrupted => Status::Failed,
+            // A fenced host needs a human for as long as it lasts.
+            End::DryRun | End::Acted { .. } if self.plan.fenced => Status::Failed,
+            End::DryRun => Status::Converged,
+            End::Acted {
+                interrupted,
+                hook_errors,
+            } => {
+                if failed || *interrupted || !hook_errors.is_empty() || self.record_lost {
+                    Status::Failed
+                } else {
+                    Status::Converged
+                }
+            }
+        }
+    }
+
+    /// The error a run stopped on after the check, if it did.
+    pub fn into_error(self) -> Option<Error> {
+        match self.end {
+            End::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Step 1 of every run: the check.
+pub fn run_check(config: &Config, host: &dyn Host) -> CheckResult {
+    let check = host.check(&config.check);
+    log::info!(
+        "role {} (check {})",
+        check.role,
+        report::check_summary(&check)
+    );
+    check
+}
+
+/// One reconcile. `Err` only when it ended before the check (the lock, the pause file):
+/// then there is nothing to report.
+pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Result<Report, Error> {
+    // A dry run changes nothing, so it neither waits for nor blocks a real run.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        let stuck_after = crate::validate::worst_case(config, opts.lock_wait);
+        host.lock(opts.lock_wait, stuck_after)?
+    };
+    let paused = host.paused()?;
+    let check = run_check(config, host);
+    let role = check.role;
+    let mut r = Report {
+        check,
+        plan: unobserved(config, role),
+        results: Vec::new(),
+        observed_after: None,
+        paused,
+        confirmation: None,
+        unobserved: None,
+        fence: None,
+        record_lost: false,
+        end: End::DryRun,
+    };
+    r.end = decide(config, opts, host, &mut r);
+    Ok(r)
+}
+
+/// Everything after the check, in order; fills `r` as it learns.
+fn decide(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> End {
+    match observe(config, r.check.role, host.manager()) {
+        Ok(plan) => r.plan = plan,
+        Err(e) => {
+            r.unobserved = Some(e.to_string());
+            return End::Failed(e);
+        }
+    }
+    if host.interrupted() {
+        log::error!("interrupted while running the check; nothing was changed");
+        return End::Interrupted;
+    }
+    match assess_fence(config, r.check.role, !opts.dry_run, host) {
+        Ok((view, stored)) => {
+            r.fence = view;
+            r.record_lost = !stored;
+        }
+        Err(e) => return End::Failed(e),
+    }
+    if let Some(p) = &r.paused {
+        // Maintenance: nothing changes and nobody is paged, whatever the check says.
+        log::info!(
+            "{}; changing nothing (role {}, {} changes pending)",
+            p.describe(),
+            r.plan.role,
+            r.plan.steps.len()
+        );
+        return End::Paused;
+    }
+    if r.plan.role == Role::Unknown {
+        for l in report::unknown_role(&r.check) {
+            log::error!("{l}");
+        }
+        if let Some(line) = r.fence.as_ref().and_then(report::fence_status) {
+            log::error!("{line}");
+        }
+        if !r.fence.is_some_and(|f| f.fenced()) {
+            return End::RoleUnknown;
+        }
+        // Role unknown for `fence_after`: the primary units stop (nothing starts).
+        r.plan = plan::fenced(&config.units, &states(&r.plan));
+    } else if !r.plan.is_empty() && config.check.confirm > 1 {
+        if let Some(end) = confirm_change(config, host, r) {
+            return end;
+        }
+        warn_not_actionable(&r.plan);
+    } else {
+        warn_not_actionable(&r.plan);
+    }
+    if opts.dry_run {
+        return End::DryRun;
+    }
+    act(config, opts, host, r)
+}
+
+fn states(plan: &Plan) -> Vec<UnitState> {
+    plan.units.iter().map(|u| u.observed.clone()).collect()
+}
+
+fn warn_not_actionable(plan: &Plan) {
+    for u in plan
+        .units
+        .iter()
+        .filter(|u| u.action.is_none() && u.managed && !u.in_sync())
+    {
+        log::warn!(
+            "{}: is {}, not a state to act on; leaving it for the next run",
+            u.name,
+            u.observed
+        );
+    }
+}
+
+/// The plan when systemd could not be asked: every unit `unknown` (a state never acted on) and
+/// no previous role, so that `--output json` still says what the check found.
+pub fn unobserved(config: &Config, role: Role) -> Plan {
+    let states = vec![UnitState::unknown(); config.units.len()];
+    let mut plan = plan::plan(role, &config.units, &states);
+    plan.observed_role = None;
+    plan
+}
+
+/// Reads every unit's state and plans.
+pub fn observe(config: &Config, role: Role, mgr: &dyn Manager) -> Result<Plan, Error> {
+    let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
+    let observed = mgr.is_active(&names)?;
+    let plan = plan::plan(role, &config.units, &observed);
+    for u in &plan.units {
+        log::info!("{}", report::decision(u));
+    }
+    Ok(plan)
+}
+
+/// `check.fence_after`: where this run stands, and the record kept for the next (when `store`
+/// and it changed). Returns whether the record is as it should be.
+pub fn assess_fence(
+    config: &Config,
+    role: Role,
+    store: bool,
+    host: &dyn Host,
+) -> Result<(Option<fence::View>, bool), Error> {
+    if config.check.fence_after.is_none() {
+        return Ok((None, true));
+    }
+    let old = host.load_record()?;
+    let (view, next) = fence::assess(role, old, host.now(), config.check.fence_after);
+    let mut stored = true;
+    if let (Some(next), true) = (next, store)
+        && let Err(e) = host.store_record(&next)
+    {
+        log::error!("cannot keep the time of the last confirmed role: {e}");
+        stored = false;
+    }
+    Ok((view, stored))
+}
+
+/// `check.confirm`: before acting on a change, the check must say the same again until
+/// `confirm` results in a row agree. Returns how the run ends when it ends here; else the
+/// fresh plan to act on is in `r`.
+fn confirm_change(config: &Config, host: &dyn Host, r: &mut Report) -> Option<End> {
+    let first = r.plan.role;
+    r.confirmation = Some(Confirmation {
+        required: config.check.confirm,
+        roles: vec![first],
+    });
+    for n in 2..=config.check.confirm {
+        if !host.sleep(config.check.confirm_interval) || host.interrupted() {
+            log::error!("interrupted while confirming the role; nothing was changed");
+            return Some(End::Interrupted);
+        }
+        let again = host.check(&config.check);
+        if host.interrupted() {
+            log::error!("interrupted while confirming the role; nothing was changed");
+            return Some(End::Interrupted);
+        }
+        log::info!(
+            "confirming: check {n} of {} says {} ({})",
+            config.check.confirm,
+            again.role,
+            report::check_summary(&again)
+        );
+        if let Some(c) = r.confirmation.as_mut() {
+            c.roles.push(again.role);
+        }
+        if again.role == Role::Unknown {
+            for l in report::unknown_role(&again) {
+                log::error!("{l}");
+            }
+            // Like any run whose check cannot tell: nothing desired, nothing to do.
+            r.plan = plan::plan(Role::Unknown, &config.units, &states(&r.plan));
+            r.check = again;
+            return Some(End::RoleUnknown);
+        }
+        if again.role != first {
+            log::info!(
+                "the check said {first} and then {}: not acting until {} results in a row agree",
+                again.role,
+                config.check.confirm
+            );
+            return Some(End::Unconfirmed);
+        }
+    }
+    // Units may have moved while we waited: act on a fresh observation.
+    match observe(config, first, host.manager()) {
+        Ok(plan) => {
+            r.plan = plan;
+            None
+        }
+        Err(e) => {
+            r.plan = unobserved(config, first);
+            r.unobserved = Some(e.to_string());
+            Some(End::Failed(e))
+        }
+    }
+}
+
+/// Applies the plan and runs the hooks (not after an interrupt).
+fn act(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> End {
+    r.results = apply::apply(&r.plan, &config.units, config.parallel, host.manager());
+    if opts.observe_after && !r.results.is_empty() {
+        let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
+        // For the metrics only: a failure to look again must not hide the run's own result.
+        r.observed_after = host.manager().is_active(&names).ok();
+    }
+    let interrupted = host.interrupted();
+    let mut hook_errors = Vec::new();
+    if !interrupted {
+        for event in hooks::events(&r.plan, &r.results) {
+            let env = hooks::environment(event, &r.plan, &r.results);
+            if let Err(msg) = host.hook(&config.hooks, event, &env) {
+                hook_errors.push(msg);
+            }
+        }
+    }
+    End::Acted {
+        interrupted,
+        hook_errors,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Exit;
+    use crate::exit::ExitCode;
+    use crate::hooks::Event;
+    use crate::systemd::fake::Fake;
+    use std::cell::{Cell, RefCell};
+    use std::collections::VecDeque;
+
+    type Env = Vec<(String, String)>;
+
+    /// The world of one run: a scripted systemd (a standby host: replica.service runs), the
+    /// check's answers in order (the last repeats), and records of everything done.
+    struct World {
+        systemd: Fake,
+        answers: RefCell<VecDeque<Role>>,
+        paused: Option<Pause>,
+        record: Option<fence::Record>,
+        store_fails: bool,
+        stored: RefCell<Vec<fence::Record>>,
+        failing_hooks: Vec<Event>,
+        /// Each hook run, with its environment.
+        hooks_run: RefCell<Vec<(Event, Env)>>,
+        /// SIGTERM arrives while the check runs.
+        interrupt_in_check: bool,
+        interrupted: Cell<bool>,
+        checks: Cell<usize>,
+        now: SystemTime,
+    }
+
+    impl World {
+        fn new(answers: &[Role]) -> World {
+            let mut systemd = Fake::new(&[]);
+            systemd
+                .initial
+                .insert("replica.service".into(), UnitState::Active);
+            World {
+                systemd,
+                answers: RefCell::new(answers.iter().copied().collect()),
+                paused: None,
+                record: None,
+                store_fails: false,
+                stored: RefCell::new(Vec::new()),
+                failing_hooks: Vec::new(),
+                hooks_run: RefCell::new(Vec::new()),
+                interrupt_in_check: false,
+                interrupted: Cell::new(false),
+                checks: Cell::new(0),
+                now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            }
+        }
+
+        /// Every start and stop queued, in order.
+        fn jobs(&self) -> Vec<String> {
+            self.systemd.calls("st")
+        }
+
+        fn events(&self) -> Vec<Event> {
+            self.hooks_run.borrow().iter().map(|(e, _)| *e).collect()
+        }
+    }
+
+    impl Host for World {
+        fn manager(&self) -> &dyn Manager {
+            &self.systemd
+        }
+        fn lock(&self, _: Duration, _: Duration) -> Result<Option<Lock>, LockError> {
+            Ok(None)
+        }
+        fn paused(&self) -> Result<Option<Pause>, PauseError> {
+            Ok(self.paused.clone())
+        }
+        fn check(&self, _: &CheckConfig) -> CheckResult {
+            self.checks.set(self.checks.get() + 1);
+            let mut answers = self.answers.borrow_mut();
+            let role = match answers.len() {
+                0 => Role::Unknown,
+                1 => answers[0],
+                _ => answers.pop_front().unwrap_or(Role::Unknown),
+            };
+            if self.interrupt_in_check {
+                self.interrupted.set(true);
+            }
+            CheckResult {
+                role,
+                exit_code: Exit::Code(match role {
+                    Role::Primary => 0,
+                    Role::Standby => 1,
+                    Role::Unknown => 9,
+                }),
+                duration: Duration::from_millis(3),
+                output: Vec::new(),
+            }
+        }
+        fn sleep(&self, _: Duration) -> bool {
+            !self.interrupted.get()
+        }
+        fn interrupted(&self) -> bool {
+            self.interrupted.get()
+        }
+        fn now(&self) -> SystemTime {
+            self.now
+        }
+        fn load_record(&self) -> Result<Option<fence::Record>, FsError> {
+            Ok(self.record)
+        }
+        fn store_record(&self, record: &fence::Record) -> Result<(), FsError> {
+            if self.store_fails {
+                return Err(FsError::Io {
+                    what: "fence record".into(),
+                    path: fence::PATH.into(),
+                    source: std::io::Error::from_raw_os_error(libc::EROFS),
+                });
+            }
+            self.stored.borrow_mut().push(*record);
+            Ok(())
+        }
+        fn hook(&self, _: &Hooks, event: Event, env: &[(String, String)]) -> Result<(), String> {
+            self.hooks_run.borrow_mut().push((event, env.to_vec()));
+            if self.failing_hooks.contains(&event) {
+                return Err(format!("hook {} exited 2", event.key()));
+            }
+            Ok(())
+        }
+    }
+
+    fn config(check_extra: &str) -> Config {
+        let text = format!(
+            "check:\n  command: [/bin/true]\n{check_extra}defaults: {{ verify_timeout: 200ms, settle: 0s }}\n\
+             units:\n  - app.service\n  - name: replica.service\n    when: standby\n"
+        );
+        match crate::config::parse(Path::new("/t.yaml"), &text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    const OPTS: Options = Options {
+        dry_run: false,
+        lock_wait: Duration::from_secs(1),
+        observe_after: false,
+    };
+
+    fn run(config: &Config, world: &World) -> Report {
+        match reconcile(config, OPTS, world) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn exit(r: Report) -> ExitCode {
+        let status = r.status();
+        ExitCode::of(&match r.into_error() {
+            Some(e) => Err(e),
+            None => Ok(status),
+        })
+    }
+
+    #[test]
+    fn a_standby_that_the_check_calls_primary_is_promoted_and_exits_0() {
+        let world = World::new(&[Role::Primary]);
+        let r = run(&config(""), &world);
+        assert!(matches!(r.end, End::Acted { .. }), "{:?}", r.end);
+        assert_eq!(world.jobs(), ["stop replica.service", "start app.service"]);
+        assert_eq!(world.events(), [Event::Promote]);
+        assert_eq!(exit(r), ExitCode::Success);
+    }
+
+    #[test]
+    fn paused_changes_nothing_and_exits_0_whatever_the_check_says() {
+        for answer in [Role::Primary, Role::Unknown] {
+            let world = World {
+                paused: Some(Pause::now("test")),
+                ..World::new(&[answer])
+            };
+            let r = run(&config("  fence_after: 1s\n"), &world);
+            assert!(matches!(r.end, End::Paused), "{answer}: {:?}", r.end);
+            assert!(world.jobs().is_empty(), "{answer}");
+            assert!(world.events().is_empty(), "{answer}");
+            assert!(r.paused.is_some());
+            assert_eq!(exit(r), ExitCode::Success, "{answer}");
+        }
+    }
+
+    #[test]
+    fn role_unknown_changes_nothing_and_exits_3() {
+        let world = World::new(&[Role::Unknown]);
+        let r = run(&config(""), &world);
+        assert!(matches!(r.end, End::RoleUnknown), "{:?}", r.end);
+        assert!(r.plan.units.iter().all(|u| u.desired.is_none()));
+        assert!(world.jobs().is_empty());
+        assert!(world.events().is_empty());
+        assert_eq!(exit(r), ExitCode::RoleUnknown);
+    }
+
+    #[test]
+    fn a_confirming_check_that_disagrees_changes_nothing_and_exits_0() {
+        let world = World::new(&[Role::Primary, Role::Standby]);
+        let r = run(&config("  confirm: 3\n  confirm_interval: 1ms\n"), &world);
+        assert!(matches!(r.end, End::Unconfirmed), "{:?}", r.end);
+        assert_eq!(world.checks.get(), 2, "no third check after a disagreement");
+        assert_eq!(
+            r.confirmation.as_ref().map(|c| c.roles.clone()),
+            Some(vec![Role::Primary, Role::Standby])
+        );
+        assert!(world.jobs().is_empty());
+        assert_eq!(exit(r), ExitCode::Success);
+    }
+
+    #[test]
+    fn confirmation_that_ends_unknown_exits_3_with_an_unknown_plan() {
+        let world = World::new(&[Role::Primary, Role::Unknown]);
+        let r = run(&config("  confirm: 2\n  confirm_interval: 1ms\n"), &world);
+        assert!(matches!(r.end, End::RoleUnknown), "{:?}", r.end);
+        assert_eq!(r.plan.role, Role::Unknown);
+        assert_eq!(
+            r.check.role,
+            Role::Unknown,
+            "the report shows the last check"
+        );
+        assert!(r.plan.units.iter().all(|u| u.action.is_none()));
+        assert!(r.plan.is_empty());
+        assert!(world.jobs().is_empty());
+        assert_eq!(exit(r), ExitCode::RoleUnknown);
+    }
+
+    #[test]
+    fn confirmed_changes_are_acted_on_after_a_fresh_look() {
+        let world = World::new(&[Role::Primary]);
+        let r = run(&config("  confirm: 3\n  confirm_interval: 1ms\n"), &world);
+        assert_eq!(world.checks.get(), 3);
+        assert_eq!(world.jobs(), ["stop replica.service", "start app.service"]);
+        assert_eq!(exit(r), ExitCode::Success);
+    }
+
+    #[test]
+    fn fencing_stops_only_the_primary_units_runs_demote_and_failure_and_exits_1() {
+        // A primary whose check has not answered for an hour, 30s allowed.
+        let mut world = World::new(&[Role::Unknown]);
+        world.systemd.initial.clear();
+        world
+            .systemd
+            .initial
+            .insert("app.service".into(), UnitState::Active);
+        world.record = Some(fence::Record::Confirmed(fence::Confirmed::new(
+            Role::Primary,
+            world.now - Duration::from_secs(3600),
+        )));
+        let r = run(&config("  fence_after: 30s\n"), &world);
+        assert!(r.plan.fenced);
+        assert!(r.fence.is_some_and(|f| f.fenced()));
+        assert_eq!(world.jobs(), ["stop app.service"], "replica is not started");
+        assert_eq!(world.events(), [Event::Demote, Event::Failure]);
+        let fenced_env = world.hooks_run.borrow()[0]
+            .1
+            .iter()
+            .any(|(k, v)| k == "FAILOVER_MANAGER_FENCED" && v == "1");
+        assert!(fenced_env);
+        assert_eq!(exit(r), ExitCode::Failure);
+        // Not yet long enough: unknown as ever, nothing stopped.
+        let world = World {
+            record: Some(fence::Record::Confirmed(fence::Confirmed::new(
+                Role::Primary,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 - 10),
+            ))),
+            ..World::new(&[Role::Unknown])
+        };
+        let r = run(&config("  fence_after: 30s\n"), &world);
+        assert!(world.jobs().is_empty());
+        assert_eq!(exit(r), ExitCode::RoleUnknown);
+    }
+
+    #[test]
+    fn an_interrupt_during_the_check_changes_nothing_and_exits_1() {
+        let world = World {
+            interrupt_in_check: true,
+            ..World::new(&[Role::Primary])
+        };
+        let r = run(&config(""), &world);
+        assert!(matches!(r.end, End::Interrupted), "{:?}", r.end);
+        assert!(world.jobs().is_empty());
+        assert!(world.events().is_empty());
+        assert_eq!(exit(r), ExitCode::Failure);
+    }
+
+    #[test]
+    fn a_failed_hook_exits_1_and_never_undoes_the_transition() {
+        let world = World {
+            failing_hooks: vec![Event::Promote],
+            ..World::new(&[Role::Primary])
+        };
+        let r = run(&config(""), &world);
+        assert_eq!(
+            world.jobs(),
+            ["stop replica.service", "start app.service"],
+            "no job after the hook"
+        );
+        assert!(r.results.iter().all(|s| !s.failed()));
+        match &r.end {
+            End::Acted { hook_errors, .. } => assert_eq!(hook_errors.len(), 1),
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(exit(r), ExitCode::Failure);
+    }
+
+    #[test]
+    fn systemd_unreachable_still_reports_the_check_and_exits_1() {
+        let mut world = World::new(&[Role::Primary]);
+        world.systemd.unreachable = true;
+        let r = run(&config(""), &world);
+        assert!(
+            matches!(r.end, End::Failed(Error::Systemd(_))),
+            "{:?}",
+            r.end
+        );
+        assert_eq!(r.check.role, Role::Primary);
+        assert!(r.unobserved.is_some());
+        assert!(
+            r.plan
+                .units
+                .iter()
+                .all(|u| u.observed == UnitState::unknown() && u.action.is_none())
+        );
+        assert_eq!(r.plan.observed_role, None);
+        assert!(world.jobs().is_empty());
+        assert_eq!(exit(r), ExitCode::Failure);
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_stored_exits_1_after_acting() {
+        let world = World {
+            store_fails: true,
+            ..World::new(&[Role::Primary])
+        };
+        let r = run(&config("  fence_after: 30s\n"), &world);
+        assert!(r.record_lost);
+        assert_eq!(world.jobs(), ["stop replica.service", "start app.service"]);
+        assert_eq!(exit(r), ExitCode::Failure);
+        // Stored: the same run converges.
+        let world = World::new(&[Role::Primary]);
+        let r = run(&config("  fence_after: 30s\n"), &world);
+        assert_eq!(world.stored.borrow().len(), 1);
+        assert_eq!(exit(r), ExitCode::Success);
+    }
+
+    #[test]
+    fn a_dry_run_changes_nothing_and_stores_nothing() {
+        let world = World::new(&[Role::Primary]);
+        let r = match reconcile(
+            &config("  fence_after: 30s\n"),
+            Options {
+                dry_run: true,
+                ..OPTS
+            },
+            &world,
+        ) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(matches!(r.end, End::DryRun));
+        assert_eq!(r.plan.steps.len(), 2);
+        assert!(world.jobs().is_empty());
+        assert!(world.stored.borrow().is_empty());
+        assert_eq!(exit(r), ExitCode::Success);
+    }
+}
