@@ -172,8 +172,9 @@ if present witness-lost; then
   for x in flips_a flips_b fenced_a fenced_b; do t=$((t + $(col witness-lost "$x" | sum))); done
   echo
   echo "**The witness lost.** A and B still make a majority: $t starts, stops or fencings in all"
-  echo "rounds; failed failover-manager runs (exit 3, role unknown while etcd elected a new leader):"
-  echo "A $(col witness-lost fail_a | sum), B $(col witness-lost fail_b | sum)."
+  echo "rounds, and failed failover-manager runs: A $(col witness-lost fail_a | sum), B $(col witness-lost fail_b | sum) (a run whose"
+  echo "check fell into a leader election would exit 3; W led the cluster in $(col witness-lost leader | grep -cx W || true)"
+  echo "of $(col witness-lost round | wc -l) rounds, and A and B elected another between two runs)."
 fi
 if present cluster-down; then
   echo
@@ -188,18 +189,22 @@ if present cluster-down; then
   echo "the risk of two primaries."
 fi
 if present link-cut; then
+  fails() { # LEADER: failed runs on A and B in the link-cut rounds it led
+    echo "A $(col link-cut fail_a "$1" | sum), B $(col link-cut fail_b "$1" | sum)"
+  }
   echo
   echo "**The link between the sites cut, answered by the witness.** Where keepalived makes both"
-  echo "sites MASTER when the link between them breaks (the keepalived section's link-cut row: the"
+  echo "sites MASTER when the link between them breaks (the keepalived section's \"link between the sites cut\" row: the"
   echo "application on both sites), the witness keeps it to one site at most: both sites ran the"
-  echo "application for $(col link-cut dual | stats | awk '{ print $2 }') s at most. But which site keeps it"
-  echo "depends on where etcd's leader was: a member reads the key (a quorum read) only through the"
-  echo "leader, and a member cut off from the leader cannot elect itself while the witness still hears"
-  echo "the leader (etcd's CheckQuorum). Leader on W or A: A keeps reading and keeps the application;"
-  echo "B cannot read (fenced, though it runs nothing, and every run fails). Leader on B: A cannot"
-  echo "read and fences itself, so the application runs nowhere until someone moves the key to"
-  echo "\`dc2\` or the link is back. A lone etcd read does not say \"the other site is gone\"; it says"
-  echo "\"I cannot confirm\", and fencing acts on that."
+  echo "application for $(f2 "$(col link-cut dual | stats | awk '{ print $2 }')") s at most. Which site keeps it depends on where"
+  echo "etcd's leader was: a member answers a quorum read only through the leader, and a member cut"
+  echo "off from the leader cannot get itself elected while the witness still hears the leader (etcd's"
+  echo "CheckQuorum). Leader on W: both sites still read the key, nothing changes (failed runs: $(fails W))."
+  echo "Leader on A: A keeps the application; B cannot read, so it fences itself although it runs"
+  echo "nothing, and every run there fails (failed runs: $(fails A)). Leader on B: A cannot read and"
+  echo "fences itself, and the application runs nowhere (failed runs: $(fails B)) until someone moves"
+  echo "the key to \`dc2\` or the link is back. A failed read says \"I cannot confirm\", not \"the other"
+  echo "site is gone\", and fencing acts on that."
 fi
 
 cat <<EOF
