@@ -418,19 +418,3 @@ fn make_demo_shows_a_takeover_and_a_hand_back() {
     }
     assert!(text.matches("\nin sync\n").count() >= 2, "{text}");
 }
-
-/// Runs come from the timer, the .path unit, keepalived's drop-in and an etcd watch at once: a
-/// burst of starts must never trip systemd's start limit (which fails the unit: a page).
-#[test]
-fn a_burst_of_runs_never_hits_the_start_limit() {
-    let t = Test::new().unit(Unit::simple("app.service")).primary();
-    let Some(sb) = t.setup() else { return };
-    install_shipped(&sb);
-    sb.daemon_reload();
-    for _ in 0..8 {
-        run_service(&sb);
-    }
-    assert_eq!(result(&sb), "success");
-    assert_eq!(sb.state("failover-manager.service"), "inactive");
-    assert_eq!(sb.state("app.service"), "active");
-}
