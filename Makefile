@@ -16,9 +16,13 @@ FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 ARTIFACTS  ?= target/release
 CARGO      ?= cargo
 
-.PHONY: setup build test lint fuzz install uninstall deb demo bench drill drill-etcd drill-report clean-sandboxes
+.PHONY: setup build-deps build test lint fuzz install uninstall deb demo bench drill drill-etcd drill-report clean-sandboxes
 
-build:
+# The build links libsystemd (sd-bus): libsystemd-dev, installed once if missing (root).
+build-deps:
+	tests/setup.sh --build
+
+build: build-deps
 	$(CARGO) build --release --locked
 
 # What the tests use beyond a fresh Debian machine with Rust (apt and cargo packages), once:
@@ -89,7 +93,7 @@ deb:
 	$(CARGO) deb --locked
 
 # A takeover and a hand-back with real units, in a throwaway systemd sandbox (needs root).
-demo:
+demo: build-deps
 	$(CARGO) build --locked
 	examples/demo/demo.sh target/debug/failover-manager
 

@@ -102,7 +102,6 @@ check on \`/failover-manager/primary-site\` against the local member, and the sa
 | \`check.fence_after\` | ${fence} s | 30 s |
 | \`check.timeout\` (etcd-key itself gives up after 3 s) | ${ct} s | 10 s |
 | units' stop time, bounded by \`defaults.verify_timeout\` | ${stop} s | 30 s |
-| \`StartLimitIntervalSec=0\` on failover-manager.service (see below) | yes | no |
 
 **The inequality.** Promote the other site no sooner than fence_after + run cadence +
 check.timeout + units' stop time after the primary was lost. The run cadence is the time between
@@ -209,10 +208,7 @@ fi
 
 cat <<EOF
 
-**Start limit.** systemd's default start limit (5 starts in 10 s) leaves room for the shipped
-10-s cadence and the watch's runs; a ${timer}-s timer plus the watch's runs (a switchover adds two per
-host within a second) can exceed it, and systemd then refuses every start for the rest of the
-interval, fencing runs among them. So the drill sets \`StartLimitIntervalSec=0\` on
-failover-manager.service (start limit hits seen: $(for f in switchover switchback partition partition-early witness-lost cluster-down link-cut; do col "$f" limit_a; col "$f" limit_b; done | sum)); a site that shortens the timer
-that much needs the same.
+**Start limit.** The timer, the watch and a switchover start many runs: start limit hits of
+failover-manager.service seen in all rounds: $(for f in switchover switchback partition partition-early witness-lost cluster-down link-cut; do col "$f" limit_a; col "$f" limit_b; done | sum) (the shipped unit sets \`StartLimitIntervalSec=0\`;
+a hit would refuse every start for the rest of the interval, fencing runs among them).
 EOF

@@ -205,11 +205,6 @@ YAML
   # The drill's cadence: the shipped timer, its minute replaced (as cadence.conf does it).
   printf '[Timer]\nOnUnitActiveSec=\nOnActiveSec=0\nOnUnitActiveSec=%ss\nAccuracySec=100ms\n' "$timer" |
     drill_put "$h" /etc/systemd/system/failover-manager.timer.d/drill.conf 644
-  # systemd's default start limit (5 starts in 10 s) is for the shipped 10-s cadence: a 2-s
-  # timer plus the watch's runs exceed it, and a service that hit its limit never runs again
-  # until reset, so it would never fence. The drill lifts it (a site with a short timer must too).
-  printf '[Unit]\nStartLimitIntervalSec=0\n' |
-    drill_put "$h" /etc/systemd/system/failover-manager.service.d/drill.conf 644
 }
 
 boot_hosts() {
