@@ -7,8 +7,9 @@ export LC_ALL=C
 res=${1:?usage: drill/report.sh RESULTS [RUNTIME]}
 how=${2:-drill/keepalived.sh}
 [ -r "$res" ] || { echo "report: cannot read $res" >&2; exit 1; }
+# shellcheck source=drill/report-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/report-lib.sh"
 
-meta() { awk -F'\t' -v k="# $1" '$1 == k { print $2; exit }' "$res"; }
 # The rows' values of one column (or "a-b": the difference of two, "-" if either is) for one
 # variant and fault, one per round.
 col() { # VARIANT FAULT EXPR
@@ -24,15 +25,7 @@ col() { # VARIANT FAULT EXPR
       if (x == "-" || y == "-") print "-"; else printf "%.6f\n", x - y
     }' "$res"
 }
-# stdin: values -> "MEDIAN MAX COUNT" of those that are not "-".
-stats() {
-  { grep -vx -- - || true; } | sort -g | awk '{ a[NR] = $1 } END {
-    if (NR == 0) { print "nan nan 0"; exit }
-    m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-    print m, a[NR], NR }'
-}
 rounds() { col "$1" "$2" round | wc -l; }
-sum() { { grep -vx -- - || true; } | awk '{ s += $1 } END { print s + 0 }'; }
 f2() { awk -v x="$1" 'BEGIN { if (x == "nan") printf "—"; else printf "%.2f", x }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "nan" && a <= b) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) printf "—"; else printf "%.2f×", a / b }'; }
