@@ -8,6 +8,7 @@ mod unit;
 mod alerts;
 mod bus;
 mod cli;
+mod drill;
 mod etcd;
 mod examples;
 mod faults;

@@ -2,12 +2,11 @@
 //! units and against a real keepalived; then the drill (drill/keepalived.sh), two hosts and
 //! every keepalived fault, of which CI asserts the safety property only.
 
-use std::collections::HashMap;
-use std::process::Command;
 use std::time::Duration;
 
+use crate::drill::{self, field};
 use crate::examples::{EXAMPLES, check, expect, install_scripts, run};
-use crate::sandbox::{self, Sandbox};
+use crate::sandbox::Sandbox;
 use crate::test::Test;
 use crate::unit::Unit;
 
@@ -282,9 +281,6 @@ const DRILL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/drill/keepalived.sh");
 /// The figures are the drill's business (DRILL.md), never asserted here.
 #[test]
 fn two_sites_with_keepalived_end_up_with_the_application_on_one_site_after_every_fault() {
-    if !sandbox::available() {
-        return;
-    }
     let faults = [
         "stop",
         "restart",
@@ -293,36 +289,27 @@ fn two_sites_with_keepalived_end_up_with_the_application_on_one_site_after_every
         "comeback-nopreempt",
         "comeback-preempt",
     ];
-    // The drill dies with this test (and its hosts with it) if the test process dies.
-    let out = Command::new("setpriv")
-        .args(["--pdeathsig", "KILL", "--", DRILL])
-        .args(["--rounds", "1", "--variants", "keepalived-vip", "--faults"])
-        .arg(faults.join(","))
-        .args(["--window", "6", "--timer", "5", "--out", "-"])
-        .arg(env!("CARGO_BIN_EXE_failover-manager"))
-        .output()
-        .expect("cannot run drill/keepalived.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let ctx = format!("\n--- results\n{stdout}--- log\n{stderr}---");
-    assert!(out.status.success(), "the drill did not run{ctx}");
-
-    let mut lines = stdout.lines().filter(|l| !l.starts_with('#'));
-    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
-    let rows: Vec<HashMap<&str, &str>> = lines
-        .map(|l| header.iter().copied().zip(l.split('\t')).collect())
-        .collect();
-    let find = |fault: &str| {
-        let found: Vec<&HashMap<&str, &str>> = rows
-            .iter()
-            .filter(|r| r.get("fault") == Some(&fault))
-            .collect();
-        assert_eq!(found.len(), 1, "one row for {fault}{ctx}");
-        found[0]
+    let joined = faults.join(",");
+    let Some(drill) = drill::run(
+        DRILL,
+        &[
+            "--rounds",
+            "1",
+            "--variants",
+            "keepalived-vip",
+            "--faults",
+            &joined,
+            "--window",
+            "6",
+            "--timer",
+            "5",
+        ],
+    ) else {
+        return;
     };
-    fn field<'a>(r: &HashMap<&str, &'a str>, k: &str) -> &'a str {
-        r.get(k).copied().unwrap_or("missing")
-    }
+    let rows = drill.rows();
+    let find = |fault: &str| drill.find(&rows, fault);
+    let ctx = &drill.ctx;
 
     // Where the application runs once things settled: one site, the right one.
     let boot = find("boot");

@@ -4,18 +4,9 @@
 //! that has a safety property and asserts that property only; the figures are the drill's
 //! business (DRILL.md), never asserted here.
 
-use std::collections::HashMap;
-use std::process::Command;
-
-use crate::sandbox;
+use crate::drill::{self, Row, field};
 
 const DRILL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/drill/etcd.sh");
-
-type Row<'a> = HashMap<&'a str, &'a str>;
-
-fn field<'a>(r: &Row<'a>, k: &str) -> &'a str {
-    r.get(k).copied().unwrap_or("missing")
-}
 
 /// A time the drill measured, in seconds from the fault; None when it did not happen ("-").
 fn seconds(r: &Row, k: &str, ctx: &str) -> Option<f64> {
@@ -30,9 +21,6 @@ fn seconds(r: &Row, k: &str, ctx: &str) -> Option<f64> {
 
 #[test]
 fn with_a_witness_no_fault_runs_the_application_on_both_sites() {
-    if !sandbox::available() {
-        return;
-    }
     let faults = [
         "switchover",
         "switchback",
@@ -40,33 +28,13 @@ fn with_a_witness_no_fault_runs_the_application_on_both_sites() {
         "witness-lost",
         "cluster-down",
     ];
-    // The drill dies with this test (and its hosts with it) if the test process dies.
-    let out = Command::new("setpriv")
-        .args(["--pdeathsig", "KILL", "--", DRILL])
-        .args(["--rounds", "1", "--faults"])
-        .arg(faults.join(","))
-        .args(["--out", "-"])
-        .arg(env!("CARGO_BIN_EXE_failover-manager"))
-        .output()
-        .expect("cannot run drill/etcd.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let ctx = format!("\n--- results\n{stdout}--- log\n{stderr}---");
-    assert!(out.status.success(), "the drill did not run{ctx}");
-
-    let mut lines = stdout.lines().filter(|l| !l.starts_with('#'));
-    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
-    let rows: Vec<Row> = lines
-        .map(|l| header.iter().copied().zip(l.split('\t')).collect())
-        .collect();
-    let find = |fault: &str| {
-        let found: Vec<&Row> = rows
-            .iter()
-            .filter(|r| r.get("fault") == Some(&fault))
-            .collect();
-        assert_eq!(found.len(), 1, "one row for {fault}{ctx}");
-        found[0]
+    let joined = faults.join(",");
+    let Some(drill) = drill::run(DRILL, &["--rounds", "1", "--faults", &joined]) else {
+        return;
     };
+    let rows = drill.rows();
+    let find = |fault: &str| drill.find(&rows, fault);
+    let ctx = &drill.ctx;
     let never_both = |r: &Row| {
         assert_eq!(
             field(r, "dual"),
@@ -95,8 +63,8 @@ fn with_a_witness_no_fault_runs_the_application_on_both_sites() {
     // A cut off, B promoted by hand after the documented wait: A had fenced itself first.
     let r = find("partition");
     never_both(r);
-    let promote = seconds(r, "promote", &ctx).expect("the promotion's time");
-    let stopped = seconds(r, "stopped", &ctx);
+    let promote = seconds(r, "promote", ctx).expect("the promotion's time");
+    let stopped = seconds(r, "stopped", ctx);
     assert!(
         stopped.is_some_and(|s| s < promote),
         "A's application had not stopped when B was promoted ({stopped:?} s, promoted at \
