@@ -1,19 +1,59 @@
-//! The primary check: run the configured command, map its exit to a role. Anything but a
-//! configured exit code is `Unknown`, and an unknown role is never acted on.
+//! The primary check: where the role comes from. A configured command (its exit code maps to
+//! a role; anything but a configured code is `Unknown`), or the etcd witness (`witness`). An
+//! unknown role is never acted on.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::config::CheckConfig;
+use crate::clock::{self, Stamp};
+use crate::config::{CheckConfig, Source};
 use crate::domain::Role;
+use crate::election::Me;
 pub use crate::process::Exit;
+use crate::witness;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
     pub role: Role,
-    pub exit_code: Exit,
+    pub answer: Answer,
     pub duration: Duration,
     /// The last lines the check printed (stdout and stderr interleaved).
     pub output: Vec<String>,
+    /// When the check began asking (for etcd: when the deciding request was sent). A role is
+    /// trusted from here, not from when the answer came.
+    pub sent: Stamp,
+}
+
+/// What the source said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Exit(Exit),
+    Etcd(witness::Answer),
+}
+
+impl CheckResult {
+    /// The command's exit code, when it exited.
+    pub fn exit_code(&self) -> Option<i32> {
+        match &self.answer {
+            Answer::Exit(Exit::Code(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn etcd(&self) -> Option<&witness::Answer> {
+        match &self.answer {
+            Answer::Etcd(a) => Some(a),
+            Answer::Exit(_) => None,
+        }
+    }
+}
+
+/// What a run allows the check to do beyond reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// This host's site (`site:`).
+    pub site: Option<&'a str>,
+    /// May write to etcd (take the role): not a dry run, `diff` or a paused host.
+    pub may_write: bool,
 }
 
 /// Maps an exit to a role: pure, so the rule is tested apart from processes.
@@ -25,19 +65,72 @@ pub fn role_for(exit: &Exit, cfg: &CheckConfig) -> Role {
     }
 }
 
-pub fn run(cfg: &CheckConfig) -> CheckResult {
+pub fn run(cfg: &CheckConfig, ctx: &Context) -> CheckResult {
+    match &cfg.source {
+        Source::Command(argv) => run_command(cfg, argv),
+        Source::Etcd(etcd) => {
+            let started = Instant::now();
+            let me = Me {
+                site: ctx.site.unwrap_or_default(),
+                automatic: etcd.automatic(),
+                candidate: etcd.candidate,
+                may_write: ctx.may_write,
+            };
+            let gate = || match &etcd.before_acquire {
+                None => Ok(()),
+                Some(argv) => gate(
+                    argv,
+                    cfg.timeout,
+                    &[
+                        ("FAILOVER_MANAGER_SITE", me.site),
+                        ("FAILOVER_MANAGER_ETCD_KEY", &etcd.key),
+                    ],
+                ),
+            };
+            let a = witness::ask(etcd, &me, cfg.timeout, &gate);
+            log::debug!("etcd {} via {}: {:?}", a.key, a.endpoint, a.verdict);
+            CheckResult {
+                role: a.verdict.role,
+                duration: started.elapsed(),
+                output: Vec::new(),
+                sent: a.sent.clone(),
+                answer: Answer::Etcd(a),
+            }
+        }
+    }
+}
+
+fn run_command(cfg: &CheckConfig, argv: &[String]) -> CheckResult {
+    let sent = clock::now();
     let crate::process::Finished {
         exit,
         output,
         duration,
-    } = crate::process::run(&cfg.command, cfg.timeout, &[]);
+    } = crate::process::run(argv, cfg.timeout, &[]);
     let role = role_for(&exit, cfg);
-    log::debug!("check {:?} {exit} after {duration:?}: {role}", cfg.command);
+    log::debug!("check {argv:?} {exit} after {duration:?}: {role}");
     CheckResult {
         role,
-        exit_code: exit,
+        answer: Answer::Exit(exit),
         duration,
         output,
+        sent,
+    }
+}
+
+/// `before_acquire`: exit 0 lets this host take the role; anything else says why not.
+fn gate(argv: &[String], timeout: Duration, env: &[(&str, &str)]) -> Result<(), String> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let f = crate::process::run(argv, timeout, &env);
+    match f.exit {
+        Exit::Code(0) => Ok(()),
+        other => Err(match f.output.last() {
+            Some(line) => format!("{} {other}: {line}", argv[0]),
+            None => format!("{} {other}", argv[0]),
+        }),
     }
 }
 
@@ -45,9 +138,14 @@ pub fn run(cfg: &CheckConfig) -> CheckResult {
 mod tests {
     use super::*;
 
+    const CTX: Context = Context {
+        site: None,
+        may_write: true,
+    };
+
     fn cfg(argv: &[&str], timeout_ms: u64) -> CheckConfig {
         CheckConfig {
-            command: argv.iter().map(|s| s.to_string()).collect(),
+            source: Source::Command(argv.iter().map(|s| s.to_string()).collect()),
             timeout: Duration::from_millis(timeout_ms),
             primary_exit_codes: vec![0],
             standby_exit_codes: vec![1, 7],
@@ -55,6 +153,10 @@ mod tests {
             confirm_interval: Duration::from_secs(1),
             fence_after: None,
         }
+    }
+
+    fn run_at(c: &CheckConfig) -> CheckResult {
+        run(c, &CTX)
     }
 
     #[test]
@@ -73,25 +175,28 @@ mod tests {
 
     #[test]
     fn exit_codes_map_to_roles() {
-        assert_eq!(run(&cfg(&["true"], 5000)).role, Role::Primary);
-        assert_eq!(run(&cfg(&["false"], 5000)).role, Role::Standby);
-        let r = run(&cfg(&["sh", "-c", "echo out; echo err >&2; exit 2"], 5000));
-        assert_eq!(r.exit_code, Exit::Code(2));
+        assert_eq!(run_at(&cfg(&["true"], 5000)).role, Role::Primary);
+        assert_eq!(run_at(&cfg(&["false"], 5000)).role, Role::Standby);
+        let r = run_at(&cfg(&["sh", "-c", "echo out; echo err >&2; exit 2"], 5000));
+        assert_eq!(r.answer, Answer::Exit(Exit::Code(2)));
         assert_eq!(r.role, Role::Unknown);
         assert_eq!(r.output, ["out", "err"]);
     }
 
     #[test]
     fn missing_program_is_unknown() {
-        let r = run(&cfg(&["/nonexistent/amIthePrimary"], 5000));
-        assert!(matches!(r.exit_code, Exit::SpawnFailed(_)), "{r:?}");
+        let r = run_at(&cfg(&["/nonexistent/amIthePrimary"], 5000));
+        assert!(
+            matches!(r.answer, Answer::Exit(Exit::SpawnFailed(_))),
+            "{r:?}"
+        );
         assert_eq!(r.role, Role::Unknown);
     }
 
     #[test]
     fn signal_is_unknown() {
-        let r = run(&cfg(&["sh", "-c", "kill -9 $$"], 5000));
-        assert_eq!(r.exit_code, Exit::Signal(9));
+        let r = run_at(&cfg(&["sh", "-c", "kill -9 $$"], 5000));
+        assert_eq!(r.answer, Answer::Exit(Exit::Signal(9)));
         assert_eq!(r.role, Role::Unknown);
     }
 }

@@ -97,6 +97,16 @@ pub enum Command {
     Pause(PauseArgs),
     /// Leave maintenance mode
     Resume,
+    /// Follow the etcd key (check.etcd) and start a run at once whenever it changes or
+    /// expires; runs until stopped (failover-manager-watch.service)
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// The unit to start on every change
+    #[arg(long, value_name = "UNIT", default_value = "failover-manager.service")]
+    pub unit: String,
 }
 
 #[derive(Debug, Clone, Args)]

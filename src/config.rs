@@ -43,7 +43,9 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckConfig {
-    pub command: Vec<String>,
+    /// Where the role comes from.
+    pub source: Source,
+    /// The whole check's time: the command's, or every etcd request of one run together.
     pub timeout: Duration,
     pub primary_exit_codes: Vec<i32>,
     pub standby_exit_codes: Vec<i32>,
@@ -52,6 +54,166 @@ pub struct CheckConfig {
     pub confirm_interval: Duration,
     /// Self-fencing: stop the primary units when the role has been unknown this long.
     pub fence_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// `check.command`: its exit code says the role.
+    Command(Vec<String>),
+    /// `check.etcd`: a key in etcd names the primary site.
+    Etcd(EtcdConfig),
+}
+
+impl CheckConfig {
+    /// The check command, when the role comes from one.
+    pub fn command(&self) -> Option<&[String]> {
+        match &self.source {
+            Source::Command(argv) => Some(argv),
+            Source::Etcd(_) => None,
+        }
+    }
+
+    pub fn etcd(&self) -> Option<&EtcdConfig> {
+        match &self.source {
+            Source::Etcd(e) => Some(e),
+            Source::Command(_) => None,
+        }
+    }
+}
+
+/// `check.etcd`: the witness, spoken to directly.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// Tried in turn; list every member, this site's first.
+    #[serde(deserialize_with = "endpoints")]
+    pub endpoints: Vec<String>,
+    #[serde(deserialize_with = "etcd_key")]
+    pub key: String,
+    /// Each request's own limit (connect, send, answer).
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "positive_duration"
+    )]
+    pub request_timeout: Duration,
+    #[serde(default)]
+    pub ca_file: Option<AbsolutePath>,
+    #[serde(default)]
+    pub cert_file: Option<AbsolutePath>,
+    #[serde(default)]
+    pub key_file: Option<AbsolutePath>,
+    /// `user:password` on one line, in a file only root can read.
+    #[serde(default)]
+    pub credentials_file: Option<AbsolutePath>,
+    /// Automatic mode: the key is held on a lease of this TTL (whole seconds).
+    #[serde(default, deserialize_with = "lease_ttl")]
+    pub lease_ttl: Option<Duration>,
+    /// Automatic mode: may this site take the role when nobody holds it.
+    #[serde(default = "yes")]
+    pub candidate: bool,
+    /// Automatic mode: must exit 0 before this host takes the role (a replica too far behind
+    /// says no).
+    #[serde(default, deserialize_with = "opt_argv")]
+    pub before_acquire: Option<Vec<String>>,
+}
+
+impl EtcdConfig {
+    pub fn automatic(&self) -> bool {
+        self.lease_ttl.is_some()
+    }
+}
+
+/// A path that must be absolute (a relative one would depend on the working directory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbsolutePath(pub PathBuf);
+
+impl<'de> Deserialize<'de> for AbsolutePath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = AbsolutePath;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an absolute path")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<AbsolutePath, E> {
+                if !s.starts_with('/') {
+                    return Err(E::custom(format!("{s:?} is not an absolute path")));
+                }
+                Ok(AbsolutePath(PathBuf::from(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// `http://host:port` or `https://…`, nothing after the authority: the client adds the API path.
+fn endpoints<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of URLs such as http://10.0.0.1:2379")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut out: Vec<String> = Vec::new();
+            while let Some(e) = seq.next_element::<String>()? {
+                let rest = e
+                    .strip_prefix("http://")
+                    .or_else(|| e.strip_prefix("https://"))
+                    .ok_or_else(|| {
+                        de::Error::custom(format!("{e:?} must start with http:// or https://"))
+                    })?;
+                let authority = rest.trim_end_matches('/');
+                let plain = |c: char| c.is_ascii_alphanumeric() || ".-:[]".contains(c);
+                if authority.is_empty() || !authority.chars().all(plain) {
+                    return Err(de::Error::custom(format!(
+                        "{e:?} must be scheme://host:port and nothing else"
+                    )));
+                }
+                if out.contains(&e) {
+                    return Err(de::Error::custom(format!("{e:?} is listed twice")));
+                }
+                out.push(e);
+            }
+            if out.is_empty() {
+                return Err(de::Error::custom("is empty"));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V)
+}
+
+/// An etcd key: printable, no blank space, starting with `/`.
+fn etcd_key<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let k = String::deserialize(d)?;
+    if !k.starts_with('/') || k.len() > 255 || !k.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(de::Error::custom(format!(
+            "key {:?} must start with / and be up to 255 printable ASCII characters without spaces",
+            k.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(k)
+}
+
+/// etcd counts a lease's TTL in whole seconds, and will not grant less than a couple.
+fn lease_ttl<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let t = positive_duration(d)?;
+    if t.subsec_nanos() != 0 || t < Duration::from_secs(3) {
+        return Err(de::Error::custom(format!(
+            "{} must be whole seconds, 3s or more (etcd counts a lease in seconds)",
+            humantime::format_duration(t)
+        )));
+    }
+    Ok(Some(t))
+}
+
+fn opt_argv<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    argv(d).map(Some)
 }
 
 /// Commands run after a transition is verified (or fails), like keepalived's notify scripts.
@@ -94,6 +256,30 @@ pub struct UnitConfig {
     pub settle: Duration,
     /// `false`: observed and shown, never started or stopped (an operator is working on it).
     pub managed: bool,
+}
+
+#[cfg(test)]
+impl Config {
+    /// A config with a check command that says primary, and these units.
+    pub fn for_test(units: impl IntoIterator<Item = UnitConfig>) -> Config {
+        Config {
+            path: PathBuf::from("/test.yaml"),
+            check: CheckConfig {
+                source: Source::Command(vec!["true".into()]),
+                timeout: default_check_timeout(),
+                primary_exit_codes: default_primary_codes(),
+                standby_exit_codes: default_standby_codes(),
+                confirm: 1,
+                confirm_interval: default_confirm_interval(),
+                fence_after: None,
+            },
+            hooks: Hooks::default(),
+            units: units.into_iter().collect(),
+            metrics_file: None,
+            site: None,
+            parallel: false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -336,6 +522,7 @@ impl<'de> Deserialize<'de> for CheckConfig {
 
 const CHECK_KEYS: &[&str] = &[
     "command",
+    "etcd",
     "timeout",
     "primary_exit_codes",
     "standby_exit_codes",
@@ -348,6 +535,7 @@ const CHECK_KEYS: &[&str] = &[
 #[serde(field_identifier, rename_all = "snake_case")]
 enum CheckKey {
     Command,
+    Etcd,
     Timeout,
     PrimaryExitCodes,
     StandbyExitCodes,
@@ -361,10 +549,11 @@ struct CheckVisitor;
 impl<'de> Visitor<'de> for CheckVisitor {
     type Value = CheckConfig;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a map with `command`")
+        f.write_str("a map with `command` or `etcd`")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CheckConfig, A::Error> {
         let mut command = None;
+        let mut etcd = None;
         let (mut primary, mut standby): (Option<Vec<i32>>, Option<Vec<i32>>) = (None, None);
         let mut timeout = default_check_timeout();
         let mut confirm = default_confirm();
@@ -379,6 +568,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
             seen.push(key);
             match key {
                 CheckKey::Command => command = Some(map.next_value::<Argv>()?.0),
+                CheckKey::Etcd => etcd = Some(map.next_value::<EtcdConfig>()?),
                 CheckKey::Timeout => timeout = map.next_value::<Positive>()?.0,
                 CheckKey::PrimaryExitCodes => {
                     let other = standby.as_deref().map(|c| ("standby", c));
@@ -393,7 +583,23 @@ impl<'de> Visitor<'de> for CheckVisitor {
                 CheckKey::FenceAfter => fence_after = Some(map.next_value::<Positive>()?.0),
             }
         }
-        let command = command.ok_or_else(|| de::Error::missing_field("command"))?;
+        let source = match (command, etcd) {
+            (Some(argv), None) => Source::Command(argv),
+            (None, Some(e)) => {
+                if primary.is_some() || standby.is_some() {
+                    return Err(de::Error::custom(
+                        "primary_exit_codes and standby_exit_codes are for check.command, not check.etcd",
+                    ));
+                }
+                Source::Etcd(e)
+            }
+            (Some(_), Some(_)) => {
+                return Err(de::Error::custom(
+                    "has both `command` and `etcd`; the role comes from one of them",
+                ));
+            }
+            (None, None) => return Err(de::Error::missing_field("command")),
+        };
         // Two given lists were held against each other as the second was read; a given list
         // can still repeat the other's default.
         let conflict =
@@ -416,7 +622,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
             _ => {}
         }
         Ok(CheckConfig {
-            command,
+            source,
             timeout,
             primary_exit_codes: primary.unwrap_or_else(default_primary_codes),
             standby_exit_codes: standby.unwrap_or_else(default_standby_codes),
@@ -901,7 +1107,115 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let at = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         invalid(at, strip_mark(&e.to_string(), at))
     })?;
-    Ok(raw.into_config(path))
+    let config = raw.into_config(path);
+    consistent(&config).map_err(|(key, message)| invalid(key_position(text, key), message))?;
+    Ok(config)
+}
+
+/// What no single value can say alone, checked once everything is read and reported at the
+/// line of the key concerned: `check.etcd` needs `site`, and automatic mode needs `fence_after`
+/// short enough that this site has stopped before the other may take over.
+fn consistent(c: &Config) -> Result<(), (&'static str, String)> {
+    let Some(etcd) = c.check.etcd() else {
+        return Ok(());
+    };
+    if c.site.is_none() {
+        return Err((
+            "etcd",
+            "check.etcd needs `site:` (this host's site, as the key names it)".into(),
+        ));
+    }
+    let Some(ttl) = etcd.lease_ttl else {
+        return Ok(());
+    };
+    let Some(fence_after) = c.check.fence_after else {
+        return Err((
+            "lease_ttl",
+            format!(
+                "check.etcd.lease_ttl needs check.fence_after: a primary that cannot renew must \
+                 stop before its lease ({}) runs out",
+                humantime::format_duration(ttl)
+            ),
+        ));
+    };
+    let b = Budget::of(c, fence_after, ttl);
+    if b.total() >= ttl {
+        return Err(("lease_ttl", b.refusal(ttl)));
+    }
+    Ok(())
+}
+
+/// The inequality of automatic mode: fencing starts `fence_after` after the last renewal was
+/// sent, stopping the primary units takes up to their verify_timeouts, and this host's clock
+/// may run slow against the members' by up to 2%; all of it must end before the lease can.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub fence_after: Duration,
+    pub stop: Duration,
+    pub clock: Duration,
+    pub units: Vec<String>,
+}
+
+impl Budget {
+    pub fn of(c: &Config, fence_after: Duration, ttl: Duration) -> Budget {
+        let primary: Vec<&UnitConfig> = c
+            .units
+            .iter()
+            .filter(|u| u.when == When::Primary && u.managed)
+            .collect();
+        let times = primary.iter().map(|u| u.verify_timeout);
+        // One at a time unless `parallel`: then the slowest.
+        let stop = if c.parallel {
+            times.max().unwrap_or_default()
+        } else {
+            times.sum()
+        };
+        Budget {
+            fence_after,
+            stop,
+            clock: ttl / 50,
+            units: primary.iter().map(|u| u.name.clone()).collect(),
+        }
+    }
+
+    pub fn total(&self) -> Duration {
+        self.fence_after + self.stop + self.clock
+    }
+
+    fn refusal(&self, ttl: Duration) -> String {
+        let f = |d: Duration| humantime::format_duration(d).to_string();
+        format!(
+            "check.etcd.lease_ttl {} must be longer than fence_after {} + stopping the primary units {} \
+             (verify_timeout of {}) + {} for clock rate = {}: otherwise the other site may take the \
+             role while this one still runs them (lengthen lease_ttl, or shorten fence_after or \
+             the units' verify_timeout)",
+            f(ttl),
+            f(self.fence_after),
+            f(self.stop),
+            if self.units.is_empty() {
+                "no unit".to_owned()
+            } else {
+                self.units.join(", ")
+            },
+            f(self.clock),
+            f(self.total())
+        )
+    }
+}
+
+/// Where `key:` first stands in the text (1-based), for errors raised after deserialising;
+/// the top of the file when it is not found (a flow mapping, say).
+fn key_position(text: &str, key: &str) -> (usize, usize) {
+    text.lines()
+        .enumerate()
+        .find_map(|(i, l)| {
+            let t = l.trim_start_matches([' ', '-', '{']);
+            let rest = t.strip_prefix(key)?;
+            rest.trim_start()
+                .starts_with(':')
+                .then(|| (i + 1, l.len() - t.len() + 1))
+        })
+        .unwrap_or((1, 1))
 }
 
 /// serde_norway says " at line L column C" after the problem; we print the position in front
@@ -1023,7 +1337,7 @@ units:
     #[test]
     fn parses_the_documented_example() {
         let c = parse_ok(GOOD);
-        assert_eq!(c.check.command.len(), 3);
+        assert_eq!(c.check.command().map(<[String]>::len), Some(3));
         assert_eq!(c.check.timeout, Duration::from_secs(5));
         assert_eq!(c.check.primary_exit_codes, vec![0]);
         assert_eq!(c.check.standby_exit_codes, vec![1]);

@@ -42,6 +42,10 @@ pub enum Error {
     Fence(#[from] crate::secure_fs::FsError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// The config cannot serve this command (`watch` without `check.etcd`), or what it names
+    /// cannot be used (an unreadable credentials or TLS file).
+    #[error("{0}")]
+    Setup(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +83,7 @@ impl ExitCode {
             Ok(Status::Failed | Status::Drift | Status::Warnings) => ExitCode::Failure,
             Ok(Status::RoleUnknown) => ExitCode::RoleUnknown,
             Ok(Status::Invalid) => ExitCode::ConfigInvalid,
-            Err(Error::Config(_) | Error::Insecure(_)) => ExitCode::ConfigInvalid,
+            Err(Error::Config(_) | Error::Insecure(_) | Error::Setup(_)) => ExitCode::ConfigInvalid,
             Err(Error::Lock(LockError::Busy { .. })) => ExitCode::Locked,
             Err(
                 Error::Lock(_)

@@ -3,31 +3,41 @@
 //! leader demotes itself when it cannot renew its lease for `ttl`). The decision is a pure
 //! function of the role, the last definite answer and the clock; the record of that answer is
 //! kept across runs in a small root-owned file.
+//!
+//! Time is counted on the boot clock (`clock`), from when the confirming request was *sent*:
+//! a wall clock stepped back an hour (NTP, a restored VM) cannot postpone a fence, and a slow
+//! answer cannot stretch the time its role is trusted. The dead man's switch (`deadline`)
+//! enforces the same bound when no run comes at all.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Stamp;
 use crate::domain::Role;
 use crate::secure_fs::{self, FsError};
 
 pub const PATH: &str = "/var/lib/failover-manager/last-confirmed";
 
 /// The last run whose check said primary or standby: what is kept across runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmed {
     pub role: Role,
-    /// Unix time, seconds (whole seconds: the file is read by people too, `at` says when).
+    /// When the confirming request was sent, on the boot clock.
+    #[serde(flatten)]
+    pub sent: Stamp,
+    /// The wall clock then, in Unix seconds: for people and the metrics, never for a decision.
     #[serde(rename = "unix")]
     pub at_unix: u64,
 }
 
 impl Confirmed {
-    pub fn new(role: Role, at: SystemTime) -> Confirmed {
+    pub fn new(role: Role, sent: Stamp, wall: SystemTime) -> Confirmed {
         Confirmed {
             role,
-            at_unix: unix(at),
+            sent,
+            at_unix: unix(wall),
         }
     }
 
@@ -36,14 +46,16 @@ impl Confirmed {
     }
 }
 
-/// What the file holds: the last definite answer, or, when there never was one that this host
-/// remembers (first boot, a restore without the file, a file that could not be read), the time
-/// the first unknown run saw that, so the wait for fencing starts there and is still bounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What the file holds: the last definite answer, or, when there is none this boot (first
+/// boot, a reboot, a restore without the file, a file that could not be read), the time the
+/// first unknown run saw that, so the wait for fencing starts there and is still bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Record {
     Confirmed(Confirmed),
     UnknownSince {
+        #[serde(flatten)]
+        since: Stamp,
         #[serde(rename = "unix")]
         at_unix: u64,
     },
@@ -51,37 +63,45 @@ pub enum Record {
 
 impl Record {
     /// Since when the role has not been confirmed, as far as this host knows.
-    pub fn unconfirmed_since(&self) -> SystemTime {
+    pub fn unconfirmed_since(&self) -> &Stamp {
+        match self {
+            Record::Confirmed(c) => &c.sent,
+            Record::UnknownSince { since, .. } => since,
+        }
+    }
+
+    fn wall(&self) -> SystemTime {
         match self {
             Record::Confirmed(c) => c.at(),
-            Record::UnknownSince { at_unix } => {
+            Record::UnknownSince { at_unix, .. } => {
                 SystemTime::UNIX_EPOCH + Duration::from_secs(*at_unix)
             }
         }
     }
 
-    pub fn last_confirmed(&self) -> Option<Confirmed> {
+    pub fn last_confirmed(&self) -> Option<&Confirmed> {
         match self {
-            Record::Confirmed(c) => Some(*c),
+            Record::Confirmed(c) => Some(c),
             Record::UnknownSince { .. } => None,
         }
     }
 }
 
-/// The file as a text: one JSON object, with a human-readable time beside the number.
+/// The file as a text: one JSON object, with a human-readable time beside the numbers.
 pub fn render(record: &Record) -> String {
     #[derive(Serialize)]
     struct File<'a> {
         #[serde(flatten)]
         record: &'a Record,
-        /// For people; the number is what is read back.
+        /// For people; the numbers are what is read back.
         at: String,
     }
-    let at = humantime::format_rfc3339_seconds(record.unconfirmed_since()).to_string();
+    let at = humantime::format_rfc3339_seconds(record.wall()).to_string();
     serde_json::to_string(&File { record, at }).unwrap_or_default() + "\n"
 }
 
-/// Reads the file's text back; `None` for anything that is not a record (see `Record`).
+/// Reads the file's text back; `None` for anything that is not a record (see `Record`), the
+/// wall-clock records of earlier versions among them.
 pub fn parse(text: &str) -> Option<Record> {
     #[derive(Deserialize)]
     struct File {
@@ -107,13 +127,12 @@ pub enum Status {
     Fence { unknown_for: Duration },
 }
 
-/// The pure rule. `record` is what the file said before this run (after `next_record` was
-/// applied for a missing file, it is never `None` while the role is unknown). A clock that went
-/// backwards counts as no time passed.
+/// The pure rule. `record` is what is kept after this run (`next_record`): never of another
+/// boot, and never `None` while the role is unknown.
 pub fn status(
     role: Role,
     record: Option<&Record>,
-    now: SystemTime,
+    now: &Stamp,
     fence_after: Option<Duration>,
 ) -> Status {
     let Some(limit) = fence_after else {
@@ -123,10 +142,10 @@ pub fn status(
         return Status::Confirmed;
     }
     let unknown_for = record
-        .and_then(|r| now.duration_since(r.unconfirmed_since()).ok())
+        .and_then(|r| now.since(r.unconfirmed_since()))
         .unwrap_or_default();
-    // Whole seconds: the record is kept in seconds, so the same run says the same thing twice.
-    let unknown_for = Duration::from_secs(unknown_for.as_secs());
+    // Tenths of a second: enough for people, and two reports of one run agree.
+    let unknown_for = Duration::from_millis(unknown_for.as_millis() as u64 / 100 * 100);
     if unknown_for >= limit {
         Status::Fence { unknown_for }
     } else {
@@ -138,23 +157,37 @@ pub fn status(
 }
 
 /// The record to keep after a run with this role: a definite answer replaces whatever was
-/// there; an unknown one keeps the old record, or starts one if there was none.
-pub fn next_record(role: Role, old: Option<&Record>, now: SystemTime) -> Record {
+/// there (timed at when its request was sent); an unknown one keeps the old record of this
+/// boot, or starts one now.
+pub fn next_record(
+    role: Role,
+    old: Option<&Record>,
+    sent: &Stamp,
+    now: &Stamp,
+    wall: SystemTime,
+) -> Record {
     match (role, old) {
-        (Role::Primary | Role::Standby, _) => Record::Confirmed(Confirmed::new(role, now)),
-        (Role::Unknown, Some(old)) => *old,
-        (Role::Unknown, None) => Record::UnknownSince { at_unix: unix(now) },
+        (Role::Primary | Role::Standby, _) => {
+            Record::Confirmed(Confirmed::new(role, sent.clone(), wall))
+        }
+        (Role::Unknown, Some(old)) if now.since(old.unconfirmed_since()).is_some() => old.clone(),
+        (Role::Unknown, _) => Record::UnknownSince {
+            since: now.clone(),
+            at_unix: unix(wall),
+        },
     }
 }
 
 /// What a run knows about fencing: for the words (report) and the numbers (metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
     /// `check.fence_after`.
     pub after: Duration,
     pub status: Status,
     /// The last definite answer this host remembers (this run's, when it gave one).
     pub last_confirmed: Option<Confirmed>,
+    /// The role the last definite answer before this run gave.
+    pub previous: Option<Role>,
 }
 
 impl View {
@@ -170,24 +203,30 @@ impl View {
     }
 }
 
-/// One run's fencing: where it stands, and the record to keep for the next run (`None` when
+/// One run's fencing: where it stands, and the record to keep for the next (`None` when
 /// the old one stands). `None` view when `fence_after` is not set: nothing is read or kept.
 pub fn assess(
     role: Role,
     old: Option<Record>,
-    now: SystemTime,
+    sent: &Stamp,
+    now: &Stamp,
+    wall: SystemTime,
     fence_after: Option<Duration>,
 ) -> (Option<View>, Option<Record>) {
     let Some(after) = fence_after else {
         return (None, None);
     };
-    let next = next_record(role, old.as_ref(), now);
+    let next = next_record(role, old.as_ref(), sent, now, wall);
     let view = View {
         after,
         status: status(role, Some(&next), now, fence_after),
-        last_confirmed: next.last_confirmed(),
+        last_confirmed: next.last_confirmed().cloned(),
+        previous: old
+            .as_ref()
+            .and_then(Record::last_confirmed)
+            .map(|c| c.role),
     };
-    (Some(view), (old != Some(next)).then_some(next))
+    (Some(view), (old.as_ref() != Some(&next)).then_some(next))
 }
 
 /// The record, if there is one to be read. One that cannot be parsed counts as none: see
@@ -222,22 +261,27 @@ fn unix(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::at;
 
     const MIN: Duration = Duration::from_secs(60);
 
-    fn at(secs: u64) -> SystemTime {
+    fn wall(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
     }
 
+    fn t(secs: u64) -> Stamp {
+        at("boot", secs * 1000)
+    }
+
     fn confirmed(role: Role, secs: u64) -> Record {
-        Record::Confirmed(Confirmed::new(role, at(secs)))
+        Record::Confirmed(Confirmed::new(role, t(secs), wall(secs)))
     }
 
     #[test]
     fn off_unless_configured() {
         let r = confirmed(Role::Primary, 0);
-        assert_eq!(status(Role::Unknown, Some(&r), at(3600), None), Status::Off);
-        assert_eq!(status(Role::Primary, Some(&r), at(3600), None), Status::Off);
+        assert_eq!(status(Role::Unknown, Some(&r), &t(3600), None), Status::Off);
+        assert_eq!(status(Role::Primary, Some(&r), &t(3600), None), Status::Off);
     }
 
     #[test]
@@ -245,7 +289,7 @@ mod tests {
         let r = confirmed(Role::Primary, 0);
         for role in [Role::Primary, Role::Standby] {
             assert_eq!(
-                status(role, Some(&r), at(3600), Some(MIN)),
+                status(role, Some(&r), &t(3600), Some(MIN)),
                 Status::Confirmed
             );
         }
@@ -255,14 +299,14 @@ mod tests {
     fn unknown_waits_until_fence_after_then_fences() {
         let r = confirmed(Role::Primary, 0);
         assert_eq!(
-            status(Role::Unknown, Some(&r), at(59), Some(MIN)),
+            status(Role::Unknown, Some(&r), &t(59), Some(MIN)),
             Status::Waiting {
                 unknown_for: Duration::from_secs(59),
                 remaining: Duration::from_secs(1)
             }
         );
         assert_eq!(
-            status(Role::Unknown, Some(&r), at(60), Some(MIN)),
+            status(Role::Unknown, Some(&r), &t(60), Some(MIN)),
             Status::Fence {
                 unknown_for: Duration::from_secs(60)
             }
@@ -271,81 +315,107 @@ mod tests {
         // that do (started by hand, say) all the same.
         let s = confirmed(Role::Standby, 0);
         assert!(matches!(
-            status(Role::Unknown, Some(&s), at(130), Some(MIN)),
+            status(Role::Unknown, Some(&s), &t(130), Some(MIN)),
             Status::Fence { .. }
         ));
     }
 
     #[test]
-    fn a_clock_that_went_back_counts_no_time() {
-        let r = confirmed(Role::Primary, 100);
+    fn the_wall_clock_does_not_count_and_the_send_time_does() {
+        // Confirmed by a request sent at 10 s whose answer came at 13 s: counted from 10 s.
+        let r = next_record(Role::Primary, None, &t(10), &t(13), wall(13));
+        assert!(matches!(
+            status(Role::Unknown, Some(&r), &t(70), Some(MIN)),
+            Status::Fence { .. }
+        ));
+        // The wall clock stepped back an hour between the runs: nothing changes, the boot
+        // clock decides.
+        let later = next_record(
+            Role::Unknown,
+            Some(&r),
+            &t(69),
+            &t(69),
+            wall(69) - Duration::from_secs(3600),
+        );
+        assert_eq!(later, r);
+        assert!(matches!(
+            status(Role::Unknown, Some(&later), &t(69), Some(MIN)),
+            Status::Waiting { .. }
+        ));
+    }
+
+    #[test]
+    fn a_record_of_another_boot_counts_from_the_first_unknown_run_of_this_one() {
+        let old = Record::Confirmed(Confirmed::new(Role::Primary, at("before", 5_000), wall(0)));
+        let now = at("this", 1_000);
+        let first = next_record(Role::Unknown, Some(&old), &now, &now, wall(100));
         assert_eq!(
-            status(Role::Unknown, Some(&r), at(40), Some(MIN)),
-            Status::Waiting {
-                unknown_for: Duration::ZERO,
-                remaining: MIN
+            first,
+            Record::UnknownSince {
+                since: now.clone(),
+                at_unix: 1_700_000_100
             }
         );
+        assert!(matches!(
+            status(Role::Unknown, Some(&first), &at("this", 61_000), Some(MIN)),
+            Status::Fence { .. }
+        ));
     }
 
     #[test]
     fn no_record_starts_the_wait_at_the_first_unknown_run() {
-        // First boot or a restore without the file: the first unknown run starts the clock...
-        let first = next_record(Role::Unknown, None, at(10));
-        assert_eq!(
-            first,
-            Record::UnknownSince {
-                at_unix: 1_700_000_010
-            }
-        );
+        let first = next_record(Role::Unknown, None, &t(10), &t(10), wall(10));
         assert_eq!(first.last_confirmed(), None);
-        // ...later unknown runs keep it, so fencing comes fence_after after that run...
-        let later = next_record(Role::Unknown, Some(&first), at(50));
+        let later = next_record(Role::Unknown, Some(&first), &t(50), &t(50), wall(50));
         assert_eq!(later, first);
         assert!(matches!(
-            status(Role::Unknown, Some(&later), at(70), Some(MIN)),
+            status(Role::Unknown, Some(&later), &t(70), Some(MIN)),
             Status::Fence { .. }
         ));
-        // ...and a definite answer replaces it.
         assert_eq!(
-            next_record(Role::Standby, Some(&later), at(80)),
+            next_record(Role::Standby, Some(&later), &t(80), &t(80), wall(80)),
             confirmed(Role::Standby, 80)
-        );
-        assert_eq!(
-            next_record(Role::Primary, Some(&confirmed(Role::Standby, 0)), at(90)),
-            confirmed(Role::Primary, 90)
         );
     }
 
     #[test]
     fn assess_keeps_the_record_only_when_it_changes() {
         let old = confirmed(Role::Primary, 0);
-        assert_eq!(assess(Role::Unknown, Some(old), at(10), None), (None, None));
-        // Unknown with a record: nothing to write, ten seconds of fifty.
+        assert_eq!(
+            assess(
+                Role::Unknown,
+                Some(old.clone()),
+                &t(10),
+                &t(10),
+                wall(10),
+                None
+            ),
+            (None, None)
+        );
         let (view, write) = assess(
             Role::Unknown,
-            Some(old),
-            at(10),
+            Some(old.clone()),
+            &t(10),
+            &t(10),
+            wall(10),
             Some(Duration::from_secs(50)),
         );
         assert_eq!(write, None);
         let view = view.expect("a view when fence_after is set");
         assert_eq!(view.unknown_for(), Duration::from_secs(10));
         assert!(!view.fenced());
-        assert_eq!(view.last_confirmed, old.last_confirmed());
-        // A definite answer is written every time: its time is the point.
-        let (view, write) = assess(Role::Standby, Some(old), at(10), Some(MIN));
+        assert_eq!(view.last_confirmed.as_ref(), old.last_confirmed());
+        assert_eq!(view.previous, Some(Role::Primary));
+        let (view, write) = assess(
+            Role::Standby,
+            Some(old),
+            &t(10),
+            &t(10),
+            wall(10),
+            Some(MIN),
+        );
         assert_eq!(write, Some(confirmed(Role::Standby, 10)));
         assert_eq!(view.map(|v| v.status), Some(Status::Confirmed));
-        // No record and unknown: a record starts now.
-        let (view, write) = assess(Role::Unknown, None, at(10), Some(MIN));
-        assert_eq!(
-            write,
-            Some(Record::UnknownSince {
-                at_unix: 1_700_000_010
-            })
-        );
-        assert_eq!(view.and_then(|v| v.last_confirmed), None);
     }
 
     #[test]
@@ -366,20 +436,25 @@ mod tests {
     fn the_file_round_trips_and_garbage_is_no_record() {
         for r in [
             confirmed(Role::Primary, 5),
-            Record::UnknownSince { at_unix: 42 },
+            Record::UnknownSince {
+                since: t(4),
+                at_unix: 42,
+            },
         ] {
             let text = render(&r);
             assert_eq!(parse(&text), Some(r), "{text}");
         }
         assert_eq!(
             render(&confirmed(Role::Standby, 0)),
-            "{\"confirmed\":{\"role\":\"standby\",\"unix\":1700000000},\"at\":\"2023-11-14T22:13:20Z\"}\n"
+            "{\"confirmed\":{\"role\":\"standby\",\"boot_id\":\"boot\",\"boottime_ms\":0,\"unix\":1700000000},\"at\":\"2023-11-14T22:13:20Z\"}\n"
         );
         for bad in [
             "",
             "{}",
             "garbage",
             "{\"confirmed\":{\"role\":\"x\",\"unix\":1}}",
+            // An earlier version's wall-clock record: counted from now, like none.
+            "{\"confirmed\":{\"role\":\"primary\",\"unix\":1700000000},\"at\":\"2023-11-14T22:13:20Z\"}",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }

@@ -4,8 +4,13 @@
 mod apply;
 mod check;
 mod cli;
+mod clock;
 mod config;
+mod deadline;
 mod domain;
+mod election;
+mod epoch;
+mod etcd;
 mod exit;
 mod fence;
 mod hooks;
@@ -25,6 +30,8 @@ mod security;
 mod systemd;
 mod validate;
 mod verify;
+mod watch;
+mod witness;
 
 use clap::Parser;
 

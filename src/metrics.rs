@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::check::{CheckResult, Exit};
+use crate::check::CheckResult;
 use crate::domain::{Desired, Outcome, Role, StepResult, UnitState};
 use crate::plan::Plan;
 use crate::secure_fs::{self, FsError};
@@ -135,10 +135,7 @@ fn check_gauges(g: &mut Gauges, c: &CheckResult) {
         "How long the primary check took.",
         c.duration.as_secs_f64(),
     );
-    let code = match c.exit_code {
-        Exit::Code(n) => f64::from(n),
-        _ => -1.0,
-    };
+    let code = c.exit_code().map_or(-1.0, f64::from);
     g.one(
         "check_exit_code",
         "The primary check's exit code (-1: no exit code: timeout, signal, not started).",
@@ -164,7 +161,7 @@ fn fence_gauges(g: &mut Gauges, f: &crate::fence::View) {
             remaining.as_secs_f64(),
         );
     }
-    if let Some(c) = f.last_confirmed {
+    if let Some(c) = &f.last_confirmed {
         g.one(
             "last_confirmed_timestamp_seconds",
             "When the check last gave a definite answer (Unix time).",
@@ -278,6 +275,7 @@ fn with_fix(e: SecurityError) -> SecurityError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::Exit;
     use crate::config::UnitConfig;
     use crate::domain::When;
     use crate::plan::plan;
@@ -300,9 +298,10 @@ mod tests {
         let p = plan(role, &units, &[UnitState::Inactive, UnitState::Active]);
         let c = CheckResult {
             role,
-            exit_code: exit,
+            answer: crate::check::Answer::Exit(exit),
             duration: Duration::from_millis(250),
             output: vec![],
+            sent: crate::clock::at("boot", 0),
         };
         let failed = [StepResult {
             unit: 0,
@@ -355,6 +354,7 @@ mod tests {
                 remaining: Duration::from_secs(59),
             },
             last_confirmed: None,
+            previous: None,
         };
         let t = snapshot_with(Role::Primary, Exit::Code(0), None, Some("a"), Some(&view));
         let rules = include_str!("../examples/prometheus/alerts.yml");

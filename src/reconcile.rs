@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::apply;
 use crate::check::{self, CheckResult};
+use crate::clock::Stamp;
 use crate::config::{CheckConfig, Config, Hooks};
+use crate::deadline::{self, Decision};
 use crate::domain::{Role, StepResult, UnitState};
 use crate::exit::{Error, Status};
 use crate::fence;
@@ -26,12 +28,20 @@ pub trait Host {
     /// One run at a time; `None` where no lock is taken (tests).
     fn lock(&self, wait: Duration, stuck_after: Duration) -> Result<Option<Lock>, LockError>;
     fn paused(&self) -> Result<Option<Pause>, PauseError>;
-    fn check(&self, cfg: &CheckConfig) -> CheckResult;
+    fn check(&self, cfg: &CheckConfig, ctx: &check::Context) -> CheckResult;
     /// Sleeps; false when interrupted.
     fn sleep(&self, d: Duration) -> bool;
     /// SIGTERM/SIGINT arrived.
     fn interrupted(&self) -> bool;
     fn now(&self) -> SystemTime;
+    /// The boot clock (`clock`), which safety durations are counted on.
+    fn clock(&self) -> Stamp;
+    /// Writes the fencing token where units can read it (`None`: removes it).
+    fn store_epoch(&self, epoch: Option<i64>) -> Result<(), FsError>;
+    /// The dead man's switch: (re)arms it.
+    fn arm(&self, spec: &deadline::Spec) -> Result<(), String>;
+    /// Stops the switch: this host is a confirmed standby.
+    fn disarm(&self, spec: &deadline::Spec) -> Result<(), String>;
     fn load_record(&self) -> Result<Option<fence::Record>, FsError>;
     fn store_record(&self, record: &fence::Record) -> Result<(), FsError>;
     /// Runs the hook for `event` if one is configured; `Err` says why it failed.
@@ -66,8 +76,8 @@ impl Host for System {
     fn paused(&self) -> Result<Option<Pause>, PauseError> {
         maintenance::read(Path::new(maintenance::PATH))
     }
-    fn check(&self, cfg: &CheckConfig) -> CheckResult {
-        check::run(cfg)
+    fn check(&self, cfg: &CheckConfig, ctx: &check::Context) -> CheckResult {
+        check::run(cfg, ctx)
     }
     fn sleep(&self, d: Duration) -> bool {
         crate::interrupt::sleep(d)
@@ -77,6 +87,18 @@ impl Host for System {
     }
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+    fn clock(&self) -> Stamp {
+        crate::clock::now()
+    }
+    fn store_epoch(&self, epoch: Option<i64>) -> Result<(), FsError> {
+        crate::epoch::store(Path::new(crate::epoch::PATH), epoch)
+    }
+    fn arm(&self, spec: &deadline::Spec) -> Result<(), String> {
+        self.systemd.arm(spec).map_err(|e| e.to_string())
+    }
+    fn disarm(&self, spec: &deadline::Spec) -> Result<(), String> {
+        self.systemd.disarm(spec).map_err(|e| e.to_string())
     }
     fn load_record(&self) -> Result<Option<fence::Record>, FsError> {
         fence::load(Path::new(fence::PATH))
@@ -141,6 +163,8 @@ pub struct Report {
     pub fence: Option<fence::View>,
     /// The fence record could not be stored: fencing is blind, a human is needed.
     pub record_lost: bool,
+    /// What this run did with the dead man's switch.
+    pub switch: Option<deadline::Outcome>,
     pub end: End,
 }
 
@@ -160,7 +184,13 @@ impl Report {
                 interrupted,
                 hook_errors,
             } => {
-                if failed || *interrupted || !hook_errors.is_empty() || self.record_lost {
+                let switch_failed = matches!(self.switch, Some(deadline::Outcome::Failed(_)));
+                if failed
+                    || *interrupted
+                    || !hook_errors.is_empty()
+                    || self.record_lost
+                    || switch_failed
+                {
                     Status::Failed
                 } else {
                     Status::Converged
@@ -178,9 +208,13 @@ impl Report {
     }
 }
 
-/// Step 1 of every run: the check.
-pub fn run_check(config: &Config, host: &dyn Host) -> CheckResult {
-    let check = host.check(&config.check);
+/// Step 1 of every run: the check. `may_write`: it may take the role in etcd.
+pub fn run_check(config: &Config, may_write: bool, host: &dyn Host) -> CheckResult {
+    let ctx = check::Context {
+        site: config.site.as_deref(),
+        may_write,
+    };
+    let check = host.check(&config.check, &ctx);
     log::info!(
         "role {} (check {})",
         check.role,
@@ -200,7 +234,7 @@ pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Result<Repo
         host.lock(opts.lock_wait, stuck_after)?
     };
     let paused = host.paused()?;
-    let check = run_check(config, host);
+    let check = run_check(config, !opts.dry_run && paused.is_none(), host);
     let role = check.role;
     let mut r = Report {
         check,
@@ -212,6 +246,7 @@ pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Result<Repo
         unobserved: None,
         fence: None,
         record_lost: false,
+        switch: None,
         end: End::DryRun,
     };
     r.end = decide(config, opts, host, &mut r);
@@ -231,12 +266,21 @@ fn decide(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> En
         log::error!("interrupted while running the check; nothing was changed");
         return End::Interrupted;
     }
-    match assess_fence(config, r.check.role, !opts.dry_run, host) {
+    match assess_fence(config, &r.check, !opts.dry_run, host) {
         Ok((view, stored)) => {
             r.fence = view;
             r.record_lost = !stored;
         }
         Err(e) => return End::Failed(e),
+    }
+    if !opts.dry_run {
+        r.switch = hold_switch(config, host, r);
+        if r.switch.as_ref().is_some_and(|o| !o.holds()) {
+            // Primary without a switch that bounds it: as if the check could not tell.
+            r.check.role = Role::Unknown;
+            r.plan = plan::plan(Role::Unknown, &config.units, &states(&r.plan));
+        }
+        keep_epoch(host, r);
     }
     if let Some(p) = &r.paused {
         // Maintenance: nothing changes and nobody is paged, whatever the check says.
@@ -255,7 +299,7 @@ fn decide(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> En
         if let Some(line) = r.fence.as_ref().and_then(report::fence_status) {
             log::error!("{line}");
         }
-        if !r.fence.is_some_and(|f| f.fenced()) {
+        if !r.fence.as_ref().is_some_and(|f| f.fenced()) {
             return End::RoleUnknown;
         }
         // Role unknown for `fence_after`: the primary units stop (nothing starts).
@@ -316,7 +360,7 @@ pub fn observe(config: &Config, role: Role, mgr: &dyn Manager) -> Result<Plan, E
 /// and it changed). Returns whether the record is as it should be.
 pub fn assess_fence(
     config: &Config,
-    role: Role,
+    check: &CheckResult,
     store: bool,
     host: &dyn Host,
 ) -> Result<(Option<fence::View>, bool), Error> {
@@ -324,7 +368,14 @@ pub fn assess_fence(
         return Ok((None, true));
     }
     let old = host.load_record()?;
-    let (view, next) = fence::assess(role, old, host.now(), config.check.fence_after);
+    let (view, next) = fence::assess(
+        check.role,
+        old,
+        &check.sent,
+        &host.clock(),
+        host.now(),
+        config.check.fence_after,
+    );
     let mut stored = true;
     if let (Some(next), true) = (next, store)
         && let Err(e) = host.store_record(&next)
@@ -333,6 +384,60 @@ pub fn assess_fence(
         stored = false;
     }
     Ok((view, stored))
+}
+
+/// The dead man's switch (`deadline`): armed by a run that confirmed primary in time, left
+/// to fire when the role is unknown, stopped once this host is a confirmed standby.
+fn hold_switch(config: &Config, host: &dyn Host, r: &Report) -> Option<deadline::Outcome> {
+    let after = config.check.fence_after?;
+    let spec = deadline::spec(config, deadline::SYSTEMCTL)?;
+    let previous = r.fence.as_ref().and_then(|f| f.previous);
+    let outcome =
+        match deadline::decide(r.check.role, previous, &r.check.sent, &host.clock(), after) {
+            Decision::Arm => match host.arm(&spec) {
+                Ok(()) => deadline::Outcome::Armed {
+                    fires_after: spec.fire_after,
+                },
+                Err(e) => deadline::Outcome::Failed(e),
+            },
+            Decision::TooLate { since } => deadline::Outcome::TooLate { since },
+            Decision::Disarm => match host.disarm(&spec) {
+                Ok(()) => deadline::Outcome::Disarmed,
+                // Nothing to stop is the usual case; anything else only means it fires on a
+                // standby, where it stops what should not run anyway.
+                Err(e) => {
+                    log::debug!("dead man's switch: {e}");
+                    return None;
+                }
+            },
+            Decision::Leave => return None,
+        };
+    log::log!(
+        if matches!(outcome, deadline::Outcome::Armed { .. }) {
+            log::Level::Debug
+        } else {
+            log::Level::Warn
+        },
+        "{}",
+        report::switch(&outcome, &spec)
+    );
+    Some(outcome)
+}
+
+/// The fencing token where units can read it, while this host is primary (etcd only).
+fn keep_epoch(host: &dyn Host, r: &Report) {
+    if r.check.etcd().is_none() {
+        return;
+    }
+    let epoch = match r.check.role {
+        Role::Primary => r.check.etcd().and_then(|a| a.verdict.epoch),
+        Role::Standby => None,
+        // Unknown: the last token stands (a unit still running may still need it).
+        Role::Unknown => return,
+    };
+    if let Err(e) = host.store_epoch(epoch) {
+        log::warn!("cannot keep the fencing token: {e}");
+    }
 }
 
 /// `check.confirm`: before acting on a change, the check must say the same again until
@@ -349,7 +454,11 @@ fn confirm_change(config: &Config, host: &dyn Host, r: &mut Report) -> Option<En
             log::error!("interrupted while confirming the role; nothing was changed");
             return Some(End::Interrupted);
         }
-        let again = host.check(&config.check);
+        let ctx = check::Context {
+            site: config.site.as_deref(),
+            may_write: true,
+        };
+        let again = host.check(&config.check, &ctx);
         if host.interrupted() {
             log::error!("interrupted while confirming the role; nothing was changed");
             return Some(End::Interrupted);
@@ -406,8 +515,13 @@ fn act(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> End {
     let interrupted = host.interrupted();
     let mut hook_errors = Vec::new();
     if !interrupted {
+        let epoch = r.check.etcd().and_then(|a| a.verdict.epoch);
         for event in hooks::events(&r.plan, &r.results) {
-            let env = hooks::environment(event, &r.plan, &r.results);
+            let mut env = hooks::environment(event, &r.plan, &r.results);
+            env.push((
+                "FAILOVER_MANAGER_EPOCH".into(),
+                epoch.map_or_else(String::new, |e| e.to_string()),
+            ));
             if let Err(msg) = host.hook(&config.hooks, event, &env) {
                 hook_errors.push(msg);
             }
@@ -448,6 +562,12 @@ mod tests {
         interrupted: Cell<bool>,
         checks: Cell<usize>,
         now: SystemTime,
+        /// The boot clock: the check's requests are sent at this reading.
+        clock: Stamp,
+        /// Each arming (true) or disarming (false) of the dead man's switch.
+        switch: RefCell<Vec<bool>>,
+        arm_fails: bool,
+        epochs: RefCell<Vec<Option<i64>>>,
     }
 
     impl World {
@@ -469,6 +589,10 @@ mod tests {
                 interrupted: Cell::new(false),
                 checks: Cell::new(0),
                 now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                clock: crate::clock::at("boot", 5_000_000),
+                switch: RefCell::new(Vec::new()),
+                arm_fails: false,
+                epochs: RefCell::new(Vec::new()),
             }
         }
 
@@ -492,7 +616,7 @@ mod tests {
         fn paused(&self) -> Result<Option<Pause>, PauseError> {
             Ok(self.paused.clone())
         }
-        fn check(&self, _: &CheckConfig) -> CheckResult {
+        fn check(&self, _: &CheckConfig, _: &check::Context) -> CheckResult {
             self.checks.set(self.checks.get() + 1);
             let mut answers = self.answers.borrow_mut();
             let role = match answers.len() {
@@ -505,13 +629,14 @@ mod tests {
             }
             CheckResult {
                 role,
-                exit_code: Exit::Code(match role {
+                answer: check::Answer::Exit(Exit::Code(match role {
                     Role::Primary => 0,
                     Role::Standby => 1,
                     Role::Unknown => 9,
-                }),
+                })),
                 duration: Duration::from_millis(3),
                 output: Vec::new(),
+                sent: self.clock.clone(),
             }
         }
         fn sleep(&self, _: Duration) -> bool {
@@ -523,8 +648,26 @@ mod tests {
         fn now(&self) -> SystemTime {
             self.now
         }
+        fn clock(&self) -> Stamp {
+            self.clock.clone()
+        }
+        fn store_epoch(&self, epoch: Option<i64>) -> Result<(), FsError> {
+            self.epochs.borrow_mut().push(epoch);
+            Ok(())
+        }
+        fn arm(&self, _: &deadline::Spec) -> Result<(), String> {
+            if self.arm_fails {
+                return Err("Access denied".into());
+            }
+            self.switch.borrow_mut().push(true);
+            Ok(())
+        }
+        fn disarm(&self, _: &deadline::Spec) -> Result<(), String> {
+            self.switch.borrow_mut().push(false);
+            Ok(())
+        }
         fn load_record(&self) -> Result<Option<fence::Record>, FsError> {
-            Ok(self.record)
+            Ok(self.record.clone())
         }
         fn store_record(&self, record: &fence::Record) -> Result<(), FsError> {
             if self.store_fails {
@@ -534,7 +677,7 @@ mod tests {
                     source: std::io::Error::from_raw_os_error(libc::EROFS),
                 });
             }
-            self.stored.borrow_mut().push(*record);
+            self.stored.borrow_mut().push(record.clone());
             Ok(())
         }
         fn hook(&self, _: &Hooks, event: Event, env: &[(String, String)]) -> Result<(), String> {
@@ -666,11 +809,12 @@ mod tests {
             .insert("app.service".into(), UnitState::Active);
         world.record = Some(fence::Record::Confirmed(fence::Confirmed::new(
             Role::Primary,
+            crate::clock::at("boot", 5_000_000 - 3_600_000),
             world.now - Duration::from_secs(3600),
         )));
         let r = run(&config("  fence_after: 30s\n"), &world);
         assert!(r.plan.fenced);
-        assert!(r.fence.is_some_and(|f| f.fenced()));
+        assert!(r.fence.as_ref().is_some_and(|f| f.fenced()));
         assert_eq!(world.jobs(), ["stop app.service"], "replica is not started");
         assert_eq!(world.events(), [Event::Demote, Event::Failure]);
         let fenced_env = world.hooks_run.borrow()[0]
@@ -683,6 +827,7 @@ mod tests {
         let world = World {
             record: Some(fence::Record::Confirmed(fence::Confirmed::new(
                 Role::Primary,
+                crate::clock::at("boot", 5_000_000 - 10_000),
                 SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 - 10),
             ))),
             ..World::new(&[Role::Unknown])

@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::check::{CheckResult, Exit};
+use crate::check::{Answer, CheckResult};
 use crate::domain::{
     Action, Desired, FailReason, Outcome, Role, SettleBreak, SkipReason, StepResult, UnitState,
     When,
 };
+use crate::election::Why;
 use crate::fence::{self, View};
 use crate::plan::{Plan, UnitPlan};
 
@@ -62,9 +63,110 @@ pub fn decision(u: &UnitPlan) -> String {
     )
 }
 
-/// "exited 0 in 12ms", for messages.
+/// "exited 0 in 12ms", or what etcd said, for messages.
 pub fn check_summary(check: &CheckResult) -> String {
-    format!("{} in {}", check.exit_code, fmt_duration(check.duration))
+    match &check.answer {
+        Answer::Exit(exit) => format!("{exit} in {}", fmt_duration(check.duration)),
+        Answer::Etcd(a) => format!(
+            "etcd key {} {} in {}{}",
+            a.key,
+            etcd_why(a),
+            fmt_duration(check.duration),
+            if a.endpoint.is_empty() {
+                String::new()
+            } else {
+                format!(" (via {})", a.endpoint)
+            }
+        ),
+    }
+}
+
+/// What the etcd key means for this host, after "etcd key KEY".
+pub fn etcd_why(a: &crate::witness::Answer) -> String {
+    let v = &a.verdict;
+    let token = || {
+        let mut t = Vec::new();
+        if let Some(e) = v.epoch {
+            t.push(format!("epoch {e}"));
+        }
+        if let Some(l) = v.lease {
+            t.push(format!("lease {l:x}"));
+        }
+        if let Some(ttl) = a.ttl_left {
+            t.push(format!("{ttl}s left"));
+        }
+        if t.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", t.join(", "))
+        }
+    };
+    match &v.why {
+        Why::Holds => format!("names this site{}", token()),
+        Why::Took => format!("was free: this host took the role for its site{}", token()),
+        Why::HeldBy(site) => format!("names {site}"),
+        Why::Switching(value) => format!("holds {value:?}: a switchover is under way"),
+        Why::NoKey => "does not exist: no site is primary".into(),
+        Why::WouldTake => "does not exist: a run would take the role for this site".into(),
+        Why::NotCandidate => {
+            "does not exist, and this site never takes the role on its own (candidate: false)"
+                .into()
+        }
+        Why::GateRefused(why) => format!("does not exist, but before_acquire said no: {why}"),
+        Why::Garbage(value) => format!("holds \"{value}\", which names no site"),
+        Why::NoLease => "names this site but holds no lease (automatic mode: was it put by hand \
+                         without --lease?)"
+            .into(),
+        Why::LeaseExpired => {
+            "names this site, but its lease had expired when this host renewed it".into()
+        }
+        Why::Moved => "changed while this host renewed its lease".into(),
+        Why::Etcd(e) => format!("could not be read: {e}"),
+    }
+}
+
+/// The election's reason as a code, for scripts.
+pub fn etcd_code(w: &Why) -> &'static str {
+    match w {
+        Why::Holds => "holds",
+        Why::Took => "took",
+        Why::HeldBy(_) => "held_by_other_site",
+        Why::Switching(_) => "switching",
+        Why::NoKey => "no_key",
+        Why::WouldTake => "would_take",
+        Why::NotCandidate => "not_candidate",
+        Why::GateRefused(_) => "before_acquire_refused",
+        Why::Garbage(_) => "not_a_site",
+        Why::NoLease => "no_lease",
+        Why::LeaseExpired => "lease_expired",
+        Why::Moved => "moved",
+        Why::Etcd(_) => "etcd_error",
+    }
+}
+
+/// What a run did with the dead man's switch, in one line.
+pub fn switch(o: &crate::deadline::Outcome, spec: &crate::deadline::Spec) -> String {
+    use crate::deadline::Outcome;
+    match o {
+        Outcome::Armed { fires_after } => format!(
+            "dead man's switch {} armed: stops the primary units in {} unless a run confirms again",
+            spec.timer,
+            fmt_duration(*fires_after)
+        ),
+        Outcome::Disarmed => format!(
+            "dead man's switch {} stopped: this host is a standby",
+            spec.timer
+        ),
+        Outcome::TooLate { since } => format!(
+            "the check's answer is {} old, too old to arm the dead man's switch by; not acting as \
+             primary this run",
+            since.map_or_else(|| "from another boot, so too".to_owned(), fmt_duration)
+        ),
+        Outcome::Failed(e) => format!(
+            "cannot arm the dead man's switch {}: {e}; not acting as primary this run",
+            spec.timer
+        ),
+    }
 }
 
 /// What systemd's job results mean, in the words of `systemctl start`'s own messages.
@@ -174,17 +276,38 @@ pub struct JsonCheck<'a> {
     #[serde(serialize_with = "ser_ms", rename = "duration_ms")]
     pub duration: Duration,
     pub output: &'a [String],
+    /// What etcd said (`check.etcd`); left out for a check command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<JsonEtcd<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonEtcd<'a> {
+    pub key: &'a str,
+    pub endpoint: &'a str,
+    pub reason: String,
+    pub reason_code: &'static str,
+    /// The fencing token while this site holds the role.
+    pub epoch: Option<i64>,
+    pub lease: Option<i64>,
+    pub ttl_left_s: Option<i64>,
 }
 
 fn json_check(c: &CheckResult) -> JsonCheck<'_> {
     JsonCheck {
         role: c.role,
-        exit_code: match c.exit_code {
-            Exit::Code(n) => Some(n),
-            _ => None,
-        },
+        exit_code: c.exit_code(),
         duration: c.duration,
         output: &c.output,
+        etcd: c.etcd().map(|a| JsonEtcd {
+            key: &a.key,
+            endpoint: &a.endpoint,
+            reason: etcd_why(a),
+            reason_code: etcd_code(&a.verdict.why),
+            epoch: a.verdict.epoch,
+            lease: a.verdict.lease,
+            ttl_left_s: a.ttl_left,
+        }),
     }
 }
 
@@ -296,7 +419,7 @@ fn json_fence(v: &View) -> JsonFence {
             fence::Status::Waiting { remaining, .. } => Some(remaining),
             _ => None,
         },
-        last_confirmed: v.last_confirmed.map(|c| JsonConfirmed {
+        last_confirmed: v.last_confirmed.as_ref().map(|c| JsonConfirmed {
             role: c.role,
             at: rfc3339(c.at()),
         }),
@@ -310,7 +433,7 @@ fn rfc3339(t: std::time::SystemTime) -> String {
 /// Where fencing stands, when there is something to say: the role is unknown. One line, for
 /// reconcile's error log and for `diff`.
 pub fn fence_status(v: &View) -> Option<String> {
-    let last = match v.last_confirmed {
+    let last = match &v.last_confirmed {
         Some(c) => format!("last confirmed {} at {}", c.role, rfc3339(c.at())),
         None => "never confirmed that this host remembers".to_owned(),
     };
@@ -597,9 +720,10 @@ mod tests {
     fn check(role: Role, code: i32) -> CheckResult {
         CheckResult {
             role,
-            exit_code: Exit::Code(code),
+            answer: Answer::Exit(Exit::Code(code)),
             duration: Duration::from_millis(12),
             output: vec![],
+            sent: crate::clock::at("boot", 0),
         }
     }
 
@@ -816,8 +940,10 @@ mod tests {
             },
             last_confirmed: Some(fence::Confirmed::new(
                 Role::Primary,
+                crate::clock::at("boot", 0),
                 std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             )),
+            previous: Some(Role::Primary),
         }
     }
 

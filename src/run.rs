@@ -39,6 +39,7 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
         Some(Command::Reconcile(args)) => reconcile(&config, args, cli.quiet, &host),
         Some(Command::Diff(args)) => diff(&config, args.output, &host),
         Some(Command::Validate(args)) => validate(&config, args, cli.quiet, &host),
+        Some(Command::Watch(args)) => crate::watch::run(&config, &args.unit),
         Some(Command::Pause(_) | Command::Resume) => Ok(Status::Converged),
     }
 }
@@ -162,8 +163,8 @@ fn say(r: &Report, args: &ReconcileArgs, quiet: bool) -> Result<(), Error> {
 
 fn diff(config: &Config, format: Format, host: &dyn Host) -> Result<Status, Error> {
     let paused = host.paused()?;
-    let check = reconcile::run_check(config, host);
-    let (fence, _) = reconcile::assess_fence(config, check.role, false, host)?;
+    let check = reconcile::run_check(config, false, host);
+    let (fence, _) = reconcile::assess_fence(config, &check, false, host)?;
     let json = |plan: &Plan, error: Option<&str>| {
         print_out(&report::json(&report::Json {
             command: "diff",
@@ -179,7 +180,7 @@ fn diff(config: &Config, format: Format, host: &dyn Host) -> Result<Status, Erro
     };
     let plan = match reconcile::observe(config, check.role, host.manager()) {
         // What reconcile would do: a fenced host's primary units stop.
-        Ok(plan) if fence.is_some_and(|f| f.fenced()) => {
+        Ok(plan) if fence.as_ref().is_some_and(|f| f.fenced()) => {
             let states: Vec<_> = plan.units.iter().map(|u| u.observed.clone()).collect();
             plan::fenced(&config.units, &states)
         }
@@ -224,7 +225,9 @@ fn validate(
     let mgr = host.manager();
     let mut findings = Vec::new();
     if !args.config_only {
-        findings.extend(validate::check_command(&config.check.command));
+        if let Some(argv) = config.check.command() {
+            findings.extend(validate::check_command(argv));
+        }
         if let Some(Err(e)) = config.metrics_file.as_deref().map(metrics::check_dir) {
             findings.push(validate::Finding {
                 severity: Severity::Error,

@@ -334,6 +334,19 @@ pub enum Arg<'a> {
     Str(&'a str),
     /// `as`
     Strs(&'a [&'a str]),
+    /// `a(sv)`: a unit's properties, as StartTransientUnit takes them.
+    Props(&'a [(&'a str, Value<'a>)]),
+    /// `a(sa(sv))`: more units to create with it (StartTransientUnit's aux).
+    Units(&'a [(&'a str, &'a [(&'a str, Value<'a>)])]),
+}
+
+/// A property's value: only the types transient units need here.
+pub enum Value<'a> {
+    Str(&'a str),
+    /// `t`, a time span in microseconds.
+    U64(u64),
+    /// `a(sasb)` with one command: ExecStart= (path, argv; failure not ignored).
+    Exec(&'a str, &'a [&'a str]),
 }
 
 /// A message received (a reply or a signal), read front to back.
@@ -376,7 +389,73 @@ impl Message {
                 // SAFETY: closes the array opened above.
                 check(unsafe { ffi::sd_bus_message_close_container(m) })
             }
+            Arg::Props(props) => self.props(props),
+            Arg::Units(units) => {
+                self.open(b'a', c"(sa(sv))")?;
+                for (name, props) in *units {
+                    self.open(b'r', c"sa(sv)")?;
+                    self.append(&Arg::Str(name))?;
+                    self.props(props)?;
+                    self.close()?;
+                }
+                self.close()
+            }
         }
+    }
+
+    fn open(&self, kind_: u8, contents: &CStr) -> Result<(), CallError> {
+        // SAFETY: opens a container of a message being built; `contents` is NUL-terminated.
+        let r = unsafe {
+            ffi::sd_bus_message_open_container(self.ptr.as_ptr(), kind(kind_), contents.as_ptr())
+        };
+        Errno::check(r).map(|_| ()).map_err(CallError::from_errno)
+    }
+
+    fn close(&self) -> Result<(), CallError> {
+        // SAFETY: closes the container opened last.
+        let r = unsafe { ffi::sd_bus_message_close_container(self.ptr.as_ptr()) };
+        Errno::check(r).map(|_| ()).map_err(CallError::from_errno)
+    }
+
+    /// A fixed-size value: `t` takes a u64, `b` an int (sd-bus's bool is a C int).
+    fn fixed<T>(&self, t: u8, v: &T) -> Result<(), CallError> {
+        // SAFETY: `v` points at a value of the size sd-bus reads for type `t` (callers pair
+        // u64 with 't' and c_int with 'b').
+        let r = unsafe {
+            ffi::sd_bus_message_append_basic(self.ptr.as_ptr(), kind(t), (v as *const T).cast())
+        };
+        Errno::check(r).map(|_| ()).map_err(CallError::from_errno)
+    }
+
+    fn props(&self, props: &[(&str, Value)]) -> Result<(), CallError> {
+        self.open(b'a', c"(sv)")?;
+        for (name, value) in props {
+            self.open(b'r', c"sv")?;
+            self.append(&Arg::Str(name))?;
+            match value {
+                Value::Str(s) => {
+                    self.open(b'v', c"s")?;
+                    self.append(&Arg::Str(s))?;
+                }
+                Value::U64(n) => {
+                    self.open(b'v', c"t")?;
+                    self.fixed::<u64>(b't', n)?;
+                }
+                Value::Exec(path, argv) => {
+                    self.open(b'v', c"a(sasb)")?;
+                    self.open(b'a', c"(sasb)")?;
+                    self.open(b'r', c"sasb")?;
+                    self.append(&Arg::Str(path))?;
+                    self.append(&Arg::Strs(argv))?;
+                    self.fixed::<c_int>(b'b', &0)?;
+                    self.close()?;
+                    self.close()?;
+                }
+            }
+            self.close()?; // v
+            self.close()?; // r
+        }
+        self.close()
     }
 
     /// Whether this is the signal `interface.member`.

@@ -230,6 +230,15 @@ pub fn read_small(what: &str, path: &Path, max: u64) -> Result<Option<Vec<u8>>, 
     Ok(Some(buf))
 }
 
+/// Removes a file we wrote; one that is not there is fine.
+pub fn remove(what: &str, path: &Path) -> Result<(), FsError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(what, path)(e)),
+    }
+}
+
 /// Opens (creating it if missing) a file used in place, such as a lock: read-write, never
 /// truncated, no symlink followed, `mode` set on the descriptor. Its directory must be
 /// root's alone (see `ensure_dir`).

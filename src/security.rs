@@ -186,12 +186,22 @@ pub fn check(what: &str, path: &Path) -> Result<(), SecurityError> {
 /// reads): root runs or believes them all.
 pub fn check_config(config: &crate::config::Config) -> Result<(), SecurityError> {
     check("config file", &config.path)?;
-    let programs = std::iter::once(("check command", &config.check.command)).chain(
-        config
-            .hooks
-            .all()
-            .map(|(_, h)| ("hook command", &h.command)),
-    );
+    let etcd = config.check.etcd();
+    let programs = config
+        .check
+        .command()
+        .map(|c| ("check command", c))
+        .into_iter()
+        .chain(
+            etcd.and_then(|e| e.before_acquire.as_deref())
+                .map(|c| ("before_acquire command", c)),
+        )
+        .chain(
+            config
+                .hooks
+                .all()
+                .map(|(_, h)| ("hook command", h.command.as_slice())),
+        );
     for (what, argv) in programs {
         // A program not in PATH cannot be run at all: the run reports that (role unknown).
         if let Some(path) = argv.first().and_then(|p| resolve(p)) {

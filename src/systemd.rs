@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::domain::{Action, UnitState};
 use crate::interrupt;
-use crate::sdbus::{Arg, Bus, CallError, Errno, Message};
+use crate::sdbus::{Arg, Bus, CallError, Errno, Message, Value};
 
 #[cfg(test)]
 pub mod fake;
@@ -391,6 +391,25 @@ impl Conn {
         Ok(out)
     }
 
+    /// The names of the units systemd has loaded that match `pattern` (a glob).
+    fn names_like(&self, pattern: &str) -> Result<Vec<String>, CallError> {
+        let m = self.call(
+            MANAGER_PATH,
+            MANAGER,
+            "ListUnitsByPatterns",
+            &[Arg::Strs(&[]), Arg::Strs(&[pattern])],
+        )?;
+        let mut out = Vec::new();
+        m.enter(b'a', "(ssssssouso)")?;
+        while m.enter(b'r', "ssssssouso")? {
+            out.push(m.read_str()?);
+            m.skip("sssssouso")?;
+            m.exit()?;
+        }
+        m.exit()?;
+        Ok(out)
+    }
+
     /// `Properties.Get`, with the reply entered into its variant of signature `sig`.
     fn get(
         &self,
@@ -621,6 +640,92 @@ impl Systemd {
         let what = format!("({} units)", units.len());
         let listed = self.with_conn("ListUnitsByNames", &what, |c| c.list(units))?;
         check_count(units.len(), listed)
+    }
+}
+
+/// systemd's answer for a unit it does not have.
+fn no_such_unit(e: &SystemdError) -> bool {
+    matches!(e, SystemdError::Call { error, .. }
+        if error.contains("not found") || error.contains("not loaded") || error.contains("NoSuchUnit"))
+}
+
+/// The dead man's switch (`deadline`), held by systemd.
+impl Systemd {
+    /// Restarts the switch's timer, which counts `OnActiveSec=` from then; creates the timer
+    /// and its service when systemd does not have them (the first arming, after a fence, after
+    /// a reboot, or a config that changed what the switch does).
+    pub fn arm(&self, spec: &crate::deadline::Spec) -> Result<(), SystemdError> {
+        let restart = self.with_conn("RestartUnit", &spec.timer, |c| {
+            c.call(
+                MANAGER_PATH,
+                MANAGER,
+                "RestartUnit",
+                &[Arg::Str(&spec.timer), Arg::Str("replace")],
+            )
+            .map(|_| ())
+        });
+        match restart {
+            Err(e) if no_such_unit(&e) => self.create_switch(spec),
+            other => other,
+        }
+    }
+
+    fn create_switch(&self, spec: &crate::deadline::Spec) -> Result<(), SystemdError> {
+        let usec = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let argv: Vec<&str> = spec.exec.iter().map(String::as_str).collect();
+        let timer = [
+            ("Description", Value::Str(&spec.description)),
+            ("OnActiveSec", Value::U64(usec(spec.fire_after))),
+            // The default accuracy is a minute.
+            ("AccuracyUSec", Value::U64(1_000)),
+            ("RandomizedDelayUSec", Value::U64(0)),
+        ];
+        let service = [
+            ("Description", Value::Str(&spec.description)),
+            ("ExecStart", Value::Exec(&argv[0], &argv)),
+        ];
+        self.with_conn("StartTransientUnit", &spec.timer, |c| {
+            c.call(
+                MANAGER_PATH,
+                MANAGER,
+                "StartTransientUnit",
+                &[
+                    Arg::Str(&spec.timer),
+                    Arg::Str("fail"),
+                    Arg::Props(&timer),
+                    Arg::Units(&[(&spec.service, &service)]),
+                ],
+            )
+            .map(|_| ())
+        })?;
+        // A switch of an earlier config would fire on its own schedule: retire it.
+        let pattern = "failover-manager-deadline-*.timer";
+        let old = self.with_conn("ListUnitsByPatterns", pattern, |c| c.names_like(pattern))?;
+        for name in old.iter().filter(|n| **n != spec.timer) {
+            log::info!("retiring the dead man's switch of an earlier config: {name}");
+            self.stop_now(name)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the switch (a confirmed standby); one that is not there is fine.
+    pub fn disarm(&self, spec: &crate::deadline::Spec) -> Result<(), SystemdError> {
+        match self.stop_now(&spec.timer) {
+            Err(e) if no_such_unit(&e) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn stop_now(&self, unit: &str) -> Result<(), SystemdError> {
+        self.with_conn("StopUnit", unit, |c| {
+            c.call(
+                MANAGER_PATH,
+                MANAGER,
+                "StopUnit",
+                &[Arg::Str(unit), Arg::Str("replace")],
+            )
+            .map(|_| ())
+        })
     }
 }
 

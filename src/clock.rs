@@ -1,0 +1,90 @@
+//! The clock that safety durations are counted on: CLOCK_BOOTTIME, which NTP, an operator's
+//! `date -s` or a restored VM cannot step (it also counts a suspend), tagged with the kernel's
+//! boot ID because it restarts at every boot. Fencing, the lease and the dead man's switch
+//! compare two readings only when they come from the same boot.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One reading: since when this kernel booted, in milliseconds, and which boot that is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub boot_id: String,
+    /// CLOCK_BOOTTIME, milliseconds.
+    pub boottime_ms: u64,
+}
+
+impl Stamp {
+    /// How long after `earlier` this reading was; `None` across a reboot (the two readings are
+    /// of different clocks). A reading before `earlier` (impossible on one boot) counts as 0.
+    pub fn since(&self, earlier: &Stamp) -> Option<Duration> {
+        (self.boot_id == earlier.boot_id)
+            .then(|| Duration::from_millis(self.boottime_ms.saturating_sub(earlier.boottime_ms)))
+    }
+}
+
+/// This machine's clock now.
+pub fn now() -> Stamp {
+    Stamp {
+        boot_id: boot_id(),
+        boottime_ms: u64::try_from(read(libc::CLOCK_BOOTTIME).as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+fn read(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; both clocks exist on every Linux that
+    // systemd 252 runs on, so the call cannot fail (a zero reading would only shorten waits).
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// The kernel's random ID of this boot. Unreadable (no /proc): an empty ID, which never equals
+/// a real one, so a record from then counts as from another boot (the safe side: the wait for
+/// fencing starts again at the first unknown run, and is still bounded).
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+pub fn at(boot: &str, ms: u64) -> Stamp {
+    Stamp {
+        boot_id: boot.into(),
+        boottime_ms: ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readings_compare_only_within_one_boot() {
+        assert_eq!(
+            at("b1", 5_000).since(&at("b1", 2_000)),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            at("b1", 1_000).since(&at("b1", 2_000)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(at("b2", 5_000).since(&at("b1", 2_000)), None);
+    }
+
+    #[test]
+    fn the_clock_runs_and_knows_its_boot() {
+        let a = now();
+        let b = now();
+        assert!(!a.boot_id.is_empty(), "a Linux with /proc has a boot ID");
+        assert!(b.since(&a).is_some());
+    }
+}

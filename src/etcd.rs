@@ -1,0 +1,870 @@
+//! etcd's v3 API as every etcd 3.4 member serves it: JSON over HTTP/1.1 (the gRPC gateway; keys
+//! and values base64, int64 as strings). A small blocking client for what a run and the watch
+//! need: a linearizable range, a transaction that creates a key only if it is absent, lease
+//! grant, keep-alive and revoke, and a watch stream. No gRPC, no async runtime, no code
+//! generated at build time: a run makes one to four small requests.
+//!
+//! Every request is bounded by `timeout` (connect, send and answer together). Endpoints are tried
+//! in turn, starting with the one that answered last, so a member cut off from the majority
+//! (whose linearizable reads time out) costs one timeout, not a run.
+
+use std::cell::{Cell, RefCell};
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// The most a single answer may hold: a key, a lease, a header. A larger one (a huge value) is
+/// refused rather than read.
+const MAX_ANSWER: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub endpoints: Vec<String>,
+    pub timeout: Duration,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+    /// etcd user and password (from a root-only file).
+    pub credentials: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EtcdError {
+    /// No endpoint answered (each one's reason, in the order tried).
+    #[error("no etcd endpoint answered: {0}")]
+    Unreachable(String),
+    /// A member answered with an error that is the cluster's, not the member's.
+    #[error("{endpoint}: {message}")]
+    Refused { endpoint: String, message: String },
+    /// An answer that is not what etcd sends.
+    #[error("{endpoint}: unexpected answer: {what}")]
+    Malformed { endpoint: String, what: String },
+    /// The TLS files could not be used.
+    #[error("etcd TLS: {0}")]
+    Tls(String),
+    /// The time the caller allowed ran out before an endpoint could be asked.
+    #[error("no time left to ask etcd (tried: {0})")]
+    OutOfTime(String),
+}
+
+/// A key as etcd keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kv {
+    pub value: Vec<u8>,
+    pub create_revision: i64,
+    pub mod_revision: i64,
+    /// 0: no lease.
+    pub lease: i64,
+}
+
+/// What a range saw: the key (or none) at the store's `revision`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    pub revision: i64,
+    pub kv: Option<Kv>,
+}
+
+/// A create-if-absent transaction: whether it created the key, at which revision, and (when it
+/// did not) the key that was there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub succeeded: bool,
+    pub revision: i64,
+    pub existing: Option<Kv>,
+}
+
+/// One message of a watch stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// The watch is in place (etcd's first message).
+    Created { revision: i64 },
+    /// The key changed (put or delete, an expiry among them) at `revision`.
+    Changed { revision: i64 },
+    /// etcd ended the watch (compacted past its start, or canceled).
+    Canceled { reason: String },
+    /// Progress or anything else that says nothing about the key.
+    Other,
+}
+
+// ---- the wire ---------------------------------------------------------------------------------
+
+/// etcd's int64s arrive as strings ("123"); a missing one is 0 (proto3 leaves zeros out).
+fn int64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        S(String),
+        I(i64),
+    }
+    match N::deserialize(d)? {
+        N::I(n) => Ok(n),
+        N::S(s) => s
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an int64"))),
+    }
+}
+
+fn base64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let s = String::deserialize(d)?;
+    B64.decode(s.as_bytes())
+        .map_err(|e| serde::de::Error::custom(format!("not base64: {e}")))
+}
+
+#[derive(Deserialize, Default)]
+struct Header {
+    #[serde(default, deserialize_with = "int64")]
+    revision: i64,
+}
+
+#[derive(Deserialize)]
+struct WireKv {
+    #[serde(default, deserialize_with = "base64")]
+    value: Vec<u8>,
+    #[serde(default, deserialize_with = "int64")]
+    create_revision: i64,
+    #[serde(default, deserialize_with = "int64")]
+    mod_revision: i64,
+    #[serde(default, deserialize_with = "int64")]
+    lease: i64,
+}
+
+impl From<WireKv> for Kv {
+    fn from(w: WireKv) -> Kv {
+        Kv {
+            value: w.value,
+            create_revision: w.create_revision,
+            mod_revision: w.mod_revision,
+            lease: w.lease,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireRange {
+    #[serde(default)]
+    header: Header,
+    #[serde(default)]
+    kvs: Vec<WireKv>,
+}
+
+#[derive(Deserialize)]
+struct WireTxn {
+    #[serde(default)]
+    header: Header,
+    #[serde(default)]
+    succeeded: bool,
+    #[serde(default)]
+    responses: Vec<WireOp>,
+}
+
+#[derive(Deserialize)]
+struct WireOp {
+    #[serde(default)]
+    response_range: Option<WireRange>,
+}
+
+#[derive(Deserialize)]
+struct WireGrant {
+    #[serde(rename = "ID", default, deserialize_with = "int64")]
+    id: i64,
+    #[serde(default)]
+    error: String,
+}
+
+#[derive(Deserialize)]
+struct WireKeepAlive {
+    result: WireKeepAliveResult,
+}
+
+#[derive(Deserialize)]
+struct WireKeepAliveResult {
+    #[serde(rename = "TTL", default, deserialize_with = "int64")]
+    ttl: i64,
+}
+
+#[derive(Deserialize)]
+struct WireAuth {
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct WireWatch {
+    result: WireWatchResult,
+}
+
+#[derive(Deserialize)]
+struct WireWatchResult {
+    #[serde(default)]
+    header: Header,
+    #[serde(default)]
+    created: bool,
+    #[serde(default)]
+    canceled: bool,
+    #[serde(default)]
+    cancel_reason: String,
+    #[serde(default, deserialize_with = "int64")]
+    compact_revision: i64,
+    #[serde(default)]
+    events: Vec<serde_json::Value>,
+}
+
+/// A gRPC error as the gateway writes it (`{"error": …, "code": N, "message": …}`).
+#[derive(Deserialize)]
+struct WireError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    error: String,
+}
+
+/// The words of a member's error answer, at most 200 characters of them.
+fn error_message(status: u16, body: &str) -> String {
+    let m = serde_json::from_str::<WireError>(body)
+        .ok()
+        .map(|e| {
+            if e.message.is_empty() {
+                e.error
+            } else {
+                e.message
+            }
+        })
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| body.trim().to_owned());
+    let m: String = m.chars().take(200).collect();
+    format!("HTTP {status}: {m}")
+}
+
+/// Errors that are this member's alone (it cannot reach the leader, is not part of a quorum,
+/// is shutting down): another member may answer. Anything else (a refused password, a
+/// permission) is the cluster's answer and is the same everywhere.
+fn member_trouble(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "timed out",
+        "timeout",
+        "leader",
+        "unavailable",
+        "stopped",
+        "too many requests",
+        "not capable",
+        "deadline",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+}
+
+// ---- the client -------------------------------------------------------------------------------
+
+pub struct Client {
+    agent: ureq::Agent,
+    settings: Settings,
+    /// The endpoint to try first: the one that answered last.
+    first: Cell<usize>,
+    /// Per endpoint, the token its member gave (simple tokens are each member's own).
+    tokens: RefCell<Vec<Option<String>>>,
+}
+
+impl Client {
+    pub fn new(settings: Settings) -> Result<Client, EtcdError> {
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(settings.timeout))
+            .max_idle_connections_per_host(2)
+            .user_agent(concat!("failover-manager/", env!("CARGO_PKG_VERSION")));
+        if settings.endpoints.iter().any(|e| e.starts_with("https:")) {
+            config = config.tls_config(tls(&settings)?);
+        }
+        let n = settings.endpoints.len();
+        Ok(Client {
+            agent: config.build().into(),
+            settings,
+            first: Cell::new(0),
+            tokens: RefCell::new(vec![None; n]),
+        })
+    }
+
+    /// The endpoint that answered last.
+    pub fn endpoint(&self) -> &str {
+        self.settings
+            .endpoints
+            .get(self.first.get())
+            .map_or("", String::as_str)
+    }
+
+    /// The key, read with a quorum (linearizable: the member confirms with a majority that it
+    /// is current before it answers).
+    pub fn range(&self, key: &str, until: Instant) -> Result<Range, EtcdError> {
+        let r: WireRange = self.post("/v3/kv/range", &json!({ "key": B64.encode(key) }), until)?;
+        Ok(range(r))
+    }
+
+    /// Creates `key` = `value` on `lease` only if the key does not exist; otherwise reads it.
+    pub fn create(
+        &self,
+        key: &str,
+        value: &str,
+        lease: i64,
+        until: Instant,
+    ) -> Result<Created, EtcdError> {
+        let k = B64.encode(key);
+        let body = json!({
+            "compare": [{ "key": k, "target": "CREATE", "result": "EQUAL", "create_revision": "0" }],
+            "success": [{ "request_put": { "key": k, "value": B64.encode(value), "lease": lease.to_string() } }],
+            "failure": [{ "request_range": { "key": k } }],
+        });
+        let t: WireTxn = self.post("/v3/kv/txn", &body, until)?;
+        let existing = t
+            .responses
+            .into_iter()
+            .filter_map(|op| op.response_range)
+            .next()
+            .and_then(|r| range(r).kv);
+        Ok(Created {
+            succeeded: t.succeeded,
+            revision: t.header.revision,
+            existing,
+        })
+    }
+
+    /// A new lease of `ttl`; its ID.
+    pub fn grant(&self, ttl: Duration, until: Instant) -> Result<i64, EtcdError> {
+        let g: WireGrant = self.post(
+            "/v3/lease/grant",
+            &json!({ "TTL": ttl.as_secs().to_string() }),
+            until,
+        )?;
+        if g.id == 0 || !g.error.is_empty() {
+            return Err(EtcdError::Refused {
+                endpoint: self.endpoint().to_owned(),
+                message: format!("no lease granted: {}", g.error),
+            });
+        }
+        Ok(g.id)
+    }
+
+    /// Renews `lease`; the seconds it has left (0: it has expired, or never was).
+    pub fn keep_alive(&self, lease: i64, until: Instant) -> Result<i64, EtcdError> {
+        // A stream in gRPC: the gateway answers one line per request sent, and ends when the
+        // request body does.
+        let k: WireKeepAlive = self.post(
+            "/v3/lease/keepalive",
+            &json!({ "ID": lease.to_string() }),
+            until,
+        )?;
+        Ok(k.result.ttl)
+    }
+
+    /// Ends `lease` now (its keys go with it).
+    pub fn revoke(&self, lease: i64, until: Instant) -> Result<(), EtcdError> {
+        let _: serde_json::Value = self.post(
+            "/v3/lease/revoke",
+            &json!({ "ID": lease.to_string() }),
+            until,
+        )?;
+        Ok(())
+    }
+
+    /// Watches `key` from `start_revision` (0: from now). The stream's reads give up after
+    /// `idle` without a byte, so a dead connection is noticed.
+    pub fn watch(
+        &self,
+        key: &str,
+        start_revision: i64,
+        idle: Duration,
+    ) -> Result<Watch, EtcdError> {
+        let body = json!({ "create_request": {
+            "key": B64.encode(key),
+            "start_revision": start_revision.to_string(),
+            "progress_notify": true,
+        }});
+        let (endpoint, resp) = self.send("/v3/watch", &body, None, Some(idle))?;
+        let reader = resp.into_body().into_reader();
+        Ok(Watch {
+            endpoint,
+            lines: BufReader::new(reader),
+        })
+    }
+
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        until: Instant,
+    ) -> Result<T, EtcdError> {
+        let (endpoint, resp) = self.send(path, body, Some(until), None)?;
+        let mut text = String::new();
+        let read = resp
+            .into_body()
+            .into_reader()
+            .take(MAX_ANSWER + 1)
+            .read_to_string(&mut text);
+        let malformed = |what: String| EtcdError::Malformed {
+            endpoint: endpoint.clone(),
+            what,
+        };
+        read.map_err(|e| malformed(format!("cannot read the answer: {e}")))?;
+        if text.len() as u64 > MAX_ANSWER {
+            return Err(malformed(format!("answer over {MAX_ANSWER} bytes")));
+        }
+        // A streamed answer (keep-alive) is one JSON object per line: the first is ours.
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        if !first.trim_start().starts_with('{') {
+            let shown: String = first.chars().take(120).collect();
+            return Err(malformed(format!("not a JSON object: {shown:?}")));
+        }
+        serde_json::from_str(first).map_err(|e| {
+            let shown: String = first.chars().take(120).collect();
+            malformed(format!("{e} in {shown:?}"))
+        })
+    }
+
+    /// Sends to each endpoint in turn until one answers 200; the endpoint and its answer.
+    fn send(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        until: Option<Instant>,
+        idle: Option<Duration>,
+    ) -> Result<(String, ureq::http::Response<ureq::Body>), EtcdError> {
+        let n = self.settings.endpoints.len();
+        let mut tried = Vec::new();
+        for k in 0..n {
+            let i = (self.first.get() + k) % n;
+            let endpoint = &self.settings.endpoints[i];
+            let budget = match until {
+                Some(u) => {
+                    let left = u.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(EtcdError::OutOfTime(tried.join("; ")));
+                    }
+                    Some(left.min(self.settings.timeout))
+                }
+                None => None,
+            };
+            match self.send_one(i, path, body, budget, idle) {
+                Ok(resp) => {
+                    self.first.set(i);
+                    return Ok((endpoint.clone(), resp));
+                }
+                Err(Attempt::Next(why)) => tried.push(format!("{endpoint}: {why}")),
+                Err(Attempt::Final(e)) => return Err(e),
+            }
+        }
+        Err(EtcdError::Unreachable(tried.join("; ")))
+    }
+
+    fn send_one(
+        &self,
+        i: usize,
+        path: &str,
+        body: &serde_json::Value,
+        budget: Option<Duration>,
+        idle: Option<Duration>,
+    ) -> Result<ureq::http::Response<ureq::Body>, Attempt> {
+        let endpoint = &self.settings.endpoints[i];
+        let token = self.token(i, budget)?;
+        let url = format!("{}{path}", endpoint.trim_end_matches('/'));
+        let mut req = self.agent.post(&url);
+        if let Some(t) = &token {
+            req = req.header("Authorization", t);
+        }
+        let req = match (budget, idle) {
+            (Some(b), _) => req.config().timeout_global(Some(b)).build(),
+            // A stream: no end, but each read must come within `idle`.
+            (None, idle) => req
+                .config()
+                .timeout_global(None)
+                .timeout_connect(Some(self.settings.timeout))
+                .timeout_recv_response(Some(self.settings.timeout))
+                .timeout_per_read(idle)
+                .build(),
+        };
+        let resp = req
+            .send(body.to_string())
+            .map_err(|e| Attempt::Next(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if status == 200 {
+            return Ok(resp);
+        }
+        let mut text = String::new();
+        let _ = resp
+            .into_body()
+            .into_reader()
+            .take(4096)
+            .read_to_string(&mut text);
+        let message = error_message(status, &text);
+        if token.is_some() && message.to_ascii_lowercase().contains("invalid auth token") {
+            // Expired or from a restarted member: ask for a new one next time.
+            self.tokens.borrow_mut()[i] = None;
+            return Err(Attempt::Next(message));
+        }
+        if status >= 500 && member_trouble(&message) {
+            return Err(Attempt::Next(message));
+        }
+        Err(Attempt::Final(EtcdError::Refused {
+            endpoint: endpoint.clone(),
+            message,
+        }))
+    }
+
+    /// This endpoint's auth token, asked for once (none without credentials).
+    fn token(&self, i: usize, budget: Option<Duration>) -> Result<Option<String>, Attempt> {
+        let Some((name, password)) = &self.settings.credentials else {
+            return Ok(None);
+        };
+        if let Some(t) = &self.tokens.borrow()[i] {
+            return Ok(Some(t.clone()));
+        }
+        let endpoint = &self.settings.endpoints[i];
+        let url = format!("{}/v3/auth/authenticate", endpoint.trim_end_matches('/'));
+        let resp = self
+            .agent
+            .post(&url)
+            .config()
+            .timeout_global(budget.or(Some(self.settings.timeout)))
+            .build()
+            .send(json!({ "name": name, "password": password }).to_string())
+            .map_err(|e| Attempt::Next(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let mut text = String::new();
+        let _ = resp
+            .into_body()
+            .into_reader()
+            .take(MAX_ANSWER)
+            .read_to_string(&mut text);
+        if status != 200 {
+            let message = error_message(status, &text);
+            return Err(if status >= 500 && member_trouble(&message) {
+                Attempt::Next(message)
+            } else {
+                Attempt::Final(EtcdError::Refused {
+                    endpoint: endpoint.clone(),
+                    message: format!("authentication as {name:?} refused: {message}"),
+                })
+            });
+        }
+        let token = serde_json::from_str::<WireAuth>(&text)
+            .map(|a| a.token)
+            .unwrap_or_default();
+        if token.is_empty() {
+            return Err(Attempt::Final(EtcdError::Malformed {
+                endpoint: endpoint.clone(),
+                what: "authentication gave no token".into(),
+            }));
+        }
+        self.tokens.borrow_mut()[i] = Some(token.clone());
+        Ok(Some(token))
+    }
+}
+
+enum Attempt {
+    /// This endpoint could not answer: try the next.
+    Next(String),
+    /// The cluster's answer: the same everywhere.
+    Final(EtcdError),
+}
+
+fn range(r: WireRange) -> Range {
+    Range {
+        revision: r.header.revision,
+        kv: r.kvs.into_iter().next().map(Kv::from),
+    }
+}
+
+/// Trust `ca_file` and present `cert_file`/`key_file` (each optional but the CA).
+fn tls(s: &Settings) -> Result<ureq::tls::TlsConfig, EtcdError> {
+    use ureq::tls::{ClientCert, PemItem, RootCerts, TlsConfig, TlsProvider};
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| EtcdError::Tls(format!("{}: {e}", p.display())))
+    };
+    let items = |p: &std::path::Path| -> Result<Vec<PemItem<'static>>, EtcdError> {
+        let bytes = read(p)?;
+        ureq::tls::parse_pem(&bytes)
+            .map(|i| i.map_err(|e| EtcdError::Tls(format!("{}: {e}", p.display()))))
+            .collect()
+    };
+    let certs = |p: &std::path::Path| -> Result<Vec<_>, EtcdError> {
+        let c: Vec<_> = items(p)?
+            .into_iter()
+            .filter_map(|i| match i {
+                PemItem::Certificate(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if c.is_empty() {
+            return Err(EtcdError::Tls(format!(
+                "{}: no certificate in it",
+                p.display()
+            )));
+        }
+        Ok(c)
+    };
+    let Some(ca) = &s.ca_file else {
+        return Err(EtcdError::Tls(
+            "an https endpoint needs check.etcd.ca_file (the CA that signed the members' certificates)"
+                .into(),
+        ));
+    };
+    // ring, not aws-lc-rs: no cmake or NASM in the build. (rustls marks ring's provider
+    // deprecated for lacking post-quantum key exchange, which etcd 3.4's Go TLS lacks too.)
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let mut b = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(Arc::new(provider))
+        .root_certs(RootCerts::new_with_certs(&certs(ca)?));
+    if let (Some(cert), Some(key)) = (&s.cert_file, &s.key_file) {
+        let chain = certs(cert)?;
+        let key = items(key)?
+            .into_iter()
+            .find_map(|i| match i {
+                PemItem::PrivateKey(k) => Some(k),
+                _ => None,
+            })
+            .ok_or_else(|| EtcdError::Tls(format!("{}: no private key in it", key.display())))?;
+        b = b.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+    }
+    Ok(b.build())
+}
+
+/// An open watch stream.
+pub struct Watch {
+    endpoint: String,
+    lines: BufReader<ureq::BodyReader<'static>>,
+}
+
+impl Watch {
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The next message; `Err` when the stream ended or broke (a read idle for too long too).
+    pub fn next_event(&mut self) -> Result<WatchEvent, EtcdError> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = (&mut self.lines)
+                .take(MAX_ANSWER + 1)
+                .read_line(&mut line)
+                .map_err(|e| EtcdError::Unreachable(format!("{}: watch: {e}", self.endpoint)))?;
+            if n == 0 {
+                return Err(EtcdError::Unreachable(format!(
+                    "{}: the watch stream ended",
+                    self.endpoint
+                )));
+            }
+            if !line.trim().is_empty() {
+                break;
+            }
+        }
+        parse_watch(&line).map_err(|what| EtcdError::Malformed {
+            endpoint: self.endpoint.clone(),
+            what,
+        })
+    }
+}
+
+/// One line of a watch stream.
+pub fn parse_watch(line: &str) -> Result<WatchEvent, String> {
+    if let Ok(e) = serde_json::from_str::<serde_json::Value>(line)
+        && e.get("error").is_some()
+    {
+        let e: WireError = serde_json::from_value(e).map_err(|e| e.to_string())?;
+        return Ok(WatchEvent::Canceled {
+            reason: if e.message.is_empty() {
+                e.error
+            } else {
+                e.message
+            },
+        });
+    }
+    let w: WireWatch = serde_json::from_str(line).map_err(|e| {
+        let shown: String = line.chars().take(120).collect();
+        format!("{e} in {shown:?}")
+    })?;
+    let r = w.result;
+    Ok(if r.canceled {
+        WatchEvent::Canceled {
+            reason: if r.compact_revision > 0 {
+                format!("compacted past revision {}", r.compact_revision)
+            } else {
+                r.cancel_reason
+            },
+        }
+    } else if r.created {
+        WatchEvent::Created {
+            revision: r.header.revision,
+        }
+    } else if !r.events.is_empty() {
+        WatchEvent::Changed {
+            revision: r.header.revision,
+        }
+    } else {
+        WatchEvent::Other
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_answer_reads_int64_strings_base64_and_missing_zeros() {
+        let text = r#"{"header":{"cluster_id":"1","revision":"42"},"kvs":[{"key":"a2V5","create_revision":"40","mod_revision":"41","version":"2","value":"ZGMx","lease":"7587"}],"count":"1"}"#;
+        let r = range(serde_json::from_str(text).expect("etcd's own answer"));
+        assert_eq!(
+            r,
+            Range {
+                revision: 42,
+                kv: Some(Kv {
+                    value: b"dc1".to_vec(),
+                    create_revision: 40,
+                    mod_revision: 41,
+                    lease: 7587
+                })
+            }
+        );
+        // No key: etcd leaves kvs and count out.
+        let r = range(serde_json::from_str(r#"{"header":{"revision":"9"}}"#).expect("no key"));
+        assert_eq!(
+            r,
+            Range {
+                revision: 9,
+                kv: None
+            }
+        );
+        // No lease, empty value: both left out.
+        let r = range(
+            serde_json::from_str(r#"{"header":{"revision":"9"},"kvs":[{"key":"a2V5","create_revision":"3","mod_revision":"3"}]}"#)
+                .expect("key without lease"),
+        );
+        assert_eq!(r.kv.map(|k| (k.lease, k.value)), Some((0, Vec::new())));
+    }
+
+    #[test]
+    fn malformed_answers_are_errors_not_panics() {
+        for bad in [
+            r#"{"header":{"revision":"x"}}"#,
+            r#"{"kvs":[{"value":"***"}]}"#,
+            r#"{"kvs":"no"}"#,
+        ] {
+            assert!(serde_json::from_str::<WireRange>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keep_alive_txn_and_grant_answers() {
+        let k: WireKeepAlive = serde_json::from_str(
+            r#"{"result":{"header":{"revision":"5"},"ID":"7587","TTL":"30"}}"#,
+        )
+        .expect("renewed");
+        assert_eq!(k.result.ttl, 30);
+        // An expired lease: TTL left out (zero).
+        let k: WireKeepAlive =
+            serde_json::from_str(r#"{"result":{"header":{"revision":"5"},"ID":"7587"}}"#)
+                .expect("expired");
+        assert_eq!(k.result.ttl, 0);
+        let t: WireTxn = serde_json::from_str(
+            r#"{"header":{"revision":"12"},"responses":[{"response_range":{"header":{"revision":"12"},"kvs":[{"key":"aw==","create_revision":"10","mod_revision":"10","value":"ZGMy","lease":"1"}],"count":"1"}}]}"#,
+        )
+        .expect("a failed txn");
+        assert!(!t.succeeded);
+        let g: WireGrant =
+            serde_json::from_str(r#"{"header":{},"ID":"7587","TTL":"30"}"#).expect("grant");
+        assert_eq!(g.id, 7587);
+    }
+
+    #[test]
+    fn watch_lines() {
+        assert_eq!(
+            parse_watch(r#"{"result":{"header":{"revision":"7"},"created":true}}"#),
+            Ok(WatchEvent::Created { revision: 7 })
+        );
+        assert_eq!(
+            parse_watch(
+                r#"{"result":{"header":{"revision":"8"},"events":[{"type":"DELETE","kv":{"key":"aw==","mod_revision":"8"}}]}}"#
+            ),
+            Ok(WatchEvent::Changed { revision: 8 })
+        );
+        assert_eq!(
+            parse_watch(
+                r#"{"result":{"header":{"revision":"9"},"canceled":true,"compact_revision":"5"}}"#
+            ),
+            Ok(WatchEvent::Canceled {
+                reason: "compacted past revision 5".into()
+            })
+        );
+        assert_eq!(
+            parse_watch(r#"{"result":{"header":{"revision":"9"}}}"#),
+            Ok(WatchEvent::Other)
+        );
+        assert!(parse_watch("garbage").is_err());
+        assert!(matches!(
+            parse_watch(r#"{"error":{"grpc_code":14,"message":"etcdserver: no leader"}}"#),
+            Ok(WatchEvent::Canceled { .. }) | Err(_)
+        ));
+    }
+
+    #[test]
+    fn member_errors_try_the_next_endpoint_cluster_errors_do_not() {
+        assert!(member_trouble("etcdserver: request timed out"));
+        assert!(member_trouble("etcdserver: leader changed"));
+        assert!(member_trouble("etcdserver: no leader"));
+        assert!(!member_trouble(
+            "etcdserver: authentication failed, invalid user ID or password"
+        ));
+        assert!(!member_trouble("etcdserver: permission denied"));
+        assert_eq!(
+            error_message(
+                503,
+                r#"{"error":"etcdserver: no leader","code":14,"message":"etcdserver: no leader"}"#
+            ),
+            "HTTP 503: etcdserver: no leader"
+        );
+        assert_eq!(
+            error_message(404, "404 page not found\n"),
+            "HTTP 404: 404 page not found"
+        );
+    }
+
+    #[test]
+    fn an_endpoint_that_accepts_and_never_answers_costs_one_timeout() {
+        // A listener that accepts and says nothing, on loopback.
+        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            return;
+        };
+        let Ok(addr) = l.local_addr() else { return };
+        let held = std::thread::spawn(move || {
+            let conns: Vec<_> = l.incoming().take(2).collect();
+            std::thread::sleep(Duration::from_secs(2));
+            drop(conns);
+        });
+        let c = Client::new(Settings {
+            endpoints: vec![format!("http://{addr}"), format!("http://{addr}")],
+            timeout: Duration::from_millis(300),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            credentials: None,
+        })
+        .expect("plain http needs no TLS");
+        let start = Instant::now();
+        let e = c
+            .range("/k", Instant::now() + Duration::from_secs(10))
+            .expect_err("nobody answers");
+        let took = start.elapsed();
+        assert!(matches!(e, EtcdError::Unreachable(_)), "{e}");
+        assert!(
+            took < Duration::from_millis(1500),
+            "two endpoints, 300 ms each: {took:?}"
+        );
+        let _ = held.join();
+    }
+}
