@@ -22,17 +22,17 @@ const UNITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
 /// Where the .deb puts them, as the example units say.
 const CHECK: &str = "/usr/lib/failover-manager/checks/etcd-key";
 const ETCD_DIR: &str = "/usr/lib/failover-manager/etcd";
-const KEY: &str = "/failover-manager/primary-site";
+pub const KEY: &str = "/failover-manager/primary-site";
 const ETCD_UNIT: &str = "etcd-test.service";
 const WATCH_UNIT: &str = "failover-manager-etcd-watch.service";
 
 pub const A: usize = 0;
 pub const B: usize = 1;
 pub const W: usize = 2;
-const NAMES: [&str; 3] = ["a", "b", "w"];
+pub const NAMES: [&str; 3] = ["a", "b", "w"];
 
 /// The member address of member `i`.
-fn member_addr(i: usize) -> String {
+pub fn member_addr(i: usize) -> String {
     format!("10.98.0.{}", i + 1)
 }
 
@@ -467,7 +467,7 @@ fn etcd_key_is_primary_standby_or_unknown_and_a_cut_off_site_is_never_primary() 
 }
 
 /// Polls until `f` holds; false if `timeout` passed first.
-fn eventually(timeout: Duration, f: impl Fn() -> bool) -> bool {
+pub fn eventually(timeout: Duration, f: impl Fn() -> bool) -> bool {
     let end = Instant::now() + timeout;
     loop {
         if f() {
@@ -649,7 +649,7 @@ fn the_watch_starts_a_run_at_once_on_every_change_and_on_every_start() {
 
 /// The times (ns since the epoch: one clock for all sandboxes) app.service began to start, or
 /// had stopped, on `sb`, as its ExecStartPre=/ExecStopPost= wrote them.
-fn app_times(sb: &Sandbox, what: &str) -> Vec<u128> {
+pub fn app_times(sb: &Sandbox, what: &str) -> Vec<u128> {
     sb.read(&format!("/run/fm-test/app.{what}"))
         .lines()
         .filter_map(|l| l.trim().parse().ok())

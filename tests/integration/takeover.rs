@@ -1,0 +1,266 @@
+//! `check.etcd`: the binary speaks to a real three-member etcd 3.4 cluster (site A, site B and
+//! a witness W, as in etcd.rs). Manual mode reads the key; automatic mode holds it on a lease,
+//! and the DR site takes over on its own when the primary site is cut off, with the primary
+//! fenced first by the dead man's switch even when no run of its own comes.
+
+use std::time::{Duration, Instant};
+
+use crate::etcd::{A, B, Cluster, KEY, NAMES, W, app_times, eventually, member_addr};
+use crate::sandbox::{BIN, Sandbox};
+use crate::unit::Unit;
+
+const UNITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
+const WATCH: &str = "failover-manager-watch.service";
+
+/// Every member, this host's own first (over loopback), as the README advises.
+fn endpoints(i: usize) -> String {
+    let mut e = vec!["http://127.0.0.1:2379".to_owned()];
+    e.extend(
+        (0..3)
+            .filter(|&j| j != i)
+            .map(|j| format!("http://{}:2379", member_addr(j))),
+    );
+    format!("[{}]", e.join(", "))
+}
+
+/// failover-manager on member `i` for `site`, the shipped service, timer and watch units, a
+/// timer every second, and app.service (which records when it starts and stops) as the
+/// primary unit. `etcd_extra` goes into `check.etcd`, `check_extra` into `check`.
+fn install(c: &Cluster, i: usize, site: &str, etcd_extra: &str, check_extra: &str) {
+    let sb = c.member(i);
+    sb.ok(&["mkdir", "-p", "/run/fm-test"]);
+    for unit in ["failover-manager.service", "failover-manager.timer", WATCH] {
+        let body = std::fs::read_to_string(format!("{UNITS}/{unit}")).expect("shipped unit");
+        sb.install_unit(unit, &body);
+    }
+    sb.write(
+        "/etc/systemd/system/failover-manager.timer.d/cadence.conf",
+        "[Timer]\nOnUnitActiveSec=\nOnActiveSec=0\nOnUnitActiveSec=1s\nAccuracySec=100ms\n",
+    );
+    let app = Unit::simple("app.service");
+    sb.install_unit(
+        "app.service",
+        &app.body.replace(
+            "[Service]\n",
+            "[Service]\nExecStartPre=/bin/sh -c 'date +%%s%%N >> /run/fm-test/app.starting'\n\
+             ExecStopPost=/bin/sh -c 'date +%%s%%N >> /run/fm-test/app.stopped'\n",
+        ),
+    );
+    sb.write(
+        crate::test::CONFIG,
+        &format!(
+            "site: {site}\ncheck:\n  etcd:\n    endpoints: {}\n    key: {KEY}\n    \
+             request_timeout: 500ms\n{etcd_extra}  timeout: 3s\n{check_extra}\
+             defaults: {{ verify_timeout: 1s, settle: 0s }}\nunits:\n  - app.service\n",
+            endpoints(i)
+        ),
+    );
+    sb.daemon_reload();
+}
+
+struct Ran {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(sb: &Sandbox, args: &[&str]) -> Ran {
+    let mut argv = vec![BIN];
+    argv.extend_from_slice(args);
+    let out = sb.exec(&argv);
+    Ran {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn json(r: &Ran) -> serde_json::Value {
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("{e}: not JSON:\n{}\n{}", r.stdout, r.stderr))
+}
+
+#[test]
+fn manual_mode_reads_the_key_through_any_member_and_bad_values_are_unknown() {
+    let Some(c) = Cluster::boot() else { return };
+    install(&c, A, "dc1", "", "");
+    let a = c.member(A);
+
+    // No key: standby, nothing to do.
+    let r = run(a, &["--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(v["role"], "standby");
+    assert_eq!(v["check"]["etcd"]["reason_code"], "no_key");
+    assert_eq!(v["check"]["exit_code"], serde_json::Value::Null);
+
+    c.put(W, KEY, "dc1");
+    let r = run(a, &[]);
+    assert_eq!((r.status, r.stdout.as_str()), (0, "started app.service\n"), "{}", r.stderr);
+    assert_eq!(a.state("app.service"), "active");
+    // The fencing token: the revision that gave dc1 the role.
+    let v = json(&run(a, &["diff", "--output", "json"]));
+    let epoch = v["check"]["etcd"]["epoch"].as_i64().expect("an epoch while primary");
+    assert_eq!(a.read("/run/failover-manager/epoch"), format!("{epoch}\n"));
+
+    // Another site: standby, the app stops; the token goes with the role.
+    c.put(W, KEY, "dc2");
+    let r = run(a, &[]);
+    assert_eq!((r.status, r.stdout.as_str()), (0, "stopped app.service\n"), "{}", r.stderr);
+    assert!(!a.path("/run/failover-manager/epoch").exists());
+
+    // A value that names no site: unknown, exit 3, one line of reason, nothing changed.
+    c.put(W, KEY, "dc1");
+    assert_eq!(run(a, &[]).status, 0);
+    for bad in ["dc 1", "\"dc1\"", ""] {
+        c.put(W, KEY, bad);
+        let r = run(a, &[]);
+        assert_eq!(r.status, 3, "{bad:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("which names no site"),
+            "{bad:?}: {}",
+            r.stderr
+        );
+        assert_eq!(a.state("app.service"), "active", "{bad:?}: nothing changed");
+    }
+    // A key far larger than any site name: refused unread, unknown.
+    let huge = "x".repeat(100_000);
+    c.put(W, KEY, &huge);
+    let r = run(a, &[]);
+    assert_eq!(r.status, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("answer over 65536 bytes"), "{}", r.stderr);
+
+    // A's own member cut off from the majority: its linearizable read times out and the run
+    // reads through the witness instead, which A still reaches.
+    c.put(W, KEY, "dc1");
+    c.cut(A, B);
+    let t = Instant::now();
+    let r = run(a, &["diff", "--output", "json"]);
+    let v = json(&r);
+    assert_eq!(v["role"], "primary", "{}", r.stderr);
+    eprintln!(
+        "measured: A-B cut, read through {} in {:?}",
+        v["check"]["etcd"]["endpoint"],
+        t.elapsed()
+    );
+    c.restore(A, B);
+
+    // Cut off from both: every endpoint fails within the request timeouts; unknown.
+    c.isolate(A);
+    let t = Instant::now();
+    let r = run(a, &[]);
+    let took = t.elapsed();
+    assert_eq!(r.status, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("no etcd endpoint answered"), "{}", r.stderr);
+    assert!(took < Duration::from_secs(4), "bounded by check.timeout: {took:?}");
+    assert_eq!(a.state("app.service"), "active", "unknown changes nothing");
+    c.rejoin(A);
+}
+
+#[test]
+fn automatic_mode_takes_over_when_the_primary_site_is_cut_off_and_never_runs_twice() {
+    let Some(c) = Cluster::boot() else { return };
+    // lease 6 s; fence_after 3 s + stop 1 s + clock 0.12 s < 6 s.
+    let lease = "    lease_ttl: 6s\n";
+    let fence = "  fence_after: 3s\n";
+    install(&c, A, "dc1", lease, fence);
+    install(&c, B, "dc2", lease, fence);
+    let (a, b) = (c.member(A), c.member(B));
+    for sb in [a, b] {
+        let r = run(sb, &["validate", "--config-only"]);
+        assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    }
+
+    // A runs first and takes the free key; B then finds it held.
+    let r = run(a, &[]);
+    assert_eq!((r.status, r.stdout.as_str()), (0, "started app.service\n"), "{}", r.stderr);
+    let v = json(&run(a, &["diff", "--output", "json"]));
+    assert_eq!(v["role"], "primary");
+    let lease_id = v["check"]["etcd"]["lease"].as_i64().expect("held on a lease");
+    assert!(lease_id != 0);
+    let r = run(b, &["--output", "json"]);
+    assert_eq!(json(&r)["check"]["etcd"]["reason_code"], "held_by_other_site");
+    assert_eq!(c.get(W, KEY), "dc1");
+    let switches = a.exec(&["systemctl", "list-timers", "--all", "--no-legend", "failover-manager-deadline-*"]);
+    assert!(
+        String::from_utf8_lossy(&switches.stdout).contains("failover-manager-deadline-"),
+        "the run armed the dead man's switch"
+    );
+
+    // Timers and watches on both sites; then A's timer stops (a wedged or masked run) and A
+    // is cut off from both others. Nobody acts by hand.
+    for sb in [a, b] {
+        sb.systemctl(&["start", "failover-manager.timer", WATCH]);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(a.state("app.service"), "active", "renewed, still primary");
+    assert_eq!(b.state("app.service"), "inactive");
+    a.systemctl(&["stop", "failover-manager.timer", WATCH]);
+    let cut = Instant::now();
+    c.isolate(A);
+    assert!(
+        eventually(Duration::from_secs(20), || b.state("app.service") == "active"),
+        "B never took over"
+    );
+    let took_over = cut.elapsed();
+    assert!(
+        eventually(Duration::from_secs(5), || a.state("app.service") == "inactive"),
+        "A never fenced"
+    );
+    // A's app stopped before B's started: never both.
+    let a_stopped = *app_times(a, "stopped").last().expect("A's app stopped");
+    let b_started = *app_times(b, "starting").last().expect("B's app started");
+    assert!(
+        a_stopped < b_started,
+        "both ran for {} ms",
+        (a_stopped - b_started) / 1_000_000
+    );
+    let fenced_by = a.exec(&["journalctl", "--no-pager", "-o", "cat", "-u", "failover-manager-deadline-*"]);
+    assert!(
+        !String::from_utf8_lossy(&fenced_by.stdout).is_empty(),
+        "the dead man's switch stopped A's app, with no run on A"
+    );
+    eprintln!(
+        "measured: A cut off (no runs on A) -> B's app verified after {took_over:?}; A's app \
+         stopped {} ms before B's started",
+        (b_started - a_stopped) / 1_000_000
+    );
+
+    // A comes back: the key is B's, so A stays a standby. No automatic failback.
+    c.rejoin(A);
+    c.wait_healthy(A, Duration::from_secs(30));
+    a.systemctl(&["start", "failover-manager.timer", WATCH]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(a.state("app.service"), "inactive");
+    assert_eq!(b.state("app.service"), "active");
+    assert_eq!(c.get(W, KEY), "dc2");
+    for (i, sb) in [(A, a), (B, b)] {
+        let failed = sb.exec(&["systemctl", "is-failed", "failover-manager.service"]);
+        eprintln!(
+            "{}: failover-manager.service {}",
+            NAMES[i],
+            String::from_utf8_lossy(&failed.stdout).trim()
+        );
+    }
+
+    // A key put by hand without a lease: unknown on the site it names, never acted on.
+    for sb in [a, b] {
+        sb.systemctl(&["stop", "failover-manager.timer", WATCH]);
+    }
+    c.put(W, KEY, "dc2");
+    let r = run(b, &[]);
+    assert_eq!(r.status, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("holds no lease"), "{}", r.stderr);
+    assert_eq!(b.state("app.service"), "active", "nothing changed");
+    // A site marked never to take the role on its own stays a standby with no key.
+    c.etcdctl_ok(W, &["del", KEY]);
+    a.write(
+        crate::test::CONFIG,
+        &a.read(crate::test::CONFIG)
+            .replace(lease, &format!("{lease}    candidate: false\n")),
+    );
+    let r = run(a, &["--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(json(&r)["check"]["etcd"]["reason_code"], "not_candidate");
+    assert_eq!(c.etcdctl_ok(W, &["get", "--count-only", KEY]).trim(), "");
+}
