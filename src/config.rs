@@ -704,15 +704,17 @@ const UNIT_NAME_MAX: usize = 255;
 
 /// Validates a unit name with systemd's own grammar (unit_name_is_valid) and appends
 /// `.service` to a name without a unit type, as systemctl itself would. Refused beyond that
-/// grammar: a leading `-` (it could be read as an option), a template without an instance,
-/// units that `systemctl start` cannot act on (device, scope), and the slices that hold the
-/// host's own services and logins.
+/// grammar: the slices and scopes that systemd itself owns, a leading `-` (it could be read
+/// as an option), a template without an instance, and units that `systemctl start` cannot act
+/// on (device, scope).
 pub fn normalize_unit_name(raw: &str) -> Result<String, String> {
     let q = quoted(raw);
     let name = raw.trim();
     if name.is_empty() {
         return Err("unit name is empty".into());
     }
+    // First: `-.slice` would otherwise be refused as an option, which hides what it is.
+    refuse_systemds_own(raw, name)?;
     if name.starts_with('-') {
         return Err(format!(
             "unit name {q} starts with '-' (looks like an option)"
@@ -750,31 +752,75 @@ pub fn normalize_unit_name(raw: &str) -> Result<String, String> {
             ));
         }
     }
-    refuse_unstartable(raw, &full, unit_type)?;
+    refuse_unstartable(raw, unit_type)?;
     Ok(full)
 }
 
-/// Units that are valid names but that a start or stop cannot (or must never) act on.
+/// Units that are valid names but that a start or stop cannot act on.
 /// A slice is accepted: `systemctl start` sets it up and `stop` stops every unit in it, which
 /// is what "the whole application" means on a host (an `app.slice` of several services).
-fn refuse_unstartable(raw: &str, full: &str, unit_type: &str) -> Result<(), String> {
+fn refuse_unstartable(raw: &str, unit_type: &str) -> Result<(), String> {
     let q = quoted(raw);
-    match (full, unit_type) {
-        (_, "device") => Err(format!(
+    match unit_type {
+        "device" => Err(format!(
             "unit name {q} is a device unit: systemd creates it when the kernel reports the device, and systemctl cannot start or stop one"
         )),
-        (_, "scope") => Err(format!(
+        "scope" => Err(format!(
             "unit name {q} is a scope unit: the program that runs its processes creates it (systemd-run --scope, a login), and systemctl cannot start one"
         )),
-        ("system.slice" | "user.slice", _) => Err(format!(
-            "unit name {q} is systemd's own slice of every {}: stopping it would take the host's own services down with it",
-            if full == "system.slice" {
-                "system service"
-            } else {
-                "login session"
-            }
-        )),
         _ => Ok(()),
+    }
+}
+
+/// The slices and scopes that systemd itself creates and owns (systemd.special(7)), each with
+/// what it is and what a stop of it would take down with it.
+const SYSTEMDS_OWN: &[(&str, &str, &str)] = &[
+    ("-.slice", "root slice", "every unit on the host"),
+    (
+        "system.slice",
+        "slice of every system service",
+        "the host's own services",
+    ),
+    (
+        "user.slice",
+        "slice of every login session",
+        "every login and user manager on the host",
+    ),
+    (
+        "machine.slice",
+        "slice of every virtual machine and container (systemd-machined)",
+        "every VM and container on the host",
+    ),
+    (
+        "capsule.slice",
+        "slice of every capsule (systemd-capsule@.service)",
+        "every capsule's service manager and services",
+    ),
+    (
+        "init.scope",
+        "scope of PID 1, the service manager",
+        "systemd itself",
+    ),
+];
+
+/// Refuses a slice or scope that systemd owns: the table above, and logind's slice of one
+/// user, `user-UID.slice` (user@.service(5)), the only kind of slice systemd names after a UID.
+fn refuse_systemds_own(raw: &str, name: &str) -> Result<(), String> {
+    let q = quoted(raw);
+    if let Some(&(_, what, stops)) = SYSTEMDS_OWN.iter().find(|(n, _, _)| *n == name) {
+        return Err(format!(
+            "unit name {q} is systemd's own {what}: stopping it would stop {stops}"
+        ));
+    }
+    let uid = name
+        .strip_prefix("user-")
+        .and_then(|n| n.strip_suffix(".slice"))
+        .filter(|uid| !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()));
+    match uid {
+        Some(uid) => Err(format!(
+            "unit name {q} is systemd-logind's slice of user {uid}: stopping it would stop every login and the user manager of user {uid}"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -1130,13 +1176,38 @@ units:
             ("\".service\"", "no name before .service"),
             ("\"@.service\"", "nothing before '@'"),
             ("sda.device", "is a device unit"),
-            ("init.scope", "is a scope unit"),
+            ("session-3.scope", "is a scope unit"),
+            ("-x.slice", "looks like an option"),
+            // systemd's own slices and scopes: each says what a stop would take down.
+            (
+                "\"-.slice\"",
+                "is systemd's own root slice: stopping it would stop every unit on the host",
+            ),
             (
                 "system.slice",
-                "stopping it would take the host's own services down",
+                "slice of every system service: stopping it would stop the host's own services",
             ),
-            ("user.slice", "every login session"),
-            ("-.slice", "looks like an option"),
+            (
+                "user.slice",
+                "slice of every login session: stopping it would stop every login",
+            ),
+            (
+                "machine.slice",
+                "stopping it would stop every VM and container on the host",
+            ),
+            (
+                "capsule.slice",
+                "stopping it would stop every capsule's service manager",
+            ),
+            (
+                "init.scope",
+                "scope of PID 1, the service manager: stopping it would stop systemd itself",
+            ),
+            (
+                "user-1000.slice",
+                "systemd-logind's slice of user 1000: stopping it would stop every login",
+            ),
+            ("\" machine.slice \"", "every VM and container"),
             ("a#b.service", "contains '#'"),
             ("café", "contains 'é'"),
             ("\"\"", "empty"),
@@ -1150,6 +1221,19 @@ units:
         assert!(e.contains("longer than 255"), "{e}");
         let e = parse_err("check: {command: [x]}\nunits:\n  - name: \"x y\"\n");
         assert!(e.contains("units[0].name: unit name"), "{e}");
+    }
+
+    #[test]
+    fn every_slice_and_scope_of_systemds_own_is_refused_with_what_it_would_stop() {
+        for &(name, what, stops) in SYSTEMDS_OWN {
+            let e = normalize_unit_name(name).err().unwrap_or_default();
+            assert_eq!(
+                e,
+                format!(
+                    "unit name {name:?} is systemd's own {what}: stopping it would stop {stops}"
+                )
+            );
+        }
     }
 
     #[test]
@@ -1174,8 +1258,11 @@ units:
         // and stopped); anything else after the last dot is part of a service's name, as for
         // systemctl; an instance may contain '@'.
         for name in [
-            "machine.slice",
             "app.slice",
+            // Below a slice of systemd's, but a site's own: only user-UID.slice is logind's.
+            "system-app.slice",
+            "machine-app.slice",
+            "user-app.slice",
             "a.socket",
             "a.target",
             "a.automount",
