@@ -134,9 +134,11 @@ pub enum ConfigError {
 
 // ---- raw, serde-facing shapes ------------------------------------------------------------
 
+/// `LONE_LIST`: see [`CheckVisitor`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+struct RawConfig<const LONE_LIST: bool> {
+    #[serde(deserialize_with = "check::<LONE_LIST, _>")]
     check: CheckConfig,
     #[serde(default)]
     defaults: RawDefaults,
@@ -195,7 +197,7 @@ struct RawUnit {
     managed: bool,
 }
 
-impl RawConfig {
+impl<const LONE_LIST: bool> RawConfig<LONE_LIST> {
     /// Fills in the defaults; everything was validated while it was read.
     fn into_config(self, path: &Path) -> Config {
         let defaults = self.defaults;
@@ -326,12 +328,16 @@ fn argv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     d.deserialize_seq(ArgvVisitor)
 }
 
-/// `check:`. Written by hand rather than derived so that the second exit-code list can be held
-/// against the first while it is read, at the element that repeats a code.
-impl<'de> Deserialize<'de> for CheckConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_struct("check", CHECK_KEYS, CheckVisitor)
-    }
+/// `check:`. Written by hand rather than derived so that each exit-code list can be held
+/// against the other while it is read, at the element that repeats a code.
+fn check<'de, const LONE_LIST: bool, D: Deserializer<'de>>(d: D) -> Result<CheckConfig, D::Error> {
+    d.deserialize_struct(
+        "check",
+        CHECK_KEYS,
+        CheckVisitor {
+            lone_list: LONE_LIST,
+        },
+    )
 }
 
 const CHECK_KEYS: &[&str] = &[
@@ -356,7 +362,28 @@ enum CheckKey {
     FenceAfter,
 }
 
-struct CheckVisitor;
+/// The list read second is held against the first. A list given alone is held against the
+/// other's default, at its elements only when it is known not to be followed by the other list
+/// (`lone_list`, from `lone_exit_code_list`: see `parse`); else at the end of the map, said at
+/// `check:`.
+struct CheckVisitor {
+    lone_list: bool,
+}
+
+impl CheckVisitor {
+    /// What a list is held against as it is read: the other list, once read.
+    fn other<'a>(
+        &self,
+        role: &'static str,
+        read: Option<&'a [i32]>,
+        default: &'a [i32],
+    ) -> Option<Other<'a>> {
+        match read {
+            Some(codes) => Some(Other::given(role, codes)),
+            None => self.lone_list.then(|| Other::defaulted(role, default)),
+        }
+    }
+}
 
 impl<'de> Visitor<'de> for CheckVisitor {
     type Value = CheckConfig;
@@ -371,6 +398,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
         let mut confirm_interval = default_confirm_interval();
         let mut fence_after = None;
         let mut seen = Vec::new();
+        let (primary_default, standby_default) = (default_primary_codes(), default_standby_codes());
         while let Some(key) = map.next_key::<CheckKey>()? {
             if seen.contains(&key) {
                 // CHECK_KEYS lists the keys in CheckKey's order.
@@ -381,11 +409,11 @@ impl<'de> Visitor<'de> for CheckVisitor {
                 CheckKey::Command => command = Some(map.next_value::<Argv>()?.0),
                 CheckKey::Timeout => timeout = map.next_value::<Positive>()?.0,
                 CheckKey::PrimaryExitCodes => {
-                    let other = standby.as_deref().map(|c| ("standby", c));
+                    let other = self.other("standby", standby.as_deref(), &standby_default);
                     primary = Some(map.next_value_seed(ExitCodes { other })?);
                 }
                 CheckKey::StandbyExitCodes => {
-                    let other = primary.as_deref().map(|c| ("primary", c));
+                    let other = self.other("primary", primary.as_deref(), &primary_default);
                     standby = Some(map.next_value_seed(ExitCodes { other })?);
                 }
                 CheckKey::Confirm => confirm = map.next_value::<Confirm>()?.0,
@@ -394,32 +422,22 @@ impl<'de> Visitor<'de> for CheckVisitor {
             }
         }
         let command = command.ok_or_else(|| de::Error::missing_field("command"))?;
-        // Two given lists were held against each other as the second was read; a given list
-        // can still repeat the other's default.
-        let conflict =
-            |given: &[i32], default: &[i32]| given.iter().find(|c| default.contains(c)).copied();
-        match (&primary, &standby) {
-            (Some(p), None) => {
-                if let Some(c) = conflict(p, &default_standby_codes()) {
-                    return Err(de::Error::custom(format!(
-                        "standby_exit_codes defaults to [1], and {c} is also a primary exit code; set standby_exit_codes"
-                    )));
-                }
-            }
-            (None, Some(s)) => {
-                if let Some(c) = conflict(s, &default_primary_codes()) {
-                    return Err(de::Error::custom(format!(
-                        "primary_exit_codes defaults to [0], and {c} is also a standby exit code; set primary_exit_codes"
-                    )));
-                }
-            }
-            _ => {}
+        // Without `lone_list`, a list given alone was held against nothing while it was read.
+        let lone = match (&primary, &standby) {
+            (Some(p), None) => Some((p, Other::defaulted("standby", &standby_default))),
+            (None, Some(s)) => Some((s, Other::defaulted("primary", &primary_default))),
+            _ => None,
+        };
+        if let Some((given, other)) = lone
+            && let Some(&c) = given.iter().find(|c| other.codes.contains(c))
+        {
+            return Err(de::Error::custom(other.clash(c)));
         }
         Ok(CheckConfig {
             command,
             timeout,
-            primary_exit_codes: primary.unwrap_or_else(default_primary_codes),
-            standby_exit_codes: standby.unwrap_or_else(default_standby_codes),
+            primary_exit_codes: primary.unwrap_or(primary_default),
+            standby_exit_codes: standby.unwrap_or(standby_default),
             confirm,
             confirm_interval,
             fence_after,
@@ -471,9 +489,46 @@ impl<'de> Deserialize<'de> for Confirm {
     }
 }
 
-/// An exit-code list: not empty, each code 0 to 255 and not in the `other` list already read.
+/// The other exit-code list, as each code read is held against it.
+#[derive(Clone, Copy)]
+struct Other<'a> {
+    role: &'static str,
+    codes: &'a [i32],
+    /// `codes` is that list's default: the file does not give it.
+    default: bool,
+}
+
+impl<'a> Other<'a> {
+    fn given(role: &'static str, codes: &'a [i32]) -> Self {
+        Other {
+            role,
+            codes,
+            default: false,
+        }
+    }
+    fn defaulted(role: &'static str, codes: &'a [i32]) -> Self {
+        Other {
+            role,
+            codes,
+            default: true,
+        }
+    }
+    /// Why `code` cannot be in both lists.
+    fn clash(&self, code: i32) -> String {
+        let role = self.role;
+        match self.default {
+            false => format!("{code} is also a {role} exit code"),
+            true => format!(
+                "{code} is also a {role} exit code ({role}_exit_codes defaults to {:?}); set {role}_exit_codes",
+                self.codes
+            ),
+        }
+    }
+}
+
+/// An exit-code list: not empty, each code 0 to 255 and not in the `other` list.
 struct ExitCodes<'a> {
-    other: Option<(&'static str, &'a [i32])>,
+    other: Option<Other<'a>>,
 }
 
 impl<'de> DeserializeSeed<'de> for ExitCodes<'_> {
@@ -501,7 +556,7 @@ impl<'de> Visitor<'de> for ExitCodes<'_> {
 }
 
 struct ExitCode<'a> {
-    other: Option<(&'static str, &'a [i32])>,
+    other: Option<Other<'a>>,
 }
 
 impl<'de> DeserializeSeed<'de> for ExitCode<'_> {
@@ -522,9 +577,7 @@ impl Visitor<'_> for ExitCode<'_> {
             _ => return Err(E::custom(format!("{n} is not an exit code (0 to 255)"))),
         };
         match self.other {
-            Some((role, codes)) if codes.contains(&code) => {
-                Err(E::custom(format!("{code} is also a {role} exit code")))
-            }
+            Some(other) if other.codes.contains(&code) => Err(E::custom(other.clash(code))),
             _ => Ok(code),
         }
     }
@@ -943,11 +996,47 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         ));
     }
     prescan::check(text).map_err(|p| invalid((p.line, p.column), p.message))?;
-    let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
-        let at = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        invalid(at, strip_mark(&e.to_string(), at))
-    })?;
+    let raw = serde_yaml::from_str::<RawConfig<false>>(text)
+        .map_err(|e| match lone_exit_code_list(text) {
+            // A lone list's clash with the other's default is found at the end of `check:`;
+            // read again, told that no other list follows, to point at the code itself. (A
+            // valid config is read once; the second read only ever finds an error as early.)
+            true => serde_yaml::from_str::<RawConfig<true>>(text)
+                .err()
+                .unwrap_or(e),
+            false => e,
+        })
+        .map_err(|e| {
+            let at = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            invalid(at, strip_mark(&e.to_string(), at))
+        })?;
     Ok(raw.into_config(path))
+}
+
+/// Whether `check:` gives one exit-code list and not the other: a lenient look at the text
+/// (every other rule is left to the real read; a text it cannot read gives `false`). A key
+/// counts as given whatever its value, `null` included.
+fn lone_exit_code_list(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Doc {
+        check: Lists,
+    }
+    #[derive(Deserialize)]
+    struct Lists {
+        #[serde(default)]
+        primary_exit_codes: Given,
+        #[serde(default)]
+        standby_exit_codes: Given,
+    }
+    #[derive(Default)]
+    struct Given(bool);
+    impl<'de> Deserialize<'de> for Given {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            de::IgnoredAny::deserialize(d).map(|_| Given(true))
+        }
+    }
+    serde_yaml::from_str::<Doc>(text)
+        .is_ok_and(|d| d.check.primary_exit_codes.0 != d.check.standby_exit_codes.0)
 }
 
 /// serde_norway says " at line L column C" after the problem; we print the position in front
@@ -1335,11 +1424,6 @@ units:
         assert!(e.contains("check.command: is empty"), "{e}");
         let e = parse_err("check:\n  command: /bin/true\nunits: [a]\n");
         assert!(e.contains("check.command: invalid type: string"), "{e}");
-        let e = parse_err("check:\n  command: [x]\n  primary_exit_codes: [0, 1]\nunits: [a]\n");
-        assert!(
-            e.starts_with("c.yaml:2:3: check: standby_exit_codes defaults to [1], and 1 is also a primary exit code"),
-            "{e}"
-        );
         let e = parse_err("check:\n  command: [x]\n  standby_exit_codes: [256]\nunits: [a]\n");
         assert!(
             e.starts_with("c.yaml:3:24: check.standby_exit_codes[0]: 256 is not an exit code"),
@@ -1363,6 +1447,84 @@ units:
             "check:\n  command: [x]\n  primary_exit_codes: [0, 10]\n  standby_exit_codes: [1, 11]\nunits: [a]\n",
         );
         assert_eq!(c.check.primary_exit_codes, vec![0, 10]);
+    }
+
+    #[test]
+    fn a_code_in_both_lists_is_said_at_the_element_in_either_order() {
+        let check = |lists: &str| format!("check:\n  command: [x]\n{lists}units: [a]\n");
+        let given = |p: &[i32], s: &[i32]| Ok::<_, &str>((p.to_vec(), s.to_vec()));
+        for (lists, expected) in [
+            // One list given: held against the other's default, at the element.
+            (
+                "  primary_exit_codes: [0, 1]\n",
+                Err(
+                    "c.yaml:3:27: check.primary_exit_codes[1]: 1 is also a standby exit code (standby_exit_codes defaults to [1]); set standby_exit_codes",
+                ),
+            ),
+            (
+                "  standby_exit_codes: [2, 0]\n",
+                Err(
+                    "c.yaml:3:27: check.standby_exit_codes[1]: 0 is also a primary exit code (primary_exit_codes defaults to [0]); set primary_exit_codes",
+                ),
+            ),
+            // The other list, given later, wins over its default: no clash.
+            (
+                "  primary_exit_codes: [0, 1]\n  standby_exit_codes: [2]\n",
+                given(&[0, 1], &[2]),
+            ),
+            (
+                "  standby_exit_codes: [2, 0]\n  primary_exit_codes: [1]\n",
+                given(&[1], &[2, 0]),
+            ),
+            // ... and is held against the list given first.
+            (
+                "  primary_exit_codes: [0, 1]\n  standby_exit_codes: [2, 1]\n",
+                Err("c.yaml:4:27: check.standby_exit_codes[1]: 1 is also a primary exit code\n"),
+            ),
+            (
+                "  standby_exit_codes: [1, 3]\n  primary_exit_codes: [0, 3]\n",
+                Err("c.yaml:4:27: check.primary_exit_codes[1]: 3 is also a standby exit code\n"),
+            ),
+            // A list written as null is given (and wrong): not held against a default.
+            (
+                "  standby_exit_codes: [0]\n  primary_exit_codes: null\n",
+                Err("c.yaml:4:23: check.primary_exit_codes: invalid type"),
+            ),
+            ("", given(&[0], &[1])),
+        ] {
+            let text = check(lists);
+            let got = parse(Path::new("c.yaml"), &text)
+                .map(|c| (c.check.primary_exit_codes, c.check.standby_exit_codes))
+                .map_err(|e| e.to_string() + "\n");
+            match (&got, expected) {
+                (Err(e), Err(want)) => assert!(e.starts_with(want), "{lists}: {e}"),
+                (got, want) => assert_eq!(*got, want.map_err(String::from), "{lists}"),
+            }
+        }
+        // On one line, too.
+        let e = parse_err("check: {command: [x], primary_exit_codes: [1, 0]}\nunits: [a]\n");
+        assert!(
+            e.starts_with("c.yaml:1:44: check.primary_exit_codes[0]: 1 is also a standby"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn without_the_first_look_a_lone_list_is_still_held_against_the_default() {
+        // What the first read (told nothing) finds; `parse` reads again to point at the code.
+        let text = "check:\n  command: [x]\n  primary_exit_codes: [0, 1]\nunits: [a]\n";
+        let e = serde_yaml::from_str::<RawConfig<false>>(text)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "check: 1 is also a standby exit code (standby_exit_codes defaults to [1]); set standby_exit_codes at line 2 column 3"
+            )
+        );
+        assert!(lone_exit_code_list(text));
+        assert!(!lone_exit_code_list("check: {command: [x]}\nunits: [a]\n"));
+        assert!(!lone_exit_code_list("check: [\n"));
     }
 
     #[test]
