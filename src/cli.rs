@@ -26,18 +26,21 @@ pub const VERSION: &str = match option_env!("FM_VERSION") {
 pub const EXIT_STATUS: &[(u8, &str)] = &[
     (
         0,
-        "Converged or nothing to do (reconcile), in sync (diff), valid (validate).",
+        "Converged, nothing to do, paused, or the check did not confirm a change (reconcile); \
+         in sync (diff); valid, without a warning (validate); done (pause, resume).",
     ),
     (
         1,
-        "A unit did not reach its state, systemd could not be asked, diff found drift, or \
-         validate found a problem on this host.",
+        "A unit did not reach its state, a hook failed, systemd could not be asked, the lock \
+         could not be taken (held far too long, interrupted), or output, the metrics or another \
+         file of the tool's own could not be written; diff found drift; validate found warnings \
+         only (a unit enabled at boot, a service timeout too short, systemd not reachable).",
     ),
     (2, "Bad command line."),
     (
         3,
-        "The check could not tell the role (failed, timed out, crashed, not found): nothing \
-         was changed.",
+        "The check could not tell the role (failed, timed out, crashed, not found; etcd could \
+         not be read, or its key names no site): nothing was changed (reconcile, diff).",
     ),
     (
         75,
@@ -45,7 +48,10 @@ pub const EXIT_STATUS: &[(u8, &str)] = &[
     ),
     (
         78,
-        "The config file is invalid, or a file it names is unsafe to run.",
+        "The config file is invalid, or a file it names is unsafe to run, or cannot serve the \
+         command (watch without check.etcd, an unreadable credentials file); validate found \
+         errors (a unit that does not exist or is masked, a check command that is missing or \
+         not executable, a metrics_file directory that is not root's alone).",
     ),
 ];
 
@@ -188,5 +194,109 @@ mod tests {
         used.dedup();
         let documented: Vec<u8> = EXIT_STATUS.iter().map(|(code, _)| *code).collect();
         assert_eq!(documented, used);
+    }
+
+    /// The codes whose EXIT_STATUS text says `words`.
+    fn codes_saying(words: &str) -> Vec<u8> {
+        let words = words.to_lowercase();
+        EXIT_STATUS
+            .iter()
+            .filter(|(_, text)| text.to_lowercase().contains(&words))
+            .map(|(code, _)| *code)
+            .collect()
+    }
+
+    #[test]
+    fn each_way_a_command_ends_is_said_under_the_code_it_exits_with() {
+        use crate::exit::Status::{self, *};
+        for status in [
+            Converged,
+            Failed,
+            RoleUnknown,
+            InSync,
+            Drift,
+            Valid,
+            Warnings,
+            Invalid,
+        ] {
+            // A new variant breaks this match: add it to the list and its words to EXIT_STATUS.
+            let words = match status {
+                Converged => "converged",
+                Failed => "a unit did not reach its state",
+                RoleUnknown => "could not tell the role",
+                InSync => "in sync (diff)",
+                Drift => "diff found drift",
+                Valid => "valid, without a warning (validate)",
+                Warnings => "validate found warnings only",
+                Invalid => "validate found errors",
+            };
+            let code = ExitCode::of(&Ok::<Status, _>(status)).code();
+            assert_eq!(codes_saying(words), [code], "{status:?}: {words:?}");
+        }
+    }
+
+    #[test]
+    fn each_error_is_said_under_the_code_it_exits_with() {
+        use crate::config::ConfigError;
+        use crate::exit::Error;
+        use crate::lock::LockError;
+        use crate::maintenance::PauseError;
+        use crate::secure_fs::FsError;
+        use crate::security::SecurityError;
+        use crate::systemd::SystemdError;
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let fs = || FsError::Io {
+            what: "file".into(),
+            path: "f".into(),
+            source: io(),
+        };
+        let held = |held_for| LockError::Stuck {
+            path: "l".into(),
+            holder: "pid 1".into(),
+            held_for,
+        };
+        for error in [
+            Error::Config(ConfigError::NotText { path: "c".into() }),
+            Error::Insecure(SecurityError::Unsafe {
+                what: "check".into(),
+                path: "c".into(),
+                problem: "owned by uid 1000".into(),
+                fix: "chown root".into(),
+            }),
+            Error::Lock(LockError::Busy {
+                path: "l".into(),
+                holder: "pid 1".into(),
+                waited: std::time::Duration::ZERO,
+            }),
+            Error::Lock(held(std::time::Duration::from_secs(3600))),
+            Error::Lock(LockError::Interrupted { path: "l".into() }),
+            Error::Lock(LockError::File(fs())),
+            Error::Pause(PauseError::File(fs())),
+            Error::Systemd(SystemdError::Connect("no".into())),
+            Error::Fence(fs()),
+            Error::Output(io()),
+            Error::Setup("watch follows check.etcd".into()),
+        ] {
+            // A new variant breaks this match: add one to the list and its words to EXIT_STATUS.
+            let words = match &error {
+                Error::Config(_) => "the config file is invalid",
+                Error::Insecure(_) => "unsafe to run",
+                Error::Lock(LockError::Busy { .. }) => "held the lock for all of --lock-wait",
+                Error::Lock(LockError::Stuck { .. }) => "held far too long",
+                Error::Lock(LockError::Interrupted { .. }) => "interrupted",
+                Error::Lock(LockError::Open { .. } | LockError::File(_)) => {
+                    "the lock could not be taken"
+                }
+                Error::Pause(_) | Error::Fence(_) => "file of the tool's own",
+                Error::Systemd(_) => "systemd could not be asked",
+                Error::Output(_) => "output",
+                Error::Setup(_) => "cannot serve the command",
+            };
+            let code = ExitCode::of(&Err(error)).code();
+            assert!(
+                codes_saying(words).contains(&code),
+                "{words:?}, code {code}"
+            );
+        }
     }
 }

@@ -320,9 +320,11 @@ pub enum ConfigError {
 
 // ---- raw, serde-facing shapes ------------------------------------------------------------
 
+/// `LONE_LIST`: see [`CheckVisitor`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+struct RawConfig<const LONE_LIST: bool> {
+    #[serde(deserialize_with = "check::<LONE_LIST, _>")]
     check: CheckConfig,
     #[serde(default)]
     defaults: RawDefaults,
@@ -381,7 +383,7 @@ struct RawUnit {
     managed: bool,
 }
 
-impl RawConfig {
+impl<const LONE_LIST: bool> RawConfig<LONE_LIST> {
     /// Fills in the defaults; everything was validated while it was read.
     fn into_config(self, path: &Path) -> Config {
         let defaults = self.defaults;
@@ -512,12 +514,16 @@ fn argv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     d.deserialize_seq(ArgvVisitor)
 }
 
-/// `check:`. Written by hand rather than derived so that the second exit-code list can be held
-/// against the first while it is read, at the element that repeats a code.
-impl<'de> Deserialize<'de> for CheckConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_struct("check", CHECK_KEYS, CheckVisitor)
-    }
+/// `check:`. Written by hand rather than derived so that each exit-code list can be held
+/// against the other while it is read, at the element that repeats a code.
+fn check<'de, const LONE_LIST: bool, D: Deserializer<'de>>(d: D) -> Result<CheckConfig, D::Error> {
+    d.deserialize_struct(
+        "check",
+        CHECK_KEYS,
+        CheckVisitor {
+            lone_list: LONE_LIST,
+        },
+    )
 }
 
 const CHECK_KEYS: &[&str] = &[
@@ -544,7 +550,28 @@ enum CheckKey {
     FenceAfter,
 }
 
-struct CheckVisitor;
+/// The list read second is held against the first. A list given alone is held against the
+/// other's default, at its elements only when it is known not to be followed by the other list
+/// (`lone_list`, from `lone_exit_code_list`: see `parse`); else at the end of the map, said at
+/// `check:`.
+struct CheckVisitor {
+    lone_list: bool,
+}
+
+impl CheckVisitor {
+    /// What a list is held against as it is read: the other list, once read.
+    fn other<'a>(
+        &self,
+        role: &'static str,
+        read: Option<&'a [i32]>,
+        default: &'a [i32],
+    ) -> Option<Other<'a>> {
+        match read {
+            Some(codes) => Some(Other::given(role, codes)),
+            None => self.lone_list.then(|| Other::defaulted(role, default)),
+        }
+    }
+}
 
 impl<'de> Visitor<'de> for CheckVisitor {
     type Value = CheckConfig;
@@ -560,6 +587,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
         let mut confirm_interval = default_confirm_interval();
         let mut fence_after = None;
         let mut seen = Vec::new();
+        let (primary_default, standby_default) = (default_primary_codes(), default_standby_codes());
         while let Some(key) = map.next_key::<CheckKey>()? {
             if seen.contains(&key) {
                 // CHECK_KEYS lists the keys in CheckKey's order.
@@ -571,11 +599,11 @@ impl<'de> Visitor<'de> for CheckVisitor {
                 CheckKey::Etcd => etcd = Some(map.next_value::<EtcdConfig>()?),
                 CheckKey::Timeout => timeout = map.next_value::<Positive>()?.0,
                 CheckKey::PrimaryExitCodes => {
-                    let other = standby.as_deref().map(|c| ("standby", c));
+                    let other = self.other("standby", standby.as_deref(), &standby_default);
                     primary = Some(map.next_value_seed(ExitCodes { other })?);
                 }
                 CheckKey::StandbyExitCodes => {
-                    let other = primary.as_deref().map(|c| ("primary", c));
+                    let other = self.other("primary", primary.as_deref(), &primary_default);
                     standby = Some(map.next_value_seed(ExitCodes { other })?);
                 }
                 CheckKey::Confirm => confirm = map.next_value::<Confirm>()?.0,
@@ -600,32 +628,22 @@ impl<'de> Visitor<'de> for CheckVisitor {
             }
             (None, None) => return Err(de::Error::missing_field("command")),
         };
-        // Two given lists were held against each other as the second was read; a given list
-        // can still repeat the other's default.
-        let conflict =
-            |given: &[i32], default: &[i32]| given.iter().find(|c| default.contains(c)).copied();
-        match (&primary, &standby) {
-            (Some(p), None) => {
-                if let Some(c) = conflict(p, &default_standby_codes()) {
-                    return Err(de::Error::custom(format!(
-                        "standby_exit_codes defaults to [1], and {c} is also a primary exit code; set standby_exit_codes"
-                    )));
-                }
-            }
-            (None, Some(s)) => {
-                if let Some(c) = conflict(s, &default_primary_codes()) {
-                    return Err(de::Error::custom(format!(
-                        "primary_exit_codes defaults to [0], and {c} is also a standby exit code; set primary_exit_codes"
-                    )));
-                }
-            }
-            _ => {}
+        // Without `lone_list`, a list given alone was held against nothing while it was read.
+        let lone = match (&primary, &standby) {
+            (Some(p), None) => Some((p, Other::defaulted("standby", &standby_default))),
+            (None, Some(s)) => Some((s, Other::defaulted("primary", &primary_default))),
+            _ => None,
+        };
+        if let Some((given, other)) = lone
+            && let Some(&c) = given.iter().find(|c| other.codes.contains(c))
+        {
+            return Err(de::Error::custom(other.clash(c)));
         }
         Ok(CheckConfig {
             source,
             timeout,
-            primary_exit_codes: primary.unwrap_or_else(default_primary_codes),
-            standby_exit_codes: standby.unwrap_or_else(default_standby_codes),
+            primary_exit_codes: primary.unwrap_or(primary_default),
+            standby_exit_codes: standby.unwrap_or(standby_default),
             confirm,
             confirm_interval,
             fence_after,
@@ -677,9 +695,46 @@ impl<'de> Deserialize<'de> for Confirm {
     }
 }
 
-/// An exit-code list: not empty, each code 0 to 255 and not in the `other` list already read.
+/// The other exit-code list, as each code read is held against it.
+#[derive(Clone, Copy)]
+struct Other<'a> {
+    role: &'static str,
+    codes: &'a [i32],
+    /// `codes` is that list's default: the file does not give it.
+    default: bool,
+}
+
+impl<'a> Other<'a> {
+    fn given(role: &'static str, codes: &'a [i32]) -> Self {
+        Other {
+            role,
+            codes,
+            default: false,
+        }
+    }
+    fn defaulted(role: &'static str, codes: &'a [i32]) -> Self {
+        Other {
+            role,
+            codes,
+            default: true,
+        }
+    }
+    /// Why `code` cannot be in both lists.
+    fn clash(&self, code: i32) -> String {
+        let role = self.role;
+        match self.default {
+            false => format!("{code} is also a {role} exit code"),
+            true => format!(
+                "{code} is also a {role} exit code ({role}_exit_codes defaults to {:?}); set {role}_exit_codes",
+                self.codes
+            ),
+        }
+    }
+}
+
+/// An exit-code list: not empty, each code 0 to 255 and not in the `other` list.
 struct ExitCodes<'a> {
-    other: Option<(&'static str, &'a [i32])>,
+    other: Option<Other<'a>>,
 }
 
 impl<'de> DeserializeSeed<'de> for ExitCodes<'_> {
@@ -707,7 +762,7 @@ impl<'de> Visitor<'de> for ExitCodes<'_> {
 }
 
 struct ExitCode<'a> {
-    other: Option<(&'static str, &'a [i32])>,
+    other: Option<Other<'a>>,
 }
 
 impl<'de> DeserializeSeed<'de> for ExitCode<'_> {
@@ -728,9 +783,7 @@ impl Visitor<'_> for ExitCode<'_> {
             _ => return Err(E::custom(format!("{n} is not an exit code (0 to 255)"))),
         };
         match self.other {
-            Some((role, codes)) if codes.contains(&code) => {
-                Err(E::custom(format!("{code} is also a {role} exit code")))
-            }
+            Some(other) if other.codes.contains(&code) => Err(E::custom(other.clash(code))),
             _ => Ok(code),
         }
     }
@@ -910,15 +963,17 @@ const UNIT_NAME_MAX: usize = 255;
 
 /// Validates a unit name with systemd's own grammar (unit_name_is_valid) and appends
 /// `.service` to a name without a unit type, as systemctl itself would. Refused beyond that
-/// grammar: a leading `-` (it could be read as an option), a template without an instance,
-/// units that `systemctl start` cannot act on (device, scope), and the slices that hold the
-/// host's own services and logins.
+/// grammar: the slices and scopes that systemd itself owns, a leading `-` (it could be read
+/// as an option), a template without an instance, and units that `systemctl start` cannot act
+/// on (device, scope).
 pub fn normalize_unit_name(raw: &str) -> Result<String, String> {
     let q = quoted(raw);
     let name = raw.trim();
     if name.is_empty() {
         return Err("unit name is empty".into());
     }
+    // First: `-.slice` would otherwise be refused as an option, which hides what it is.
+    refuse_systemds_own(raw, name)?;
     if name.starts_with('-') {
         return Err(format!(
             "unit name {q} starts with '-' (looks like an option)"
@@ -956,31 +1011,75 @@ pub fn normalize_unit_name(raw: &str) -> Result<String, String> {
             ));
         }
     }
-    refuse_unstartable(raw, &full, unit_type)?;
+    refuse_unstartable(raw, unit_type)?;
     Ok(full)
 }
 
-/// Units that are valid names but that a start or stop cannot (or must never) act on.
+/// Units that are valid names but that a start or stop cannot act on.
 /// A slice is accepted: `systemctl start` sets it up and `stop` stops every unit in it, which
 /// is what "the whole application" means on a host (an `app.slice` of several services).
-fn refuse_unstartable(raw: &str, full: &str, unit_type: &str) -> Result<(), String> {
+fn refuse_unstartable(raw: &str, unit_type: &str) -> Result<(), String> {
     let q = quoted(raw);
-    match (full, unit_type) {
-        (_, "device") => Err(format!(
+    match unit_type {
+        "device" => Err(format!(
             "unit name {q} is a device unit: systemd creates it when the kernel reports the device, and systemctl cannot start or stop one"
         )),
-        (_, "scope") => Err(format!(
+        "scope" => Err(format!(
             "unit name {q} is a scope unit: the program that runs its processes creates it (systemd-run --scope, a login), and systemctl cannot start one"
         )),
-        ("system.slice" | "user.slice", _) => Err(format!(
-            "unit name {q} is systemd's own slice of every {}: stopping it would take the host's own services down with it",
-            if full == "system.slice" {
-                "system service"
-            } else {
-                "login session"
-            }
-        )),
         _ => Ok(()),
+    }
+}
+
+/// The slices and scopes that systemd itself creates and owns (systemd.special(7)), each with
+/// what it is and what a stop of it would take down with it.
+const SYSTEMDS_OWN: &[(&str, &str, &str)] = &[
+    ("-.slice", "root slice", "every unit on the host"),
+    (
+        "system.slice",
+        "slice of every system service",
+        "the host's own services",
+    ),
+    (
+        "user.slice",
+        "slice of every login session",
+        "every login and user manager on the host",
+    ),
+    (
+        "machine.slice",
+        "slice of every virtual machine and container (systemd-machined)",
+        "every VM and container on the host",
+    ),
+    (
+        "capsule.slice",
+        "slice of every capsule (systemd-capsule@.service)",
+        "every capsule's service manager and services",
+    ),
+    (
+        "init.scope",
+        "scope of PID 1, the service manager",
+        "systemd itself",
+    ),
+];
+
+/// Refuses a slice or scope that systemd owns: the table above, and logind's slice of one
+/// user, `user-UID.slice` (user@.service(5)), the only kind of slice systemd names after a UID.
+fn refuse_systemds_own(raw: &str, name: &str) -> Result<(), String> {
+    let q = quoted(raw);
+    if let Some(&(_, what, stops)) = SYSTEMDS_OWN.iter().find(|(n, _, _)| *n == name) {
+        return Err(format!(
+            "unit name {q} is systemd's own {what}: stopping it would stop {stops}"
+        ));
+    }
+    let uid = name
+        .strip_prefix("user-")
+        .and_then(|n| n.strip_suffix(".slice"))
+        .filter(|uid| !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()));
+    match uid {
+        Some(uid) => Err(format!(
+            "unit name {q} is systemd-logind's slice of user {uid}: stopping it would stop every login and the user manager of user {uid}"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -1103,10 +1202,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         ));
     }
     prescan::check(text).map_err(|p| invalid((p.line, p.column), p.message))?;
-    let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
-        let at = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        invalid(at, strip_mark(&e.to_string(), at))
-    })?;
+    let raw = serde_yaml::from_str::<RawConfig<false>>(text)
+        .map_err(|e| match lone_exit_code_list(text) {
+            // A lone list's clash with the other's default is found at the end of `check:`;
+            // read again, told that no other list follows, to point at the code itself. (A
+            // valid config is read once; the second read only ever finds an error as early.)
+            true => serde_yaml::from_str::<RawConfig<true>>(text)
+                .err()
+                .unwrap_or(e),
+            false => e,
+        })
+        .map_err(|e| {
+            let at = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            invalid(at, strip_mark(&e.to_string(), at))
+        })?;
     let config = raw.into_config(path);
     consistent(&config).map_err(|(key, message)| invalid(key_position(text, key), message))?;
     Ok(config)
@@ -1216,6 +1325,32 @@ fn key_position(text: &str, key: &str) -> (usize, usize) {
                 .then(|| (i + 1, l.len() - t.len() + 1))
         })
         .unwrap_or((1, 1))
+}
+
+/// Whether `check:` gives one exit-code list and not the other: a lenient look at the text
+/// (every other rule is left to the real read; a text it cannot read gives `false`). A key
+/// counts as given whatever its value, `null` included.
+fn lone_exit_code_list(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Doc {
+        check: Lists,
+    }
+    #[derive(Deserialize)]
+    struct Lists {
+        #[serde(default)]
+        primary_exit_codes: Given,
+        #[serde(default)]
+        standby_exit_codes: Given,
+    }
+    #[derive(Default)]
+    struct Given(bool);
+    impl<'de> Deserialize<'de> for Given {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            de::IgnoredAny::deserialize(d).map(|_| Given(true))
+        }
+    }
+    serde_yaml::from_str::<Doc>(text)
+        .is_ok_and(|d| d.check.primary_exit_codes.0 != d.check.standby_exit_codes.0)
 }
 
 /// serde_norway says " at line L column C" after the problem; we print the position in front
@@ -1444,13 +1579,38 @@ units:
             ("\".service\"", "no name before .service"),
             ("\"@.service\"", "nothing before '@'"),
             ("sda.device", "is a device unit"),
-            ("init.scope", "is a scope unit"),
+            ("session-3.scope", "is a scope unit"),
+            ("-x.slice", "looks like an option"),
+            // systemd's own slices and scopes: each says what a stop would take down.
+            (
+                "\"-.slice\"",
+                "is systemd's own root slice: stopping it would stop every unit on the host",
+            ),
             (
                 "system.slice",
-                "stopping it would take the host's own services down",
+                "slice of every system service: stopping it would stop the host's own services",
             ),
-            ("user.slice", "every login session"),
-            ("-.slice", "looks like an option"),
+            (
+                "user.slice",
+                "slice of every login session: stopping it would stop every login",
+            ),
+            (
+                "machine.slice",
+                "stopping it would stop every VM and container on the host",
+            ),
+            (
+                "capsule.slice",
+                "stopping it would stop every capsule's service manager",
+            ),
+            (
+                "init.scope",
+                "scope of PID 1, the service manager: stopping it would stop systemd itself",
+            ),
+            (
+                "user-1000.slice",
+                "systemd-logind's slice of user 1000: stopping it would stop every login",
+            ),
+            ("\" machine.slice \"", "every VM and container"),
             ("a#b.service", "contains '#'"),
             ("café", "contains 'é'"),
             ("\"\"", "empty"),
@@ -1464,6 +1624,19 @@ units:
         assert!(e.contains("longer than 255"), "{e}");
         let e = parse_err("check: {command: [x]}\nunits:\n  - name: \"x y\"\n");
         assert!(e.contains("units[0].name: unit name"), "{e}");
+    }
+
+    #[test]
+    fn every_slice_and_scope_of_systemds_own_is_refused_with_what_it_would_stop() {
+        for &(name, what, stops) in SYSTEMDS_OWN {
+            let e = normalize_unit_name(name).err().unwrap_or_default();
+            assert_eq!(
+                e,
+                format!(
+                    "unit name {name:?} is systemd's own {what}: stopping it would stop {stops}"
+                )
+            );
+        }
     }
 
     #[test]
@@ -1488,8 +1661,11 @@ units:
         // and stopped); anything else after the last dot is part of a service's name, as for
         // systemctl; an instance may contain '@'.
         for name in [
-            "machine.slice",
             "app.slice",
+            // Below a slice of systemd's, but a site's own: only user-UID.slice is logind's.
+            "system-app.slice",
+            "machine-app.slice",
+            "user-app.slice",
             "a.socket",
             "a.target",
             "a.automount",
@@ -1562,11 +1738,6 @@ units:
         assert!(e.contains("check.command: is empty"), "{e}");
         let e = parse_err("check:\n  command: /bin/true\nunits: [a]\n");
         assert!(e.contains("check.command: invalid type: string"), "{e}");
-        let e = parse_err("check:\n  command: [x]\n  primary_exit_codes: [0, 1]\nunits: [a]\n");
-        assert!(
-            e.starts_with("c.yaml:2:3: check: standby_exit_codes defaults to [1], and 1 is also a primary exit code"),
-            "{e}"
-        );
         let e = parse_err("check:\n  command: [x]\n  standby_exit_codes: [256]\nunits: [a]\n");
         assert!(
             e.starts_with("c.yaml:3:24: check.standby_exit_codes[0]: 256 is not an exit code"),
@@ -1590,6 +1761,84 @@ units:
             "check:\n  command: [x]\n  primary_exit_codes: [0, 10]\n  standby_exit_codes: [1, 11]\nunits: [a]\n",
         );
         assert_eq!(c.check.primary_exit_codes, vec![0, 10]);
+    }
+
+    #[test]
+    fn a_code_in_both_lists_is_said_at_the_element_in_either_order() {
+        let check = |lists: &str| format!("check:\n  command: [x]\n{lists}units: [a]\n");
+        let given = |p: &[i32], s: &[i32]| Ok::<_, &str>((p.to_vec(), s.to_vec()));
+        for (lists, expected) in [
+            // One list given: held against the other's default, at the element.
+            (
+                "  primary_exit_codes: [0, 1]\n",
+                Err(
+                    "c.yaml:3:27: check.primary_exit_codes[1]: 1 is also a standby exit code (standby_exit_codes defaults to [1]); set standby_exit_codes",
+                ),
+            ),
+            (
+                "  standby_exit_codes: [2, 0]\n",
+                Err(
+                    "c.yaml:3:27: check.standby_exit_codes[1]: 0 is also a primary exit code (primary_exit_codes defaults to [0]); set primary_exit_codes",
+                ),
+            ),
+            // The other list, given later, wins over its default: no clash.
+            (
+                "  primary_exit_codes: [0, 1]\n  standby_exit_codes: [2]\n",
+                given(&[0, 1], &[2]),
+            ),
+            (
+                "  standby_exit_codes: [2, 0]\n  primary_exit_codes: [1]\n",
+                given(&[1], &[2, 0]),
+            ),
+            // ... and is held against the list given first.
+            (
+                "  primary_exit_codes: [0, 1]\n  standby_exit_codes: [2, 1]\n",
+                Err("c.yaml:4:27: check.standby_exit_codes[1]: 1 is also a primary exit code\n"),
+            ),
+            (
+                "  standby_exit_codes: [1, 3]\n  primary_exit_codes: [0, 3]\n",
+                Err("c.yaml:4:27: check.primary_exit_codes[1]: 3 is also a standby exit code\n"),
+            ),
+            // A list written as null is given (and wrong): not held against a default.
+            (
+                "  standby_exit_codes: [0]\n  primary_exit_codes: null\n",
+                Err("c.yaml:4:23: check.primary_exit_codes: invalid type"),
+            ),
+            ("", given(&[0], &[1])),
+        ] {
+            let text = check(lists);
+            let got = parse(Path::new("c.yaml"), &text)
+                .map(|c| (c.check.primary_exit_codes, c.check.standby_exit_codes))
+                .map_err(|e| e.to_string() + "\n");
+            match (&got, expected) {
+                (Err(e), Err(want)) => assert!(e.starts_with(want), "{lists}: {e}"),
+                (got, want) => assert_eq!(*got, want.map_err(String::from), "{lists}"),
+            }
+        }
+        // On one line, too.
+        let e = parse_err("check: {command: [x], primary_exit_codes: [1, 0]}\nunits: [a]\n");
+        assert!(
+            e.starts_with("c.yaml:1:44: check.primary_exit_codes[0]: 1 is also a standby"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn without_the_first_look_a_lone_list_is_still_held_against_the_default() {
+        // What the first read (told nothing) finds; `parse` reads again to point at the code.
+        let text = "check:\n  command: [x]\n  primary_exit_codes: [0, 1]\nunits: [a]\n";
+        let e = serde_yaml::from_str::<RawConfig<false>>(text)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "check: 1 is also a standby exit code (standby_exit_codes defaults to [1]); set standby_exit_codes at line 2 column 3"
+            )
+        );
+        assert!(lone_exit_code_list(text));
+        assert!(!lone_exit_code_list("check: {command: [x]}\nunits: [a]\n"));
+        assert!(!lone_exit_code_list("check: [\n"));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub enum Error {
     Systemd(#[from] SystemdError),
     #[error(transparent)]
     Fence(#[from] crate::secure_fs::FsError),
+    /// Not a reader that has gone (EPIPE): that only ends the output (`run::write_out`).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
     /// The config cannot serve this command (`watch` without `check.etcd`), or what it names

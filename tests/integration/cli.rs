@@ -1,6 +1,9 @@
 //! The command line against a real host: config errors, validate, the config path rules.
 
-use crate::test::Test;
+use std::process::Stdio;
+
+use crate::sandbox;
+use crate::test::{Test, fixtures};
 use crate::unit::Unit;
 
 #[test]
@@ -81,5 +84,50 @@ fn usage_errors_exit_2() {
             .stderr_has("'yaml'")
             .check();
         r.then(&["--help"]).stdout_has("reconcile").check();
+    }
+}
+
+/// `failover-manager diff | head`: stdout's reader is gone (here before a word is written, its
+/// end of the pipe closed before the run). Each command ends as it would have with a reader,
+/// and says nothing about the pipe.
+#[test]
+fn a_reader_that_has_gone_changes_neither_the_status_nor_what_is_done() {
+    let Some(r) = fixtures::host()
+        .primary()
+        .args(&["diff"])
+        .status(1)
+        .any_stdout()
+        .run()
+    else {
+        return;
+    };
+    let without_reader = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let mut argv = vec![sandbox::BIN];
+        argv.extend(args);
+        let out = r
+            .sandbox
+            .command(&argv)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("nsenter");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    let quiet = |code| (Some(code), String::new());
+    assert_eq!(without_reader(&["diff"]), quiet(1), "drift");
+    // Acts, and exits as it converged, though it could not say what it did.
+    assert_eq!(without_reader(&["reconcile"]), quiet(0), "reconcile");
+    assert_eq!(r.sandbox.state("app.service"), "active");
+    assert_eq!(r.sandbox.state("replica.service"), "inactive");
+    for args in [
+        &["diff"][..],
+        &["diff", "--output", "json"],
+        &["reconcile", "--dry-run"],
+        &["validate"],
+    ] {
+        assert_eq!(without_reader(args), quiet(0), "{args:?}");
     }
 }
