@@ -125,11 +125,12 @@ fn gate(argv: &[String], timeout: Duration, env: &[(&str, &str)]) -> Result<(), 
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     let f = crate::process::run(argv, timeout, &env);
+    let program = argv.first().map_or("", String::as_str);
     match f.exit {
         Exit::Code(0) => Ok(()),
         other => Err(match f.output.last() {
-            Some(line) => format!("{} {other}: {line}", argv[0]),
-            None => format!("{} {other}", argv[0]),
+            Some(line) => format!("{program} {other}: {line}"),
+            None => format!("{program} {other}"),
         }),
     }
 }

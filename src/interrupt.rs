@@ -18,6 +18,15 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
+/// For a command with nothing to finish (`watch`, blocked in a read that a signal does not
+/// end): SIGTERM and SIGINT end the process at once, with status 0.
+pub fn exit_on_signal() -> std::io::Result<()> {
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(sig, 0, Arc::new(AtomicBool::new(true)))?;
+    }
+    Ok(())
+}
+
 pub fn requested() -> bool {
     flag().load(Ordering::Relaxed)
 }

@@ -673,6 +673,7 @@ impl Systemd {
     fn create_switch(&self, spec: &crate::deadline::Spec) -> Result<(), SystemdError> {
         let usec = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let argv: Vec<&str> = spec.exec.iter().map(String::as_str).collect();
+        let program = argv.first().copied().unwrap_or(crate::deadline::SYSTEMCTL);
         let timer = [
             ("Description", Value::Str(&spec.description)),
             ("OnActiveSec", Value::U64(usec(spec.fire_after))),
@@ -682,7 +683,7 @@ impl Systemd {
         ];
         let service = [
             ("Description", Value::Str(&spec.description)),
-            ("ExecStart", Value::Exec(&argv[0], &argv)),
+            ("ExecStart", Value::Exec(program, &argv)),
         ];
         self.with_conn("StartTransientUnit", &spec.timer, |c| {
             c.call(

@@ -29,6 +29,8 @@ pub fn run(config: &Config, unit: &str) -> Result<Status, Error> {
             "watch follows check.etcd, and this config has check.command".into(),
         ));
     };
+    // A stop must not wait out a read of the stream (up to IDLE).
+    interrupt::exit_on_signal()?;
     let systemd = Systemd::new();
     let client = witness::client(etcd).map_err(Error::Setup)?;
     // 0: from now. After a stream breaks: the revision after the last one seen.

@@ -19,5 +19,6 @@ mod reconcile;
 mod safety;
 mod seen;
 mod shipped;
+mod takeover;
 mod two_sites;
 mod witness_drill;
