@@ -190,26 +190,54 @@ fn endpoints<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 
 /// An etcd key: printable, no blank space, starting with `/`.
 fn etcd_key<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let k = String::deserialize(d)?;
-    if !k.starts_with('/') || k.len() > 255 || !k.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(de::Error::custom(format!(
-            "key {:?} must start with / and be up to 255 printable ASCII characters without spaces",
-            k.chars().take(64).collect::<String>()
-        )));
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an etcd key such as /failover-manager/primary-site")
+        }
+        fn visit_str<E: de::Error>(self, k: &str) -> Result<String, E> {
+            if !k.starts_with('/') || k.len() > 255 || !k.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(E::custom(format!(
+                    "key {:?} must start with / and be up to 255 printable ASCII characters without spaces",
+                    k.chars().take(64).collect::<String>()
+                )));
+            }
+            Ok(k.to_owned())
+        }
     }
-    Ok(k)
+    d.deserialize_str(V)
 }
 
 /// etcd counts a lease's TTL in whole seconds, and will not grant less than a couple.
 fn lease_ttl<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let t = positive_duration(d)?;
-    if t.subsec_nanos() != 0 || t < Duration::from_secs(3) {
-        return Err(de::Error::custom(format!(
-            "{} must be whole seconds, 3s or more (etcd counts a lease in seconds)",
-            humantime::format_duration(t)
-        )));
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("whole seconds such as \"30s\"")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
+            let t = DurationVisitor { allow_zero: false }.visit_str::<E>(s)?;
+            if t.subsec_nanos() != 0 || t < Duration::from_secs(3) {
+                return Err(E::custom(format!(
+                    "{} must be whole seconds, 3s or more (etcd counts a lease in seconds)",
+                    humantime::format_duration(t)
+                )));
+            }
+            Ok(t)
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Duration, E> {
+            DurationVisitor { allow_zero: false }.visit_u64(n)
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Duration, E> {
+            DurationVisitor { allow_zero: false }.visit_i64(n)
+        }
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Duration, E> {
+            DurationVisitor { allow_zero: false }.visit_f64(n)
+        }
     }
-    Ok(Some(t))
+    d.deserialize_any(V).map(Some)
 }
 
 fn opt_argv<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -1467,6 +1495,132 @@ units:
             Ok(c) => panic!("expected an error, got {c:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    const ETCD: &str = "site: dc1\ncheck:\n  etcd:\n    endpoints: [http://127.0.0.1:2379, https://10.0.0.2:2379]\n    key: /fm/primary\n";
+
+    fn etcd_config(etcd_extra: &str, check_extra: &str, units: &str) -> String {
+        format!("{ETCD}{etcd_extra}{check_extra}units:\n{units}")
+    }
+
+    #[test]
+    fn check_etcd_manual_and_automatic() {
+        let c = parse_ok(&etcd_config("", "", "  - app.service\n"));
+        let e = c.check.etcd().expect("check.etcd");
+        assert_eq!(e.endpoints.len(), 2);
+        assert_eq!(e.key, "/fm/primary");
+        assert_eq!(e.request_timeout, Duration::from_secs(1));
+        assert!(!e.automatic());
+        assert!(e.candidate);
+        assert_eq!(c.check.command(), None);
+        // Automatic: 10 s + 5 s to stop + 0.6 s < 30 s.
+        let c = parse_ok(&etcd_config(
+            "    lease_ttl: 30s\n    candidate: false\n    before_acquire: [/usr/local/bin/replica-lag-ok]\n",
+            "  fence_after: 10s\n",
+            "  - name: app.service\n    verify_timeout: 5s\n",
+        ));
+        let e = c.check.etcd().expect("check.etcd");
+        assert_eq!(e.lease_ttl, Some(Duration::from_secs(30)));
+        assert!(!e.candidate);
+        assert_eq!(
+            e.before_acquire.as_deref(),
+            Some(&["/usr/local/bin/replica-lag-ok".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn check_etcd_needs_a_site_and_automatic_mode_the_inequality() {
+        let e = parse_err("check:\n  etcd: {endpoints: [http://a:2379], key: /k}\nunits: [a]\n");
+        assert!(e.starts_with("c.yaml:2:3: check.etcd needs `site:`"), "{e}");
+        let e = parse_err(&etcd_config(
+            "    lease_ttl: 30s\n",
+            "",
+            "  - app.service\n",
+        ));
+        assert!(
+            e.starts_with("c.yaml:6:5: check.etcd.lease_ttl needs check.fence_after"),
+            "{e}"
+        );
+        // 20 s + 2 × 5 s (one unit after the other) + 0.6 s >= 30 s: refused, with the numbers.
+        let units = "  - {name: app.service, verify_timeout: 5s}\n  - {name: vip.service, verify_timeout: 5s}\n";
+        let e = parse_err(&etcd_config(
+            "    lease_ttl: 30s\n",
+            "  fence_after: 20s\n",
+            units,
+        ));
+        assert!(
+            e.starts_with(
+                "c.yaml:6:5: check.etcd.lease_ttl 30s must be longer than fence_after 20s + stopping the primary units 10s (verify_timeout of app.service, vip.service) + 600ms for clock rate = 30s 600ms"
+            ),
+            "{e}"
+        );
+        // Stopped together (parallel): the slowest counts, and it fits.
+        let c = parse_ok(&format!(
+            "parallel: true\n{}",
+            etcd_config("    lease_ttl: 30s\n", "  fence_after: 20s\n", units)
+        ));
+        assert!(c.check.etcd().is_some_and(EtcdConfig::automatic));
+        // Standby units do not count; unmanaged primary units are not stopped either.
+        parse_ok(&etcd_config(
+            "    lease_ttl: 30s\n",
+            "  fence_after: 20s\n",
+            "  - {name: app.service, verify_timeout: 5s}\n  - {name: replica.service, when: standby, verify_timeout: 60s}\n  - {name: x.service, managed: false, verify_timeout: 60s}\n",
+        ));
+    }
+
+    #[test]
+    fn check_etcd_bad_values_are_said_where_they_are() {
+        for (etcd, says) in [
+            (
+                "    lease_ttl: 2s\n",
+                "c.yaml:6:16: check.etcd.lease_ttl: 2s must be whole seconds, 3s or more",
+            ),
+            ("    lease_ttl: 3500ms\n", "must be whole seconds"),
+            ("    lease_ttl: 30\n", "has no unit"),
+            ("    request_timeout: 0s\n", "check.etcd.request_timeout"),
+            ("    candidate: maybe\n", "check.etcd.candidate"),
+            ("    before_acquire: []\n", "check.etcd.before_acquire"),
+            (
+                "    ca_file: etc/ca.pem\n",
+                "\"etc/ca.pem\" is not an absolute path",
+            ),
+            ("    endpoint: http://x\n", "unknown field `endpoint`"),
+        ] {
+            let e = parse_err(&etcd_config(etcd, "", "  - app.service\n"));
+            assert!(e.contains(says), "{etcd:?}: {e}");
+        }
+        for (endpoints, says) in [
+            ("[]", "is empty"),
+            ("[ftp://x:1]", "must start with http:// or https://"),
+            (
+                "[http://x:2379/v3/kv]",
+                "must be scheme://host:port and nothing else",
+            ),
+            ("[http://]", "must be scheme://host:port"),
+            ("[http://a:1, http://a:1]", "is listed twice"),
+        ] {
+            let e = parse_err(&format!(
+                "site: a\ncheck:\n  etcd: {{endpoints: {endpoints}, key: /k}}\nunits: [a]\n"
+            ));
+            assert!(e.contains(says), "{endpoints}: {e}");
+        }
+        for key in ["k", "\"/a b\"", "\"\""] {
+            let e = parse_err(&format!(
+                "site: a\ncheck:\n  etcd: {{endpoints: [http://a:1], key: {key}}}\nunits: [a]\n"
+            ));
+            assert!(
+                e.contains("must start with / and be up to 255 printable"),
+                "{key}: {e}"
+            );
+        }
+        let e = parse_err(
+            "site: a\ncheck:\n  command: [x]\n  etcd: {endpoints: [http://a:1], key: /k}\nunits: [a]\n",
+        );
+        assert!(e.contains("has both `command` and `etcd`"), "{e}");
+        let e = parse_err(
+            "site: a\ncheck:\n  etcd: {endpoints: [http://a:1], key: /k}\n  primary_exit_codes: [0]\nunits: [a]\n",
+        );
+        assert!(e.contains("are for check.command, not check.etcd"), "{e}");
     }
 
     #[test]

@@ -567,6 +567,8 @@ mod tests {
         /// Each arming (true) or disarming (false) of the dead man's switch.
         switch: RefCell<Vec<bool>>,
         arm_fails: bool,
+        /// How long before `clock` the check's request was sent.
+        answer_age_ms: u64,
         epochs: RefCell<Vec<Option<i64>>>,
     }
 
@@ -592,6 +594,7 @@ mod tests {
                 clock: crate::clock::at("boot", 5_000_000),
                 switch: RefCell::new(Vec::new()),
                 arm_fails: false,
+                answer_age_ms: 0,
                 epochs: RefCell::new(Vec::new()),
             }
         }
@@ -636,7 +639,7 @@ mod tests {
                 })),
                 duration: Duration::from_millis(3),
                 output: Vec::new(),
-                sent: self.clock.clone(),
+                sent: crate::clock::at("boot", self.clock.boottime_ms - self.answer_age_ms),
             }
         }
         fn sleep(&self, _: Duration) -> bool {
@@ -787,6 +790,94 @@ mod tests {
         assert!(r.plan.is_empty());
         assert!(world.jobs().is_empty());
         assert_eq!(exit(r), ExitCode::RoleUnknown);
+    }
+
+    #[test]
+    fn a_confirmed_primary_arms_the_dead_mans_switch_before_it_starts_anything() {
+        let world = World::new(&[Role::Primary]);
+        let r = run(&config("  fence_after: 20s\n"), &world);
+        assert_eq!(*world.switch.borrow(), [true]);
+        assert_eq!(
+            r.switch,
+            Some(deadline::Outcome::Armed {
+                fires_after: Duration::from_secs(15)
+            })
+        );
+        assert_eq!(world.jobs(), ["stop replica.service", "start app.service"]);
+        assert_eq!(exit(r), ExitCode::Success);
+        // Without fence_after there is no switch.
+        let world = World::new(&[Role::Primary]);
+        assert_eq!(run(&config(""), &world).switch, None);
+        assert!(world.switch.borrow().is_empty());
+        // A dry run arms nothing.
+        let world = World::new(&[Role::Primary]);
+        let dry = Options {
+            dry_run: true,
+            ..OPTS
+        };
+        assert!(reconcile(&config("  fence_after: 20s\n"), dry, &world).is_ok());
+        assert!(world.switch.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_primary_that_cannot_bound_itself_acts_as_if_the_role_were_unknown() {
+        // The answer came from a request sent 5.1 s ago: past a quarter of fence_after.
+        let late = World {
+            answer_age_ms: 5_100,
+            ..World::new(&[Role::Primary])
+        };
+        // systemd refused the switch.
+        let refused = World {
+            arm_fails: true,
+            ..World::new(&[Role::Primary])
+        };
+        for world in [late, refused] {
+            let r = run(&config("  fence_after: 20s\n"), &world);
+            assert!(
+                r.switch.as_ref().is_some_and(|o| !o.holds()),
+                "{:?}",
+                r.switch
+            );
+            assert_eq!(r.plan.role, Role::Unknown);
+            assert!(world.jobs().is_empty(), "nothing started or stopped");
+            assert!(world.events().is_empty());
+            assert_eq!(exit(r), ExitCode::RoleUnknown);
+        }
+    }
+
+    #[test]
+    fn a_standby_stops_the_switch_once_and_an_unknown_role_leaves_it_to_fire() {
+        let was_primary = fence::Record::Confirmed(fence::Confirmed::new(
+            Role::Primary,
+            crate::clock::at("boot", 4_999_000),
+            SystemTime::UNIX_EPOCH,
+        ));
+        let world = World {
+            record: Some(was_primary.clone()),
+            ..World::new(&[Role::Standby])
+        };
+        let r = run(&config("  fence_after: 20s\n"), &world);
+        assert_eq!(*world.switch.borrow(), [false]);
+        assert_eq!(r.switch, Some(deadline::Outcome::Disarmed));
+        // Standby before too: nothing to stop.
+        let world = World {
+            record: Some(fence::Record::Confirmed(fence::Confirmed::new(
+                Role::Standby,
+                crate::clock::at("boot", 4_999_000),
+                SystemTime::UNIX_EPOCH,
+            ))),
+            ..World::new(&[Role::Standby])
+        };
+        run(&config("  fence_after: 20s\n"), &world);
+        assert!(world.switch.borrow().is_empty());
+        // Unknown: the switch stays armed, to fire.
+        let world = World {
+            record: Some(was_primary),
+            ..World::new(&[Role::Unknown])
+        };
+        let r = run(&config("  fence_after: 20s\n"), &world);
+        assert!(world.switch.borrow().is_empty());
+        assert_eq!(r.switch, None);
     }
 
     #[test]

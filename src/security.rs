@@ -202,6 +202,26 @@ pub fn check_config(config: &crate::config::Config) -> Result<(), SecurityError>
                 .all()
                 .map(|(_, h)| ("hook command", h.command.as_slice())),
         );
+    if let Some(e) = etcd {
+        // Who can change what root trusts (the CA) or reads a secret from could steer it.
+        for (what, file) in [
+            ("etcd CA file", &e.ca_file),
+            ("etcd certificate file", &e.cert_file),
+        ] {
+            if let Some(f) = file {
+                check(what, &f.0)?;
+            }
+        }
+        for (what, file) in [
+            ("etcd credentials file", &e.credentials_file),
+            ("etcd key file", &e.key_file),
+        ] {
+            if let Some(f) = file {
+                check(what, &f.0)?;
+                secret(what, &f.0)?;
+            }
+        }
+    }
     for (what, argv) in programs {
         // A program not in PATH cannot be run at all: the run reports that (role unknown).
         if let Some(path) = argv.first().and_then(|p| resolve(p)) {
@@ -223,6 +243,28 @@ fn file_argument(arg: &str) -> Option<&Path> {
     (exists && !dir).then_some(p)
 }
 
+/// A secret (a password, a private key): readable by root alone. A missing one is the run's to
+/// report.
+pub fn secret(what: &str, path: &Path) -> Result<(), SecurityError> {
+    let Ok(m) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    match secret_problem(m.mode()) {
+        None => Ok(()),
+        Some(problem) => Err(SecurityError::Unsafe {
+            what: what.to_owned(),
+            path: path.to_owned(),
+            problem,
+            fix: format!("chmod 600 {}", path.display()),
+        }),
+    }
+}
+
+fn secret_problem(mode: u32) -> Option<String> {
+    (mode & 0o077 != 0)
+        .then(|| format!("readable by others than root (mode {:04o})", mode & 0o7777))
+}
+
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -231,6 +273,17 @@ pub fn running_as_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_is_root_s_alone() {
+        assert_eq!(secret_problem(0o100600), None);
+        assert_eq!(secret_problem(0o100400), None);
+        assert_eq!(
+            secret_problem(0o100640).as_deref(),
+            Some("readable by others than root (mode 0640)")
+        );
+        assert!(secret_problem(0o100604).is_some());
+    }
 
     #[test]
     fn ownership_and_mode_rules() {

@@ -353,7 +353,7 @@ fn on_promote_runs_after_verification_with_what_changed() {
     let Some(r) = ran else { return };
     assert_eq!(
         r.sandbox.read("/run/fm-test/hook-promote"),
-        "FAILOVER_MANAGER_EVENT=promote\nFAILOVER_MANAGER_FAILED=\nFAILOVER_MANAGER_FENCED=\nFAILOVER_MANAGER_PREVIOUS_ROLE=standby\n\
+        "FAILOVER_MANAGER_EPOCH=\nFAILOVER_MANAGER_EVENT=promote\nFAILOVER_MANAGER_FAILED=\nFAILOVER_MANAGER_FENCED=\nFAILOVER_MANAGER_PREVIOUS_ROLE=standby\n\
          FAILOVER_MANAGER_REASONS=\nFAILOVER_MANAGER_ROLE=primary\nFAILOVER_MANAGER_SKIPPED=\nFAILOVER_MANAGER_STARTED=app.service\n\
          FAILOVER_MANAGER_STOPPED=replica.service\n"
     );
