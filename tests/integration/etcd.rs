@@ -633,7 +633,7 @@ fn the_watch_starts_a_run_at_once_on_every_change_and_on_every_start() {
     a.daemon_reload();
     let timers = a.systemctl(&["show", "-p", "TimersMonotonic", "failover-manager.timer"]);
     assert!(
-        timers.contains("OnUnitActiveUSec=10s") && !timers.contains("OnUnitActiveUSec=1min"),
+        timers.contains("OnUnitActiveUSec=5s") && !timers.contains("OnUnitActiveUSec=1min"),
         "{timers}"
     );
     assert!(timers.contains("OnActiveUSec=0"), "{timers}");
