@@ -615,10 +615,10 @@ fn tls(s: &Settings) -> Result<ureq::tls::TlsConfig, EtcdError> {
     // ring, not aws-lc-rs: no cmake or NASM in the build. (rustls marks ring's provider
     // deprecated for lacking post-quantum key exchange, which etcd 3.4's Go TLS lacks too.)
     #[allow(deprecated)]
-    let provider = rustls::crypto::ring::default_provider();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut b = TlsConfig::builder()
         .provider(TlsProvider::Rustls)
-        .unversioned_rustls_crypto_provider(Arc::new(provider))
+        .unversioned_rustls_crypto_provider(Arc::clone(&provider))
         .root_certs(RootCerts::new_with_certs(&certs(ca)?));
     if let (Some(cert), Some(key)) = (&s.cert_file, &s.key_file) {
         let chain = certs(cert)?;
@@ -629,9 +629,34 @@ fn tls(s: &Settings) -> Result<ureq::tls::TlsConfig, EtcdError> {
                 _ => None,
             })
             .ok_or_else(|| EtcdError::Tls(format!("{}: no private key in it", key.display())))?;
+        // ureq would panic on a certificate rustls refuses (an X.509 v1 one, a key that does
+        // not match): ask rustls first, and say why.
+        usable_client_cert(&provider, &chain, &key)
+            .map_err(|e| EtcdError::Tls(format!("{}: {e}", cert.display())))?;
         b = b.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
     }
     Ok(b.build())
+}
+
+/// Whether rustls takes this chain and key as a client certificate.
+fn usable_client_cert(
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+    chain: &[ureq::tls::Certificate<'static>],
+    key: &ureq::tls::PrivateKey<'static>,
+) -> Result<(), String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()))
+        .collect();
+    let key = PrivateKeyDer::try_from(key.der().to_vec()).map_err(|e| e.to_string())?;
+    rustls::ClientConfig::builder_with_provider(Arc::clone(provider))
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(certs, key)
+        .map(|_| ())
+        .map_err(|e| format!("not a usable client certificate and key: {e}"))
 }
 
 /// An open watch stream.

@@ -134,9 +134,32 @@ fn manual_mode_reads_the_key_through_any_member_and_bad_values_are_unknown() {
     assert_eq!(r.status, 3, "{}", r.stderr);
     assert!(r.stderr.contains("answer over 65536 bytes"), "{}", r.stderr);
 
+    // The watch, with no timer: every change starts a run.
+    c.put(W, KEY, "dc1");
+    assert_eq!(run(a, &[]).status, 0);
+    a.systemctl(&["start", WATCH]);
+    for (value, state) in [("dc2", "inactive"), ("dc1", "active")] {
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        c.put(W, KEY, value);
+        assert!(
+            eventually(Duration::from_secs(10), || a.state("app.service") == state),
+            "the watch did not start a run after {value}"
+        );
+        eprintln!(
+            "measured: put {value} on W -> app.service {state} on A after {:?}",
+            t.elapsed()
+        );
+    }
+    let t = Instant::now();
+    a.systemctl(&["stop", WATCH]);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the watch stops at once"
+    );
+
     // A's own member cut off from the majority: its linearizable read times out and the run
     // reads through the witness instead, which A still reaches.
-    c.put(W, KEY, "dc1");
     c.cut(A, B);
     let t = Instant::now();
     let r = run(a, &["diff", "--output", "json"]);
@@ -307,4 +330,159 @@ fn automatic_mode_takes_over_when_the_primary_site_is_cut_off_and_never_runs_twi
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!(json(&r)["check"]["etcd"]["reason_code"], "not_candidate");
     assert_eq!(c.get(W, KEY), "", "nobody took the key");
+}
+
+/// A single etcd member inside `sb` that speaks only TLS on 127.0.0.1:2479 and wants a client
+/// certificate signed by its CA; users and roles with auth enabled: `root`, and `fm` (password
+/// `pw`) who may read KEY. The certificates are made with openssl inside the sandbox; the
+/// client's has no CN, which etcd's JSON gateway refuses while auth is on.
+fn tls_etcd(sb: &Sandbox) {
+    sb.ok(&[
+        "sh",
+        "-ec",
+        "mkdir -p /etc/etcd-tls && cd /etc/etcd-tls
+         openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca 2>/dev/null
+         openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=etcd 2>/dev/null
+         printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' > server.ext
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile server.ext 2>/dev/null
+         openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /O=failover-manager 2>/dev/null
+         printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n' > client.ext
+         openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 1 -extfile client.ext 2>/dev/null
+         # An X.509 v1 certificate (no extensions), which rustls refuses.
+         openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client-v1.pem -days 1 2>/dev/null
+         chmod 600 client.key",
+    ]);
+    sb.ok(&[
+        "systemd-run",
+        "--unit",
+        "etcd-tls",
+        "-p",
+        "Type=notify",
+        "/usr/bin/etcd",
+        "--name",
+        "tls",
+        "--data-dir",
+        "/var/lib/etcd-tls",
+        "--listen-client-urls",
+        "https://127.0.0.1:2479",
+        "--advertise-client-urls",
+        "https://127.0.0.1:2479",
+        "--listen-peer-urls",
+        "http://127.0.0.1:2480",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:2480",
+        "--initial-cluster",
+        "tls=http://127.0.0.1:2480",
+        "--cert-file",
+        "/etc/etcd-tls/server.pem",
+        "--key-file",
+        "/etc/etcd-tls/server.key",
+        "--client-cert-auth",
+        "--trusted-ca-file",
+        "/etc/etcd-tls/ca.pem",
+        "--logger",
+        "zap",
+        "--log-outputs",
+        "stderr",
+    ]);
+    let ctl = |args: &[&str]| {
+        let mut argv = vec![
+            "etcdctl",
+            "--endpoints=https://127.0.0.1:2479",
+            "--cacert=/etc/etcd-tls/ca.pem",
+            "--cert=/etc/etcd-tls/client.pem",
+            "--key=/etc/etcd-tls/client.key",
+        ];
+        argv.extend_from_slice(args);
+        sb.ok(&argv)
+    };
+    ctl(&["put", KEY, "dc1"]);
+    ctl(&["user", "add", "root:rootpw"]);
+    ctl(&["user", "add", "fm:pw"]);
+    ctl(&["role", "add", "fm-read"]);
+    ctl(&["role", "grant-permission", "fm-read", "read", KEY]);
+    ctl(&["user", "grant-role", "fm", "fm-read"]);
+    ctl(&["auth", "enable"]);
+}
+
+#[test]
+fn tls_with_a_client_certificate_and_a_password_and_refusals_are_unknown_or_unsafe() {
+    if !crate::sandbox::available() {
+        return;
+    }
+    let sb = Sandbox::boot();
+    tls_etcd(&sb);
+    sb.install_unit("app.service", &Unit::simple("app.service").body);
+    let config = |extra: &str| {
+        format!(
+            "site: dc1\ncheck:\n  etcd:\n    endpoints: [https://127.0.0.1:2479]\n    key: {KEY}\n{extra}\
+             units: [app.service]\n"
+        )
+    };
+    let tls = "    ca_file: /etc/etcd-tls/ca.pem\n    cert_file: /etc/etcd-tls/client.pem\n    \
+               key_file: /etc/etcd-tls/client.key\n    credentials_file: /etc/fm-etcd-user\n";
+    sb.write(crate::test::CONFIG, &config(tls));
+    sb.write("/etc/fm-etcd-user", "fm:pw\n");
+    sb.ok(&["chmod", "600", "/etc/fm-etcd-user"]);
+    sb.daemon_reload();
+
+    let r = run(&sb, &[]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("started app.service"), "{}", r.stdout);
+
+    // A wrong password: the cluster's answer, not an endpoint's; unknown, nothing changes.
+    sb.write("/etc/fm-etcd-user", "fm:wrong\n");
+    let r = run(&sb, &[]);
+    assert_eq!(r.status, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("authentication as \"fm\" refused"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(sb.state("app.service"), "active");
+
+    // A password anyone may read is refused before anything is asked.
+    sb.write("/etc/fm-etcd-user", "fm:pw\n");
+    sb.ok(&["chmod", "644", "/etc/fm-etcd-user"]);
+    let r = run(&sb, &[]);
+    assert_eq!(r.status, 78, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("readable by others than root"),
+        "{}",
+        r.stderr
+    );
+    sb.ok(&["chmod", "600", "/etc/fm-etcd-user"]);
+
+    // No client certificate: the member refuses the handshake; unknown.
+    sb.write(
+        crate::test::CONFIG,
+        &config("    ca_file: /etc/etcd-tls/ca.pem\n    credentials_file: /etc/fm-etcd-user\n"),
+    );
+    let r = run(&sb, &[]);
+    assert_eq!(r.status, 3, "{}{}", r.stdout, r.stderr);
+    assert_eq!(sb.state("app.service"), "active");
+    // A CA that did not sign the member's certificate: unknown.
+    sb.write(
+        crate::test::CONFIG,
+        &config(&tls.replace("/etc/etcd-tls/ca.pem", "/etc/etcd-tls/client.pem")),
+    );
+    let r = run(&sb, &[]);
+    assert_eq!(r.status, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("no etcd endpoint answered"),
+        "{}",
+        r.stderr
+    );
+    // A certificate rustls cannot use: said, unknown, never a crash.
+    sb.write(
+        crate::test::CONFIG,
+        &config(&tls.replace("client.pem", "client-v1.pem")),
+    );
+    let r = run(&sb, &[]);
+    assert_eq!(r.status, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("not a usable client certificate"),
+        "{}",
+        r.stderr
+    );
 }
