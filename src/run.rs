@@ -228,6 +228,21 @@ fn validate(
         if let Some(argv) = config.check.command() {
             findings.extend(validate::check_command(argv));
         }
+        if let Some(etcd) = config.check.etcd() {
+            if let Some(argv) = &etcd.before_acquire {
+                findings.extend(validate::check_command(argv));
+            }
+            // One read of the key, as a run makes it (never a write).
+            let until = std::time::Instant::now() + config.check.timeout;
+            let read = crate::witness::client(etcd)
+                .and_then(|c| c.range(&etcd.key, until).map_err(|e| e.to_string()));
+            if let Err(e) = read {
+                findings.push(validate::Finding {
+                    severity: Severity::Warning,
+                    message: format!("cannot read the etcd key {}: {e}", etcd.key),
+                });
+            }
+        }
         if let Some(Err(e)) = config.metrics_file.as_deref().map(metrics::check_dir) {
             findings.push(validate::Finding {
                 severity: Severity::Error,

@@ -188,7 +188,17 @@ fn manual_mode_reads_the_key_through_any_member_and_bad_values_are_unknown() {
         "bounded by check.timeout: {took:?}"
     );
     assert_eq!(a.state("app.service"), "active", "unknown changes nothing");
+    let r = run(a, &["validate"]);
+    assert_eq!(r.status, 1, "a warning: {}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("cannot read the etcd key"),
+        "{}",
+        r.stderr
+    );
     c.rejoin(A);
+    c.wait_healthy(A, Duration::from_secs(30));
+    let r = run(a, &["validate"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
 }
 
 #[test]
