@@ -333,6 +333,24 @@ impl Client {
         })
     }
 
+    /// Puts `key` = `value` only while `watched` still has mod revision `revision` (0: while it
+    /// does not exist). Whether it did.
+    pub fn put_if_unchanged(
+        &self,
+        watched: &str,
+        revision: i64,
+        key: &str,
+        value: &str,
+        until: Instant,
+    ) -> Result<bool, EtcdError> {
+        let body = json!({
+            "compare": [{ "key": B64.encode(watched), "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string() }],
+            "success": [{ "request_put": { "key": B64.encode(key), "value": B64.encode(value) } }],
+        });
+        let t: WireTxn = self.post("/v3/kv/txn", &body, until)?;
+        Ok(t.succeeded)
+    }
+
     /// A new lease of `ttl`; its ID.
     pub fn grant(&self, ttl: Duration, until: Instant) -> Result<i64, EtcdError> {
         let g: WireGrant = self.post(

@@ -1,6 +1,7 @@
 //! failover-manager: runs this role's systemd units on this host, and only those.
 //! `main` only wires: parse, run, map the result to an exit code.
 
+mod ack;
 mod apply;
 mod check;
 mod cli;

@@ -42,6 +42,13 @@ pub trait Host {
     fn arm(&self, spec: &deadline::Spec) -> Result<(), String>;
     /// Stops the switch: this host is a confirmed standby.
     fn disarm(&self, spec: &deadline::Spec) -> Result<(), String>;
+    /// Records in etcd that this host is in sync with its role (`ack`); whether it wrote.
+    fn acknowledge(
+        &self,
+        etcd: &crate::config::EtcdConfig,
+        ack: &crate::ack::Ack,
+    ) -> Result<bool, String>;
+    fn host_name(&self) -> String;
     fn load_record(&self) -> Result<Option<fence::Record>, FsError>;
     fn store_record(&self, record: &fence::Record) -> Result<(), FsError>;
     /// Runs the hook for `event` if one is configured; `Err` says why it failed.
@@ -99,6 +106,16 @@ impl Host for System {
     }
     fn disarm(&self, spec: &deadline::Spec) -> Result<(), String> {
         self.systemd.disarm(spec).map_err(|e| e.to_string())
+    }
+    fn acknowledge(
+        &self,
+        etcd: &crate::config::EtcdConfig,
+        ack: &crate::ack::Ack,
+    ) -> Result<bool, String> {
+        crate::witness::acknowledge(etcd, ack, etcd.request_timeout * 2)
+    }
+    fn host_name(&self) -> String {
+        crate::ack::host_name()
     }
     fn load_record(&self) -> Result<Option<fence::Record>, FsError> {
         fence::load(Path::new(fence::PATH))
@@ -165,6 +182,8 @@ pub struct Report {
     pub record_lost: bool,
     /// What this run did with the dead man's switch.
     pub switch: Option<deadline::Outcome>,
+    /// The acknowledgement this run wrote to etcd (check.etcd, in sync with a definite role).
+    pub acked: Option<crate::ack::Ack>,
     pub end: End,
 }
 
@@ -237,6 +256,7 @@ pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Result<Repo
     let check = run_check(config, !opts.dry_run && paused.is_none(), host);
     let role = check.role;
     let mut r = Report {
+        acked: None,
         check,
         plan: unobserved(config, role),
         results: Vec::new(),
@@ -250,6 +270,9 @@ pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Result<Repo
         end: End::DryRun,
     };
     r.end = decide(config, opts, host, &mut r);
+    if !opts.dry_run {
+        acknowledge(config, host, &mut r);
+    }
     Ok(r)
 }
 
@@ -422,6 +445,40 @@ fn hold_switch(config: &Config, host: &dyn Host, r: &Report) -> Option<deadline:
         report::switch(&outcome, &spec)
     );
     Some(outcome)
+}
+
+/// A run that left the units in sync with a definite role says so in etcd (`ack`).
+fn acknowledge(config: &Config, host: &dyn Host, r: &mut Report) {
+    let (Some(etcd), Some(site), Some(answer)) =
+        (config.check.etcd(), config.site.as_deref(), r.check.etcd())
+    else {
+        return;
+    };
+    let in_sync = match &r.end {
+        End::Acted { .. } => r.status() == Status::Converged && !r.plan.fenced,
+        _ => false,
+    };
+    if !in_sync {
+        return;
+    }
+    let Some(a) = crate::ack::of(
+        &etcd.key,
+        site,
+        &host.host_name(),
+        r.plan.role,
+        answer.key_revision,
+    ) else {
+        return;
+    };
+    match host.acknowledge(etcd, &a) {
+        Ok(true) => {
+            log::info!("acknowledged {} = {}", a.key, a.value);
+            r.acked = Some(a);
+        }
+        Ok(false) => {}
+        // Only delays a switchover, which then says whom it waited for: no reason to fail.
+        Err(e) => log::warn!("cannot acknowledge {} = {}: {e}", a.key, a.value),
+    }
 }
 
 /// The fencing token where units can read it, while this host is primary (etcd only).
@@ -668,6 +725,16 @@ mod tests {
         fn disarm(&self, _: &deadline::Spec) -> Result<(), String> {
             self.switch.borrow_mut().push(false);
             Ok(())
+        }
+        fn acknowledge(
+            &self,
+            _: &crate::config::EtcdConfig,
+            _: &crate::ack::Ack,
+        ) -> Result<bool, String> {
+            Ok(false)
+        }
+        fn host_name(&self) -> String {
+            "a".into()
         }
         fn load_record(&self) -> Result<Option<fence::Record>, FsError> {
             Ok(self.record.clone())

@@ -19,6 +19,8 @@ pub struct Answer {
     pub endpoint: String,
     /// The key's name.
     pub key: String,
+    /// The key's mod revision as last read (0: no key), which the acknowledgement names.
+    pub key_revision: i64,
     /// Seconds left on the lease after this run's renewal or take.
     pub ttl_left: Option<i64>,
     /// When the request that decided the role was sent: the read in manual mode, the renewal
@@ -73,6 +75,7 @@ pub fn ask(
         verdict: Verdict::unknown(Why::Etcd(String::new())),
         endpoint: String::new(),
         key: cfg.key.clone(),
+        key_revision: 0,
         ttl_left: None,
         sent: clock::now(),
     };
@@ -102,6 +105,7 @@ fn exchange(
 ) -> Result<Verdict, EtcdError> {
     answer.sent = clock::now();
     let first = client.range(&cfg.key, until)?;
+    answer.key_revision = first.kv.as_ref().map_or(0, |k| k.mod_revision);
     let mut step = election::after_read(me, first.kv.as_ref());
     let mut before = first.kv;
     // At most: take, then renew what another host of this site took meanwhile.
@@ -115,6 +119,7 @@ fn exchange(
                 let sent = clock::now();
                 let ttl = client.keep_alive(lease, until)?;
                 let again = client.range(&cfg.key, until)?;
+                answer.key_revision = again.kv.as_ref().map_or(0, |k| k.mod_revision);
                 let v = election::after_renewal(me, kv, ttl, again.kv.as_ref());
                 if v.role == Role::Primary {
                     answer.sent = sent;
@@ -142,6 +147,10 @@ fn exchange(
                         return Err(e);
                     }
                 };
+                answer.key_revision = match &created.existing {
+                    Some(kv) => kv.mod_revision,
+                    None => created.revision,
+                };
                 step = election::after_take(me, lease, &created);
                 if let Step::Done(v) = &step
                     && v.role == Role::Primary
@@ -157,4 +166,24 @@ fn exchange(
         }
     }
     Ok(Verdict::unknown(Why::Moved))
+}
+
+/// Writes the acknowledgement unless it was the last one written from here.
+pub fn acknowledge(
+    cfg: &EtcdConfig,
+    a: &crate::ack::Ack,
+    budget: Duration,
+) -> Result<bool, String> {
+    let path = std::path::Path::new(crate::ack::PATH);
+    if crate::ack::written(path, a) {
+        return Ok(false);
+    }
+    let until = Instant::now() + budget;
+    let put = client(cfg)?
+        .put_if_unchanged(&cfg.key, a.revision, &a.key, &a.value, until)
+        .map_err(|e| e.to_string())?;
+    if put {
+        crate::ack::remember(path, a).map_err(|e| e.to_string())?;
+    }
+    Ok(put)
 }

@@ -105,6 +105,17 @@ fn manual_mode_reads_the_key_through_any_member_and_bad_values_are_unknown() {
         .as_i64()
         .expect("an epoch while primary");
     assert_eq!(a.read("/run/failover-manager/epoch"), format!("{epoch}\n"));
+    // The run acknowledged what it verified, for a switchover to wait on; a steady-state run
+    // writes nothing more.
+    let ack = format!("{KEY}/ack/dc1/a");
+    assert_eq!(c.get(W, &ack), format!("{epoch} primary"));
+    let written = c.etcdctl_ok(W, &["get", "-w", "fields", &ack]);
+    assert_eq!(run(a, &[]).status, 0);
+    assert_eq!(
+        c.etcdctl_ok(W, &["get", "-w", "fields", &ack]),
+        written,
+        "rewritten"
+    );
 
     // Another site: standby, the app stops; the token goes with the role.
     c.put(W, KEY, "dc2");
@@ -112,6 +123,7 @@ fn manual_mode_reads_the_key_through_any_member_and_bad_values_are_unknown() {
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(r.stdout.contains("stopped app.service"), "{}", r.stdout);
     assert!(!a.path("/run/failover-manager/epoch").exists());
+    assert!(c.get(W, &ack).ends_with(" standby"), "{}", c.get(W, &ack));
 
     // A value that names no site: unknown, exit 3, one line of reason, nothing changed.
     c.put(W, KEY, "dc1");
