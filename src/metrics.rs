@@ -141,6 +141,20 @@ fn check_gauges(g: &mut Gauges, c: &CheckResult) {
         "The primary check's exit code (-1: no exit code: timeout, signal, not started).",
         code,
     );
+    if let Some(a) = c.etcd() {
+        g.one(
+            "epoch",
+            "The fencing token: the etcd revision at which this host's site took the role (0: not primary).",
+            a.verdict.epoch.map_or(0.0, |e| e as f64),
+        );
+        if let Some(ttl) = a.ttl_left {
+            g.one(
+                "lease_ttl_left_seconds",
+                "Seconds left on the primary site's etcd lease after this run renewed or took it.",
+                ttl as f64,
+            );
+        }
+    }
 }
 
 fn fence_gauges(g: &mut Gauges, f: &crate::fence::View) {
@@ -331,6 +345,63 @@ mod tests {
             finished: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             duration: Duration::from_millis(1500),
         })
+    }
+
+    #[test]
+    fn the_etcd_witness_shows_the_fencing_token_and_the_lease() {
+        let answer = |epoch: Option<i64>, ttl: Option<i64>| crate::witness::Answer {
+            verdict: crate::election::Verdict {
+                role: Role::Primary,
+                why: crate::election::Why::Holds,
+                epoch,
+                lease: Some(7),
+            },
+            endpoint: "http://127.0.0.1:2379".into(),
+            key: "/k".into(),
+            key_revision: 42,
+            ttl_left: ttl,
+            sent: crate::clock::at("boot", 0),
+        };
+        let render_with = |a: crate::witness::Answer| {
+            let c = CheckResult {
+                role: a.verdict.role,
+                answer: crate::check::Answer::Etcd(a),
+                duration: Duration::from_millis(3),
+                output: vec![],
+                sent: crate::clock::at("boot", 0),
+            };
+            render(&Snapshot {
+                check: Some(&c),
+                plan: None,
+                observed_after: None,
+                results: &[],
+                success: true,
+                paused: false,
+                site: Some("dc1"),
+                fence: None,
+                finished: SystemTime::UNIX_EPOCH,
+                duration: Duration::ZERO,
+            })
+        };
+        let t = render_with(answer(Some(42), Some(30)));
+        assert!(
+            t.contains("failover_manager_epoch{site=\"dc1\"} 42\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("failover_manager_lease_ttl_left_seconds{site=\"dc1\"} 30\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("failover_manager_check_exit_code{site=\"dc1\"} -1\n"),
+            "{t}"
+        );
+        let t = render_with(answer(None, None));
+        assert!(
+            t.contains("failover_manager_epoch{site=\"dc1\"} 0\n"),
+            "{t}"
+        );
+        assert!(!t.contains("lease_ttl_left"), "{t}");
     }
 
     #[test]
