@@ -41,7 +41,8 @@ pub trait Host {
     /// The dead man's switch: (re)arms it.
     fn arm(&self, spec: &deadline::Spec) -> Result<(), String>;
     /// Stops the switch: this host is a confirmed standby.
-    fn disarm(&self, spec: &deadline::Spec) -> Result<(), String>;
+    /// Whether there was one to stop.
+    fn disarm(&self, spec: &deadline::Spec) -> Result<bool, String>;
     /// Records in etcd that this host is in sync with its role (`ack`); whether it wrote.
     fn acknowledge(
         &self,
@@ -104,7 +105,7 @@ impl Host for System {
     fn arm(&self, spec: &deadline::Spec) -> Result<(), String> {
         self.systemd.arm(spec).map_err(|e| e.to_string())
     }
-    fn disarm(&self, spec: &deadline::Spec) -> Result<(), String> {
+    fn disarm(&self, spec: &deadline::Spec) -> Result<bool, String> {
         self.systemd.disarm(spec).map_err(|e| e.to_string())
     }
     fn acknowledge(
@@ -425,9 +426,10 @@ fn hold_switch(config: &Config, host: &dyn Host, r: &Report) -> Option<deadline:
             },
             Decision::TooLate { since } => deadline::Outcome::TooLate { since },
             Decision::Disarm => match host.disarm(&spec) {
-                Ok(()) => deadline::Outcome::Disarmed,
-                // Nothing to stop is the usual case; anything else only means it fires on a
-                // standby, where it stops what should not run anyway.
+                Ok(true) => deadline::Outcome::Disarmed,
+                // Nothing to stop: the usual case, a standby since boot.
+                Ok(false) => return None,
+                // It fires on a standby then, where it stops what should not run anyway.
                 Err(e) => {
                     log::debug!("dead man's switch: {e}");
                     return None;
@@ -435,15 +437,12 @@ fn hold_switch(config: &Config, host: &dyn Host, r: &Report) -> Option<deadline:
             },
             Decision::Leave => return None,
         };
-    log::log!(
-        if matches!(outcome, deadline::Outcome::Armed { .. }) {
-            log::Level::Debug
-        } else {
-            log::Level::Warn
-        },
-        "{}",
-        report::switch(&outcome, &spec)
-    );
+    let level = match outcome {
+        deadline::Outcome::Armed { .. } => log::Level::Debug,
+        deadline::Outcome::Disarmed => log::Level::Info,
+        deadline::Outcome::TooLate { .. } | deadline::Outcome::Failed(_) => log::Level::Warn,
+    };
+    log::log!(level, "{}", report::switch(&outcome, &spec));
     Some(outcome)
 }
 
@@ -722,9 +721,9 @@ mod tests {
             self.switch.borrow_mut().push(true);
             Ok(())
         }
-        fn disarm(&self, _: &deadline::Spec) -> Result<(), String> {
+        fn disarm(&self, _: &deadline::Spec) -> Result<bool, String> {
             self.switch.borrow_mut().push(false);
-            Ok(())
+            Ok(true)
         }
         fn acknowledge(
             &self,

@@ -709,11 +709,12 @@ impl Systemd {
         Ok(())
     }
 
-    /// Stops the switch (a confirmed standby); one that is not there is fine.
-    pub fn disarm(&self, spec: &crate::deadline::Spec) -> Result<(), SystemdError> {
+    /// Stops the switch (a confirmed standby); whether there was one to stop.
+    pub fn disarm(&self, spec: &crate::deadline::Spec) -> Result<bool, SystemdError> {
         match self.stop_now(&spec.timer) {
-            Err(e) if no_such_unit(&e) => Ok(()),
-            other => other,
+            Ok(()) => Ok(true),
+            Err(e) if no_such_unit(&e) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
