@@ -262,6 +262,15 @@ fn validate(
                 {
                     findings.extend(validate::service_timeout(worst, &t));
                 }
+                let timer = "failover-manager.timer";
+                if let Some(spec) = crate::deadline::spec(config, crate::deadline::SYSTEMCTL)
+                    && mgr
+                        .property(timer, "LoadState")
+                        .is_ok_and(|s| s == "loaded")
+                    && let Ok(p) = mgr.property(timer, "OnUnitActiveUSec")
+                {
+                    findings.extend(validate::timer_period(&p, spec.fire_after));
+                }
             }
             Err(e) => findings.push(validate::Finding {
                 severity: Severity::Warning,

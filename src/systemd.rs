@@ -791,6 +791,27 @@ impl Manager for Systemd {
                 .read_u64()
                 .map(format_timespan)
                 .map_err(Into::into),
+            // A timer's period: its OnUnitActiveSec= ("" when it has none).
+            "OnUnitActiveUSec" => {
+                let m = c.get(
+                    unit,
+                    "org.freedesktop.systemd1.Timer",
+                    "TimersMonotonic",
+                    "a(stt)",
+                )?;
+                let mut period = String::new();
+                m.enter(b'a', "(stt)")?;
+                while m.enter(b'r', "stt")? {
+                    let base = m.read_str()?;
+                    let value = m.read_u64()?;
+                    m.skip("t")?;
+                    m.exit()?;
+                    if base == property {
+                        period = format_timespan(value);
+                    }
+                }
+                Ok(period)
+            }
             _ => Err(Errno(libc::EINVAL).into()),
         })
     }

@@ -99,6 +99,23 @@ pub fn service_timeout(worst: Duration, timeout_start: &str) -> Option<Finding> 
     })
 }
 
+/// A warning when the timer does not run at least twice within the dead man's switch's
+/// `fire_after`: one late run would then fence a healthy primary. `period` as systemd prints
+/// it ("5s", "1min"); empty when the timer has no period.
+pub fn timer_period(period: &str, fire_after: Duration) -> Option<Finding> {
+    let p = humantime::parse_duration(period.trim()).ok()?;
+    (p * 2 > fire_after).then(|| {
+        warning(format!(
+            "failover-manager.timer runs every {}, but the dead man's switch stops the primary \
+             units {} after the last run that confirmed primary (3/4 of check.fence_after): one \
+             late run would fence a healthy primary (run the timer at least twice as often, \
+             e.g. examples/etcd/failover-manager.timer.d/cadence.conf, or lengthen fence_after)",
+            period.trim(),
+            humantime::format_duration(fire_after)
+        ))
+    })
+}
+
 pub fn check_command(argv: &[String]) -> Option<Finding> {
     let program = argv.first()?;
     let Some(path) = crate::security::resolve(program) else {
@@ -124,6 +141,16 @@ pub fn check_command(argv: &[String]) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timer_must_run_twice_within_the_switch() {
+        let f = Duration::from_millis(11_250);
+        assert_eq!(timer_period("5s", f), None);
+        assert_eq!(timer_period("", f), None);
+        assert!(timer_period("10s", f).is_some_and(|w| w.severity == Severity::Warning
+            && w.message.starts_with("failover-manager.timer runs every 10s, but the dead man's switch stops the primary units 11s 250ms after")));
+        assert!(timer_period("1min", f).is_some());
+    }
     use crate::domain::When;
 
     fn unit(name: &str) -> UnitConfig {

@@ -255,6 +255,24 @@ fn automatic_mode_takes_over_when_the_primary_site_is_cut_off_and_never_runs_twi
         "the run armed the dead man's switch"
     );
 
+    // validate holds the timer's period against the switch: the drill's second passes, the
+    // shipped minute would fence a healthy primary between two runs.
+    let r = run(a, &["validate"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    let cadence = "/etc/systemd/system/failover-manager.timer.d/cadence.conf";
+    let kept = a.read(cadence);
+    a.ok(&["rm", cadence]);
+    a.daemon_reload();
+    let r = run(a, &["validate"]);
+    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("failover-manager.timer runs every 1min, but the dead man's switch"),
+        "{}",
+        r.stderr
+    );
+    a.write(cadence, &kept);
+    a.daemon_reload();
+
     // Timers and watches on both sites; then A's timer stops (a wedged or masked run) and A
     // is cut off from both others. Nobody acts by hand.
     for sb in [a, b] {
