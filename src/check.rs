@@ -52,8 +52,10 @@ impl CheckResult {
 pub struct Context<'a> {
     /// This host's site (`site:`).
     pub site: Option<&'a str>,
-    /// May write to etcd (take the role): not a dry run, `diff` or a paused host.
-    pub may_write: bool,
+    /// Renew a lease this site holds: a reconcile, paused or not (see `election::Me`).
+    pub renew: bool,
+    /// Take the role when nobody holds it: a reconcile that is not paused.
+    pub take: bool,
 }
 
 /// Maps an exit to a role: pure, so the rule is tested apart from processes.
@@ -74,7 +76,8 @@ pub fn run(cfg: &CheckConfig, ctx: &Context) -> CheckResult {
                 site: ctx.site.unwrap_or_default(),
                 automatic: etcd.automatic(),
                 candidate: etcd.candidate,
-                may_write: ctx.may_write,
+                renew: ctx.renew,
+                take: ctx.take,
             };
             let gate = || match &etcd.before_acquire {
                 None => Ok(()),
@@ -141,7 +144,8 @@ mod tests {
 
     const CTX: Context = Context {
         site: None,
-        may_write: true,
+        renew: true,
+        take: true,
     };
 
     fn cfg(argv: &[&str], timeout_ms: u64) -> CheckConfig {

@@ -44,12 +44,18 @@ pub enum Outcome {
     },
     /// systemd would not arm it: this run does not act as primary.
     Failed(String),
+    /// Armed, but systemd took so long that it may fire after the lease can expire: this run
+    /// stops the primary units itself.
+    ArmedLate,
 }
 
 impl Outcome {
     /// Whether this run may act as primary.
     pub fn holds(&self) -> bool {
-        !matches!(self, Outcome::TooLate { .. } | Outcome::Failed(_))
+        !matches!(
+            self,
+            Outcome::TooLate { .. } | Outcome::Failed(_) | Outcome::ArmedLate
+        )
     }
 }
 

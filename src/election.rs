@@ -26,8 +26,11 @@ pub struct Me<'a> {
     pub automatic: bool,
     /// This site may take the role when nobody holds it.
     pub candidate: bool,
-    /// This run may write to etcd: not a dry run, `diff` or a paused host.
-    pub may_write: bool,
+    /// This run renews a lease its site holds: a reconcile (paused too), never a dry run or
+    /// `diff`, which act on nothing and so must not keep the role alive.
+    pub renew: bool,
+    /// This run may take the key: a reconcile that is not paused.
+    pub take: bool,
 }
 
 /// What the key says.
@@ -153,14 +156,19 @@ pub fn after_read(me: &Me, kv: Option<&Kv>) -> Step {
                     lease: (kv.lease != 0).then_some(kv.lease),
                 }),
                 (true, 0) => done(Role::Unknown, Why::NoLease),
-                // Even a dry run renews: the lease is this site's to keep, and letting it
-                // lapse would hand the role over.
-                (true, lease) => Step::Renew { lease },
+                (true, lease) if me.renew => Step::Renew { lease },
+                // Read only (a dry run, `diff`): what the key says, not renewed.
+                (true, lease) => Step::Done(Verdict {
+                    role: Role::Primary,
+                    why: Why::Holds,
+                    epoch: Some(kv.mod_revision),
+                    lease: Some(lease),
+                }),
             }
         }
         Holder::Nobody if !me.automatic => done(Role::Standby, Why::NoKey),
         Holder::Nobody if !me.candidate => done(Role::Standby, Why::NotCandidate),
-        Holder::Nobody if !me.may_write => done(Role::Standby, Why::WouldTake),
+        Holder::Nobody if !me.take => done(Role::Standby, Why::WouldTake),
         Holder::Nobody => Step::Take,
     }
 }
@@ -181,7 +189,8 @@ pub fn after_renewal(me: &Me, before: &Kv, ttl_left: i64, after: Option<&Kv>) ->
         // Moved elsewhere meanwhile: what it says now, but never a second renewal in one run.
         other => match after_read(
             &Me {
-                may_write: false,
+                renew: true,
+                take: false,
                 ..*me
             },
             other,
@@ -215,7 +224,8 @@ pub fn after_take(me: &Me, lease: i64, created: &Created) -> Step {
         // Someone was quicker: what the key says now (another host of this site renews next).
         existing => after_read(
             &Me {
-                may_write: false,
+                renew: true,
+                take: false,
                 ..*me
             },
             existing.as_ref(),
@@ -240,7 +250,8 @@ mod tests {
         site: "dc1",
         automatic: false,
         candidate: true,
-        may_write: true,
+        renew: true,
+        take: true,
     };
     const AUTO: Me = Me {
         automatic: true,
@@ -313,16 +324,36 @@ mod tests {
             after_read(&never, None),
             done(Role::Standby, Why::NotCandidate)
         );
-        let dry = Me {
-            may_write: false,
+        let paused = Me {
+            take: false,
             ..AUTO
         };
-        assert_eq!(after_read(&dry, None), done(Role::Standby, Why::WouldTake));
-        // A dry run still renews what it holds.
         assert_eq!(
-            after_read(&dry, Some(&kv("dc1", 7, 42))),
+            after_read(&paused, None),
+            done(Role::Standby, Why::WouldTake)
+        );
+        // A paused host still renews what it holds (its switch stays armed)...
+        assert_eq!(
+            after_read(&paused, Some(&kv("dc1", 7, 42))),
             Step::Renew { lease: 42 }
         );
+        // ...a dry run or `diff` only reads: it acts on nothing, so it must not keep the
+        // role alive for a host whose runs have stopped.
+        let dry = Me {
+            renew: false,
+            take: false,
+            ..AUTO
+        };
+        assert_eq!(
+            after_read(&dry, Some(&kv("dc1", 7, 42))),
+            Step::Done(Verdict {
+                role: Role::Primary,
+                why: Why::Holds,
+                epoch: Some(7),
+                lease: Some(42)
+            })
+        );
+        assert_eq!(after_read(&dry, None), done(Role::Standby, Why::WouldTake));
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub trait Host {
         ack: &crate::ack::Ack,
     ) -> Result<bool, String>;
     fn host_name(&self) -> String;
+    /// Revokes `lease` (automatic mode): the key goes with it.
+    fn release(&self, etcd: &crate::config::EtcdConfig, lease: i64) -> Result<(), String>;
     fn load_record(&self) -> Result<Option<fence::Record>, FsError>;
     fn store_record(&self, record: &fence::Record) -> Result<(), FsError>;
     /// Runs the hook for `event` if one is configured; `Err` says why it failed.
@@ -117,6 +119,12 @@ impl Host for System {
     }
     fn host_name(&self) -> String {
         crate::ack::host_name()
+    }
+    fn release(&self, etcd: &crate::config::EtcdConfig, lease: i64) -> Result<(), String> {
+        let until = std::time::Instant::now() + etcd.request_timeout * 2;
+        crate::witness::client(etcd)?
+            .revoke(lease, until)
+            .map_err(|e| e.to_string())
     }
     fn load_record(&self) -> Result<Option<fence::Record>, FsError> {
         fence::load(Path::new(fence::PATH))
@@ -228,13 +236,19 @@ impl Report {
     }
 }
 
-/// Step 1 of every run: the check. `may_write`: it may take the role in etcd.
-pub fn run_check(config: &Config, may_write: bool, host: &dyn Host) -> CheckResult {
-    let ctx = check::Context {
+/// What a check may do in etcd: a dry run and `diff` only read; a paused host renews what its
+/// site holds but takes nothing.
+pub fn context<'a>(config: &'a Config, dry_run: bool, paused: bool) -> check::Context<'a> {
+    check::Context {
         site: config.site.as_deref(),
-        may_write,
-    };
-    let check = host.check(&config.check, &ctx);
+        renew: !dry_run,
+        take: !dry_run && !paused,
+    }
+}
+
+/// Step 1 of every run: the check.
+pub fn run_check(config: &Config, ctx: &check::Context, host: &dyn Host) -> CheckResult {
+    let check = host.check(&config.check, ctx);
     log::info!(
         "role {} (check {})",
         check.role,
@@ -254,7 +268,11 @@ pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Result<Repo
         host.lock(opts.lock_wait, stuck_after)?
     };
     let paused = host.paused()?;
-    let check = run_check(config, !opts.dry_run && paused.is_none(), host);
+    let check = run_check(
+        config,
+        &context(config, opts.dry_run, paused.is_some()),
+        host,
+    );
     let role = check.role;
     let mut r = Report {
         acked: None,
@@ -300,7 +318,10 @@ fn decide(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> En
     if !opts.dry_run {
         r.switch = hold_switch(config, host, r);
         if r.switch.as_ref().is_some_and(|o| !o.holds()) {
-            // Primary without a switch that bounds it: as if the check could not tell.
+            // Primary without a switch that bounds it: as if the check could not tell, and
+            // the lease goes, so that the other site need not wait for it (the switch armed
+            // earlier still fires here).
+            release(config, host, r);
             r.check.role = Role::Unknown;
             r.plan = plan::plan(Role::Unknown, &config.units, &states(&r.plan));
         }
@@ -323,13 +344,14 @@ fn decide(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> En
         if let Some(line) = r.fence.as_ref().and_then(report::fence_status) {
             log::error!("{line}");
         }
-        if !r.fence.as_ref().is_some_and(|f| f.fenced()) {
+        let late = r.switch == Some(deadline::Outcome::ArmedLate);
+        if !late && !r.fence.as_ref().is_some_and(|f| f.fenced()) {
             return End::RoleUnknown;
         }
         // Role unknown for `fence_after`: the primary units stop (nothing starts).
         r.plan = plan::fenced(&config.units, &states(&r.plan));
     } else if !r.plan.is_empty() && config.check.confirm > 1 {
-        if let Some(end) = confirm_change(config, host, r) {
+        if let Some(end) = confirm_change(config, opts, host, r) {
             return end;
         }
         warn_not_actionable(&r.plan);
@@ -414,36 +436,57 @@ pub fn assess_fence(
 /// to fire when the role is unknown, stopped once this host is a confirmed standby.
 fn hold_switch(config: &Config, host: &dyn Host, r: &Report) -> Option<deadline::Outcome> {
     let after = config.check.fence_after?;
+    // With a check command the timer's period is the operator's (the shipped minute would
+    // trip a switch between two runs): there, fencing stays the runs' own.
+    config.check.etcd()?;
     let spec = deadline::spec(config, deadline::SYSTEMCTL)?;
     let previous = r.fence.as_ref().and_then(|f| f.previous);
-    let outcome =
-        match deadline::decide(r.check.role, previous, &r.check.sent, &host.clock(), after) {
-            Decision::Arm => match host.arm(&spec) {
-                Ok(()) => deadline::Outcome::Armed {
+    let decide = |now: &Stamp| deadline::decide(r.check.role, previous, &r.check.sent, now, after);
+    let outcome = match decide(&host.clock()) {
+        Decision::Arm => match host.arm(&spec) {
+            // systemd counts from when it restarted the timer, at the latest now: a restart
+            // that came too late may fire after the lease can expire, so stop now instead.
+            Ok(()) => match decide(&host.clock()) {
+                Decision::Arm => deadline::Outcome::Armed {
                     fires_after: spec.fire_after,
                 },
-                Err(e) => deadline::Outcome::Failed(e),
+                _ => deadline::Outcome::ArmedLate,
             },
-            Decision::TooLate { since } => deadline::Outcome::TooLate { since },
-            Decision::Disarm => match host.disarm(&spec) {
-                Ok(true) => deadline::Outcome::Disarmed,
-                // Nothing to stop: the usual case, a standby since boot.
-                Ok(false) => return None,
-                // It fires on a standby then, where it stops what should not run anyway.
-                Err(e) => {
-                    log::debug!("dead man's switch: {e}");
-                    return None;
-                }
-            },
-            Decision::Leave => return None,
-        };
+            Err(e) => deadline::Outcome::Failed(e),
+        },
+        Decision::TooLate { since } => deadline::Outcome::TooLate { since },
+        Decision::Disarm => match host.disarm(&spec) {
+            Ok(true) => deadline::Outcome::Disarmed,
+            // Nothing to stop: the usual case, a standby since boot.
+            Ok(false) => return None,
+            // It fires on a standby then, where it stops what should not run anyway.
+            Err(e) => {
+                log::debug!("dead man's switch: {e}");
+                return None;
+            }
+        },
+        Decision::Leave => return None,
+    };
     let level = match outcome {
         deadline::Outcome::Armed { .. } => log::Level::Debug,
         deadline::Outcome::Disarmed => log::Level::Info,
         deadline::Outcome::TooLate { .. } | deadline::Outcome::Failed(_) => log::Level::Warn,
+        deadline::Outcome::ArmedLate => log::Level::Error,
     };
     log::log!(level, "{}", report::switch(&outcome, &spec));
     Some(outcome)
+}
+
+/// Gives the lease this run renewed back (automatic mode), so that the key lapses at once.
+fn release(config: &Config, host: &dyn Host, r: &Report) {
+    let (Some(etcd), Some(a)) = (config.check.etcd(), r.check.etcd()) else {
+        return;
+    };
+    if let (Some(lease), Some(_)) = (a.verdict.lease, a.ttl_left)
+        && let Err(e) = host.release(etcd, lease)
+    {
+        log::warn!("cannot give the lease back: {e}; it lapses on its own");
+    }
 }
 
 /// A run that left the units in sync with a definite role says so in etcd (`ack`).
@@ -499,7 +542,7 @@ fn keep_epoch(host: &dyn Host, r: &Report) {
 /// `check.confirm`: before acting on a change, the check must say the same again until
 /// `confirm` results in a row agree. Returns how the run ends when it ends here; else the
 /// fresh plan to act on is in `r`.
-fn confirm_change(config: &Config, host: &dyn Host, r: &mut Report) -> Option<End> {
+fn confirm_change(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> Option<End> {
     let first = r.plan.role;
     r.confirmation = Some(Confirmation {
         required: config.check.confirm,
@@ -510,10 +553,7 @@ fn confirm_change(config: &Config, host: &dyn Host, r: &mut Report) -> Option<En
             log::error!("interrupted while confirming the role; nothing was changed");
             return Some(End::Interrupted);
         }
-        let ctx = check::Context {
-            site: config.site.as_deref(),
-            may_write: true,
-        };
+        let ctx = context(config, opts.dry_run, r.paused.is_some());
         let again = host.check(&config.check, &ctx);
         if host.interrupted() {
             log::error!("interrupted while confirming the role; nothing was changed");
@@ -623,8 +663,14 @@ mod tests {
         /// Each arming (true) or disarming (false) of the dead man's switch.
         switch: RefCell<Vec<bool>>,
         arm_fails: bool,
+        /// How long systemd takes to answer the arming (the clock moves on by that much).
+        arm_takes_ms: u64,
+        later_ms: Cell<u64>,
         /// How long before `clock` the check's request was sent.
         answer_age_ms: u64,
+        /// The check answers as the etcd witness would (automatic mode, lease 7).
+        etcd: bool,
+        released: RefCell<Vec<i64>>,
         epochs: RefCell<Vec<Option<i64>>>,
     }
 
@@ -650,7 +696,11 @@ mod tests {
                 clock: crate::clock::at("boot", 5_000_000),
                 switch: RefCell::new(Vec::new()),
                 arm_fails: false,
+                arm_takes_ms: 0,
+                later_ms: Cell::new(0),
                 answer_age_ms: 0,
+                etcd: false,
+                released: RefCell::new(Vec::new()),
                 epochs: RefCell::new(Vec::new()),
             }
         }
@@ -686,13 +736,31 @@ mod tests {
             if self.interrupt_in_check {
                 self.interrupted.set(true);
             }
-            CheckResult {
-                role,
-                answer: check::Answer::Exit(Exit::Code(match role {
+            let sent = crate::clock::at("boot", self.clock.boottime_ms - self.answer_age_ms);
+            let answer = if self.etcd {
+                check::Answer::Etcd(crate::witness::Answer {
+                    verdict: crate::election::Verdict {
+                        role,
+                        why: crate::election::Why::Holds,
+                        epoch: (role == Role::Primary).then_some(12),
+                        lease: (role == Role::Primary).then_some(7),
+                    },
+                    endpoint: "http://127.0.0.1:2379".into(),
+                    key: "/k".into(),
+                    key_revision: 12,
+                    ttl_left: (role == Role::Primary).then_some(30),
+                    sent: sent.clone(),
+                })
+            } else {
+                check::Answer::Exit(Exit::Code(match role {
                     Role::Primary => 0,
                     Role::Standby => 1,
                     Role::Unknown => 9,
-                })),
+                }))
+            };
+            CheckResult {
+                role,
+                answer,
                 duration: Duration::from_millis(3),
                 output: Vec::new(),
                 sent: crate::clock::at("boot", self.clock.boottime_ms - self.answer_age_ms),
@@ -708,7 +776,7 @@ mod tests {
             self.now
         }
         fn clock(&self) -> Stamp {
-            self.clock.clone()
+            crate::clock::at("boot", self.clock.boottime_ms + self.later_ms.get())
         }
         fn store_epoch(&self, epoch: Option<i64>) -> Result<(), FsError> {
             self.epochs.borrow_mut().push(epoch);
@@ -718,6 +786,7 @@ mod tests {
             if self.arm_fails {
                 return Err("Access denied".into());
             }
+            self.later_ms.set(self.later_ms.get() + self.arm_takes_ms);
             self.switch.borrow_mut().push(true);
             Ok(())
         }
@@ -734,6 +803,10 @@ mod tests {
         }
         fn host_name(&self) -> String {
             "a".into()
+        }
+        fn release(&self, _: &crate::config::EtcdConfig, lease: i64) -> Result<(), String> {
+            self.released.borrow_mut().push(lease);
+            Ok(())
         }
         fn load_record(&self) -> Result<Option<fence::Record>, FsError> {
             Ok(self.record.clone())
@@ -755,6 +828,26 @@ mod tests {
                 return Err(format!("hook {} exited 2", event.key()));
             }
             Ok(())
+        }
+    }
+
+    /// The same, with the role from etcd in automatic mode (lease 30 s).
+    fn etcd_config(check_extra: &str) -> Config {
+        let text = format!(
+            "site: dc1\ncheck:\n  etcd: {{endpoints: [http://127.0.0.1:2379], key: /k, lease_ttl: 30s}}\n\
+             {check_extra}defaults: {{ verify_timeout: 200ms, settle: 0s }}\n\
+             units:\n  - app.service\n  - name: replica.service\n    when: standby\n"
+        );
+        match crate::config::parse(Path::new("/t.yaml"), &text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn etcd_world(answers: &[Role]) -> World {
+        World {
+            etcd: true,
+            ..World::new(answers)
         }
     }
 
@@ -860,8 +953,8 @@ mod tests {
 
     #[test]
     fn a_confirmed_primary_arms_the_dead_mans_switch_before_it_starts_anything() {
-        let world = World::new(&[Role::Primary]);
-        let r = run(&config("  fence_after: 20s\n"), &world);
+        let world = etcd_world(&[Role::Primary]);
+        let r = run(&etcd_config("  fence_after: 20s\n"), &world);
         assert_eq!(*world.switch.borrow(), [true]);
         assert_eq!(
             r.switch,
@@ -870,35 +963,41 @@ mod tests {
             })
         );
         assert_eq!(world.jobs(), ["stop replica.service", "start app.service"]);
+        assert_eq!(
+            *world.epochs.borrow(),
+            [Some(12)],
+            "the fencing token is kept"
+        );
         assert_eq!(exit(r), ExitCode::Success);
-        // Without fence_after there is no switch.
+        // A check command: fencing stays the runs' own (a switch would fire between two runs
+        // of the shipped minute timer).
         let world = World::new(&[Role::Primary]);
-        assert_eq!(run(&config(""), &world).switch, None);
+        assert_eq!(run(&config("  fence_after: 20s\n"), &world).switch, None);
         assert!(world.switch.borrow().is_empty());
         // A dry run arms nothing.
-        let world = World::new(&[Role::Primary]);
+        let world = etcd_world(&[Role::Primary]);
         let dry = Options {
             dry_run: true,
             ..OPTS
         };
-        assert!(reconcile(&config("  fence_after: 20s\n"), dry, &world).is_ok());
+        assert!(reconcile(&etcd_config("  fence_after: 20s\n"), dry, &world).is_ok());
         assert!(world.switch.borrow().is_empty());
     }
 
     #[test]
-    fn a_primary_that_cannot_bound_itself_acts_as_if_the_role_were_unknown() {
+    fn a_primary_that_cannot_bound_itself_acts_as_if_the_role_were_unknown_and_lets_go() {
         // The answer came from a request sent 5.1 s ago: past a quarter of fence_after.
         let late = World {
             answer_age_ms: 5_100,
-            ..World::new(&[Role::Primary])
+            ..etcd_world(&[Role::Primary])
         };
         // systemd refused the switch.
         let refused = World {
             arm_fails: true,
-            ..World::new(&[Role::Primary])
+            ..etcd_world(&[Role::Primary])
         };
         for world in [late, refused] {
-            let r = run(&config("  fence_after: 20s\n"), &world);
+            let r = run(&etcd_config("  fence_after: 20s\n"), &world);
             assert!(
                 r.switch.as_ref().is_some_and(|o| !o.holds()),
                 "{:?}",
@@ -907,8 +1006,34 @@ mod tests {
             assert_eq!(r.plan.role, Role::Unknown);
             assert!(world.jobs().is_empty(), "nothing started or stopped");
             assert!(world.events().is_empty());
+            assert_eq!(*world.released.borrow(), [7], "the lease is given back");
             assert_eq!(exit(r), ExitCode::RoleUnknown);
         }
+    }
+
+    #[test]
+    fn a_switch_that_systemd_armed_too_late_fences_at_once() {
+        // Answer 1 s old, then systemd takes 4.1 s to restart the timer: it may now fire
+        // later than fence_after after the request, when the lease may have gone.
+        let mut world = World {
+            answer_age_ms: 1_000,
+            arm_takes_ms: 4_100,
+            ..etcd_world(&[Role::Primary])
+        };
+        world
+            .systemd
+            .initial
+            .insert("app.service".into(), UnitState::Active);
+        let r = run(&etcd_config("  fence_after: 20s\n"), &world);
+        assert_eq!(r.switch, Some(deadline::Outcome::ArmedLate));
+        assert!(r.plan.fenced);
+        assert_eq!(
+            world.jobs(),
+            ["stop app.service"],
+            "nothing started, app stopped"
+        );
+        assert_eq!(*world.released.borrow(), [7]);
+        assert_eq!(exit(r), ExitCode::Failure);
     }
 
     #[test]
@@ -920,11 +1045,12 @@ mod tests {
         ));
         let world = World {
             record: Some(was_primary.clone()),
-            ..World::new(&[Role::Standby])
+            ..etcd_world(&[Role::Standby])
         };
-        let r = run(&config("  fence_after: 20s\n"), &world);
+        let r = run(&etcd_config("  fence_after: 20s\n"), &world);
         assert_eq!(*world.switch.borrow(), [false]);
         assert_eq!(r.switch, Some(deadline::Outcome::Disarmed));
+        assert_eq!(*world.epochs.borrow(), [None], "no token on a standby");
         // Standby before too: nothing to stop.
         let world = World {
             record: Some(fence::Record::Confirmed(fence::Confirmed::new(
@@ -932,17 +1058,18 @@ mod tests {
                 crate::clock::at("boot", 4_999_000),
                 SystemTime::UNIX_EPOCH,
             ))),
-            ..World::new(&[Role::Standby])
+            ..etcd_world(&[Role::Standby])
         };
-        run(&config("  fence_after: 20s\n"), &world);
+        run(&etcd_config("  fence_after: 20s\n"), &world);
         assert!(world.switch.borrow().is_empty());
-        // Unknown: the switch stays armed, to fire.
+        // Unknown: the switch stays armed, to fire; the token stands.
         let world = World {
             record: Some(was_primary),
-            ..World::new(&[Role::Unknown])
+            ..etcd_world(&[Role::Unknown])
         };
-        let r = run(&config("  fence_after: 20s\n"), &world);
+        let r = run(&etcd_config("  fence_after: 20s\n"), &world);
         assert!(world.switch.borrow().is_empty());
+        assert!(world.epochs.borrow().is_empty());
         assert_eq!(r.switch, None);
     }
 

@@ -166,6 +166,11 @@ pub fn switch(o: &crate::deadline::Outcome, spec: &crate::deadline::Spec) -> Str
             "cannot arm the dead man's switch {}: {e}; not acting as primary this run",
             spec.timer
         ),
+        Outcome::ArmedLate => format!(
+            "systemd re-armed the dead man's switch {} more than a quarter of fence_after after \
+             the role was confirmed, so it may fire too late: fencing now",
+            spec.timer
+        ),
     }
 }
 

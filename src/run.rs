@@ -163,7 +163,7 @@ fn say(r: &Report, args: &ReconcileArgs, quiet: bool) -> Result<(), Error> {
 
 fn diff(config: &Config, format: Format, host: &dyn Host) -> Result<Status, Error> {
     let paused = host.paused()?;
-    let check = reconcile::run_check(config, false, host);
+    let check = reconcile::run_check(config, &reconcile::context(config, true, false), host);
     let (fence, _) = reconcile::assess_fence(config, &check, false, host)?;
     let json = |plan: &Plan, error: Option<&str>| {
         print_out(&report::json(&report::Json {

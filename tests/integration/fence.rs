@@ -94,35 +94,12 @@ fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
         .stdout_has("last confirmed primary at ")
         .check();
 
-    // Long enough: systemd's dead man's switch, armed by the last run that confirmed primary,
-    // has already stopped the primary units (at 3/4 of fence_after), with no run of ours.
+    // Long enough: the primary units stop, the standby's are not started, exit 1, loudly.
     std::thread::sleep(Duration::from_millis(3200));
-    assert_eq!(r.sandbox.state("app.service"), "inactive");
-    assert_eq!(r.sandbox.state("web.service"), "inactive");
-    let switch = r.sandbox.exec(&[
-        "journalctl",
-        "--no-pager",
-        "-o",
-        "cat",
-        "-u",
-        "failover-manager-deadline-*.service",
-    ]);
-    assert!(
-        String::from_utf8_lossy(&switch.stdout).contains("Started failover-manager-deadline-"),
-        "the dead man's switch ran"
-    );
-    // The next run is fenced too: exit 1, loudly; nothing left to stop, nothing started.
     r.then(&["reconcile"])
         .status(1)
         .stderr_has("fenced: role unknown for ")
         .stderr_has("last confirmed primary at ")
-        .check();
-    // A primary unit started by hand meanwhile: the run's own fencing stops it.
-    r.sandbox
-        .systemctl(&["start", "app.service", "web.service"]);
-    r.then(&["reconcile"])
-        .status(1)
-        .stderr_has("fenced: role unknown for ")
         .stdout_has("fenced: stopped app.service")
         .stdout_has("fenced: stopped web.service")
         .check();

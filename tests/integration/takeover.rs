@@ -266,7 +266,8 @@ fn automatic_mode_takes_over_when_the_primary_site_is_cut_off_and_never_runs_twi
     let r = run(a, &["validate"]);
     assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains("failover-manager.timer runs every 1min, but the dead man's switch"),
+        r.stderr
+            .contains("failover-manager.timer runs every 1min, but the dead man's switch"),
         "{}",
         r.stderr
     );
