@@ -78,6 +78,7 @@ pub fn run(cfg: &CheckConfig, ctx: &Context) -> CheckResult {
                 candidate: etcd.candidate,
                 renew: ctx.renew,
                 take: ctx.take,
+                min_ttl: i64::try_from(etcd.min_lease_ttl.as_secs()).unwrap_or(i64::MAX),
             };
             let gate = || match &etcd.before_acquire {
                 None => Ok(()),

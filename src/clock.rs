@@ -19,8 +19,9 @@ impl Stamp {
     /// How long after `earlier` this reading was; `None` across a reboot (the two readings are
     /// of different clocks). A reading before `earlier` (impossible on one boot) counts as 0.
     pub fn since(&self, earlier: &Stamp) -> Option<Duration> {
-        (self.boot_id == earlier.boot_id)
-            .then(|| Duration::from_millis(self.boottime_ms.saturating_sub(earlier.boottime_ms)))
+        // An unknown boot (no /proc) is never the same boot as anything.
+        let same = !self.boot_id.is_empty() && self.boot_id == earlier.boot_id;
+        same.then(|| Duration::from_millis(self.boottime_ms.saturating_sub(earlier.boottime_ms)))
     }
 }
 
@@ -78,6 +79,7 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(at("b2", 5_000).since(&at("b1", 2_000)), None);
+        assert_eq!(at("", 5_000).since(&at("", 2_000)), None);
     }
 
     #[test]

@@ -115,6 +115,10 @@ pub struct EtcdConfig {
     /// says no).
     #[serde(default, deserialize_with = "opt_argv")]
     pub before_acquire: Option<Vec<String>>,
+    /// Automatic mode: the shortest lease this config is safe with (the inequality solved for
+    /// the TTL), to hold a lease granted under another config against.
+    #[serde(skip)]
+    pub min_lease_ttl: Duration,
 }
 
 impl EtcdConfig {
@@ -1244,18 +1248,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             let at = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             invalid(at, strip_mark(&e.to_string(), at))
         })?;
-    let config = raw.into_config(path);
-    consistent(&config).map_err(|(key, message)| invalid(key_position(text, key), message))?;
+    let mut config = raw.into_config(path);
+    consistent(&mut config).map_err(|(key, message)| invalid(key_position(text, key), message))?;
     Ok(config)
 }
 
 /// What no single value can say alone, checked once everything is read and reported at the
 /// line of the key concerned: `check.etcd` needs `site`, and automatic mode needs `fence_after`
 /// short enough that this site has stopped before the other may take over.
-fn consistent(c: &Config) -> Result<(), (&'static str, String)> {
+fn consistent(c: &mut Config) -> Result<(), (&'static str, String)> {
     let Some(etcd) = c.check.etcd() else {
         return Ok(());
     };
+    if etcd.cert_file.is_some() != etcd.key_file.is_some() {
+        return Err((
+            if etcd.cert_file.is_some() {
+                "cert_file"
+            } else {
+                "key_file"
+            },
+            "check.etcd.cert_file and key_file go together (a client certificate and its key)"
+                .into(),
+        ));
+    }
     if c.site.is_none() {
         return Err((
             "etcd",
@@ -1278,6 +1293,10 @@ fn consistent(c: &Config) -> Result<(), (&'static str, String)> {
     let b = Budget::of(c, fence_after, ttl);
     if b.total() >= ttl {
         return Err(("lease_ttl", b.refusal(ttl)));
+    }
+    let min = b.min_ttl();
+    if let Source::Etcd(e) = &mut c.check.source {
+        e.min_lease_ttl = min;
     }
     Ok(())
 }
@@ -1317,6 +1336,12 @@ impl Budget {
 
     pub fn total(&self) -> Duration {
         self.fence_after + self.stop + self.clock
+    }
+
+    /// The shortest whole-second TTL the inequality holds for: t > (fence_after + stop) × 50/49.
+    pub fn min_ttl(&self) -> Duration {
+        let bound = (self.fence_after + self.stop).as_secs_f64() * 50.0 / 49.0;
+        Duration::from_secs(bound.floor() as u64 + 1)
     }
 
     fn refusal(&self, ttl: Duration) -> String {
@@ -1521,6 +1546,8 @@ units:
         ));
         let e = c.check.etcd().expect("check.etcd");
         assert_eq!(e.lease_ttl, Some(Duration::from_secs(30)));
+        // (10 s + 5 s) × 50/49 = 15.3 s: a lease granted for 15 s would not do.
+        assert_eq!(e.min_lease_ttl, Duration::from_secs(16));
         assert!(!e.candidate);
         assert_eq!(
             e.before_acquire.as_deref(),
@@ -1613,6 +1640,15 @@ units:
                 "{key}: {e}"
             );
         }
+        let e = parse_err(&etcd_config(
+            "    cert_file: /etc/fm.pem\n",
+            "",
+            "  - app.service\n",
+        ));
+        assert!(
+            e.starts_with("c.yaml:6:5: check.etcd.cert_file and key_file go together"),
+            "{e}"
+        );
         let e = parse_err(
             "site: a\ncheck:\n  command: [x]\n  etcd: {endpoints: [http://a:1], key: /k}\nunits: [a]\n",
         );

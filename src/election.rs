@@ -31,6 +31,8 @@ pub struct Me<'a> {
     pub renew: bool,
     /// This run may take the key: a reconcile that is not paused.
     pub take: bool,
+    /// The shortest lease TTL (seconds) this host's config is safe with (0: any).
+    pub min_ttl: i64,
 }
 
 /// What the key says.
@@ -95,6 +97,9 @@ pub enum Why {
     LeaseExpired,
     /// Automatic mode: the key changed between the reads around the renewal.
     Moved,
+    /// Automatic mode: the lease was granted for `granted` seconds, shorter than this host's
+    /// config is safe with (`needed`): it was taken under another config.
+    LeaseTooShort { granted: i64, needed: i64 },
     /// etcd could not be asked or answered nonsense.
     Etcd(String),
 }
@@ -179,6 +184,13 @@ pub fn after_renewal(me: &Me, before: &Kv, ttl_left: i64, after: Option<&Kv>) ->
     if ttl_left <= 0 {
         return Verdict::unknown(Why::LeaseExpired);
     }
+    // A renewal answers with the TTL the lease was granted with.
+    if ttl_left < me.min_ttl {
+        return Verdict::unknown(Why::LeaseTooShort {
+            granted: ttl_left,
+            needed: me.min_ttl,
+        });
+    }
     match after {
         Some(a) if a.mod_revision == before.mod_revision && a.lease == before.lease => Verdict {
             role: Role::Primary,
@@ -252,6 +264,7 @@ mod tests {
         candidate: true,
         renew: true,
         take: true,
+        min_ttl: 0,
     };
     const AUTO: Me = Me {
         automatic: true,
@@ -381,6 +394,18 @@ mod tests {
         assert_eq!(
             after_renewal(&AUTO, &before, 30, Some(&kv("dc1", 9, 50))),
             Verdict::unknown(Why::Moved)
+        );
+        // Granted under a config with a shorter lease than this one is safe with.
+        let strict = Me {
+            min_ttl: 31,
+            ..AUTO
+        };
+        assert_eq!(
+            after_renewal(&strict, &before, 30, Some(&before)),
+            Verdict::unknown(Why::LeaseTooShort {
+                granted: 30,
+                needed: 31
+            })
         );
         // Gone (expired between the two reads): nobody takes it in this run.
         assert_eq!(

@@ -121,6 +121,10 @@ pub fn etcd_why(a: &crate::witness::Answer) -> String {
             "names this site, but its lease had expired when this host renewed it".into()
         }
         Why::Moved => "changed while this host renewed its lease".into(),
+        Why::LeaseTooShort { granted, needed } => format!(
+            "names this site on a lease of {granted}s, shorter than this config is safe with \
+             ({needed}s, see check.etcd.lease_ttl): released, to be taken again on a lease of its own"
+        ),
         Why::Etcd(e) => format!("could not be read: {e}"),
     }
 }
@@ -140,6 +144,7 @@ pub fn etcd_code(w: &Why) -> &'static str {
         Why::NoLease => "no_lease",
         Why::LeaseExpired => "lease_expired",
         Why::Moved => "moved",
+        Why::LeaseTooShort { .. } => "lease_too_short",
         Why::Etcd(_) => "etcd_error",
     }
 }

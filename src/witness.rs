@@ -125,6 +125,11 @@ fn exchange(
                     answer.sent = sent;
                     answer.ttl_left = Some(ttl);
                 }
+                if let Why::LeaseTooShort { .. } = v.why {
+                    // Nobody of this site acts on it, so nobody may keep it alive: let it go,
+                    // and the next run takes the key again on a lease of its own TTL.
+                    let _ = client.revoke(lease, until);
+                }
                 return Ok(v);
             }
             Step::Take => {
