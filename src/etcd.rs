@@ -241,6 +241,16 @@ fn error_message(status: u16, body: &str) -> String {
     format!("HTTP {status}: {m}")
 }
 
+/// The error object a streamed answer can carry instead of a result.
+fn stream_error(line: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct E {
+        error: WireError,
+    }
+    let e = serde_json::from_str::<E>(line).ok()?.error;
+    Some(if e.message.is_empty() { e.error } else { e.message })
+}
+
 /// Errors that are this member's alone (it cannot reach the leader, is not part of a quorum,
 /// is shutting down): another member may answer. Anything else (a refused password, a
 /// permission) is the cluster's answer and is the same everywhere.
@@ -416,6 +426,28 @@ impl Client {
         body: &serde_json::Value,
         until: Instant,
     ) -> Result<T, EtcdError> {
+        // A stream (keep-alive) answers 200 and then an error object when the member has
+        // trouble of its own ("leader changed"): that one tries the next endpoint too.
+        let mut tried = Vec::new();
+        for _ in 0..self.settings.endpoints.len() {
+            match self.post_once(path, body, until) {
+                Err(EtcdError::Refused { endpoint, message }) if member_trouble(&message) => {
+                    tried.push(format!("{endpoint}: {message}"));
+                    let n = self.settings.endpoints.len();
+                    self.first.set((self.first.get() + 1) % n);
+                }
+                other => return other,
+            }
+        }
+        Err(EtcdError::Unreachable(tried.join("; ")))
+    }
+
+    fn post_once<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        until: Instant,
+    ) -> Result<T, EtcdError> {
         let (endpoint, resp) = self.send(path, body, Some(until), None)?;
         let mut text = String::new();
         let read = resp
@@ -436,6 +468,9 @@ impl Client {
         if !first.trim_start().starts_with('{') {
             let shown: String = first.chars().take(120).collect();
             return Err(malformed(format!("not a JSON object: {shown:?}")));
+        }
+        if let Some(message) = stream_error(first) {
+            return Err(EtcdError::Refused { endpoint, message });
         }
         serde_json::from_str(first).map_err(|e| {
             let shown: String = first.chars().take(120).collect();
@@ -662,12 +697,23 @@ fn usable_client_cert(
     chain: &[ureq::tls::Certificate<'static>],
     key: &ureq::tls::PrivateKey<'static>,
 ) -> Result<(), String> {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::pki_types::{
+        CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
+    };
     let certs = chain
         .iter()
         .map(|c| CertificateDer::from(c.der().to_vec()))
         .collect();
-    let key = PrivateKeyDer::try_from(key.der().to_vec()).map_err(|e| e.to_string())?;
+    // As ureq will take it: by the PEM label's kind, not by what the bytes are (a PKCS#8 key
+    // under an "RSA PRIVATE KEY" label must be refused here, not panic there). ureq does not
+    // export the kind's type; its name is all there is to go by.
+    let der = key.der().to_vec();
+    let key = match format!("{:?}", key.kind()).as_str() {
+        "Pkcs1" => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
+        "Pkcs8" => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
+        "Sec1" => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
+        other => return Err(format!("a kind of private key this build does not know ({other})")),
+    };
     rustls::ClientConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| e.to_string())?
@@ -853,6 +899,15 @@ mod tests {
             parse_watch(r#"{"error":{"grpc_code":14,"message":"etcdserver: no leader"}}"#),
             Ok(WatchEvent::Canceled { .. }) | Err(_)
         ));
+    }
+
+    #[test]
+    fn an_error_inside_a_streamed_answer_is_an_error() {
+        assert_eq!(
+            stream_error(r#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: leader changed","http_status":"Service Unavailable"}}"#),
+            Some("etcdserver: leader changed".into())
+        );
+        assert_eq!(stream_error(r#"{"result":{"TTL":"30"}}"#), None);
     }
 
     #[test]

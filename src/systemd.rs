@@ -674,8 +674,15 @@ impl Systemd {
         let usec = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let argv: Vec<&str> = spec.exec.iter().map(String::as_str).collect();
         let program = argv.first().copied().unwrap_or(crate::deadline::SYSTEMCTL);
+        // A service that failed once (its stop job canceled by a run's start) must not stay
+        // loaded, or this name could never be created again.
+        let _ = self.with_conn("ResetFailedUnit", &spec.service, |c| {
+            c.call(MANAGER_PATH, MANAGER, "ResetFailedUnit", &[Arg::Str(&spec.service)])
+                .map(|_| ())
+        });
         let timer = [
             ("Description", Value::Str(&spec.description)),
+            ("CollectMode", Value::Str("inactive-or-failed")),
             ("OnActiveSec", Value::U64(usec(spec.fire_after))),
             // The default accuracy is a minute.
             ("AccuracyUSec", Value::U64(1_000)),
@@ -683,6 +690,8 @@ impl Systemd {
         ];
         let service = [
             ("Description", Value::Str(&spec.description)),
+            ("Type", Value::Str("oneshot")),
+            ("CollectMode", Value::Str("inactive-or-failed")),
             ("ExecStart", Value::Exec(program, &argv)),
         ];
         self.with_conn("StartTransientUnit", &spec.timer, |c| {
