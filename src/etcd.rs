@@ -248,7 +248,11 @@ fn stream_error(line: &str) -> Option<String> {
         error: WireError,
     }
     let e = serde_json::from_str::<E>(line).ok()?.error;
-    Some(if e.message.is_empty() { e.error } else { e.message })
+    Some(if e.message.is_empty() {
+        e.error
+    } else {
+        e.message
+    })
 }
 
 /// Errors that are this member's alone (it cannot reach the leader, is not part of a quorum,
@@ -298,6 +302,11 @@ impl Client {
             first: Cell::new(0),
             tokens: RefCell::new(vec![None; n]),
         })
+    }
+
+    /// Forgets every auth token (a watch canceled for a stale one asks again).
+    pub fn forget_tokens(&self) {
+        self.tokens.borrow_mut().iter_mut().for_each(|t| *t = None);
     }
 
     /// The endpoint that answered last.
@@ -528,6 +537,11 @@ impl Client {
         if let Some(t) = &token {
             req = req.header("Authorization", t);
         }
+        if idle.is_some() {
+            // A watch on a member that has lost its leader ends at once instead of staying
+            // silent (gRPC metadata `hasleader`, through the gateway).
+            req = req.header("Grpc-Metadata-hasleader", "true");
+        }
         let req = match (budget, idle) {
             (Some(b), _) => req.config().timeout_global(Some(b)).build(),
             // A stream: no end, but each read must come within `idle`.
@@ -712,7 +726,11 @@ fn usable_client_cert(
         "Pkcs1" => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
         "Pkcs8" => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
         "Sec1" => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
-        other => return Err(format!("a kind of private key this build does not know ({other})")),
+        other => {
+            return Err(format!(
+                "a kind of private key this build does not know ({other})"
+            ));
+        }
     };
     rustls::ClientConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(rustls::ALL_VERSIONS)
@@ -904,7 +922,9 @@ mod tests {
     #[test]
     fn an_error_inside_a_streamed_answer_is_an_error() {
         assert_eq!(
-            stream_error(r#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: leader changed","http_status":"Service Unavailable"}}"#),
+            stream_error(
+                r#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: leader changed","http_status":"Service Unavailable"}}"#
+            ),
             Some("etcdserver: leader changed".into())
         );
         assert_eq!(stream_error(r#"{"result":{"TTL":"30"}}"#), None);

@@ -677,8 +677,13 @@ impl Systemd {
         // A service that failed once (its stop job canceled by a run's start) must not stay
         // loaded, or this name could never be created again.
         let _ = self.with_conn("ResetFailedUnit", &spec.service, |c| {
-            c.call(MANAGER_PATH, MANAGER, "ResetFailedUnit", &[Arg::Str(&spec.service)])
-                .map(|_| ())
+            c.call(
+                MANAGER_PATH,
+                MANAGER,
+                "ResetFailedUnit",
+                &[Arg::Str(&spec.service)],
+            )
+            .map(|_| ())
         });
         let timer = [
             ("Description", Value::Str(&spec.description)),

@@ -36,12 +36,10 @@ pub fn run(config: &Config, unit: &str) -> Result<Status, Error> {
     // 0: from now. After a stream breaks: the revision after the last one seen.
     let mut from = 0;
     let mut trouble: Option<String> = None;
-    // Every start runs once, for what changed while nobody watched.
+    // Every start runs once, for what changed while nobody watched: once the watch is in
+    // place, so that nothing between that run's read and the watch's start is missed.
     let mut pending = true;
     while !interrupt::requested() {
-        if std::mem::take(&mut pending) {
-            start_run(&systemd, unit);
-        }
         let mut stream = match client.watch(&etcd.key, from, IDLE) {
             Ok(s) => s,
             Err(e) => {
@@ -64,6 +62,9 @@ pub fn run(config: &Config, unit: &str) -> Result<Status, Error> {
                     if from == 0 {
                         from = revision + 1;
                     }
+                    if std::mem::take(&mut pending) {
+                        start_run(&systemd, unit);
+                    }
                 }
                 Ok(WatchEvent::Changed { revision }) => {
                     log::info!(
@@ -74,12 +75,16 @@ pub fn run(config: &Config, unit: &str) -> Result<Status, Error> {
                     start_run(&systemd, unit);
                 }
                 Ok(WatchEvent::Canceled { reason }) => {
-                    log::warn!(
-                        "etcd ended the watch of {}: {reason}; starting over",
-                        etcd.key
+                    // Compacted, no leader, or a stale token: start over (with new tokens),
+                    // and run once, since changes may have been missed.
+                    say_trouble(
+                        &mut trouble,
+                        &EtcdError::Unreachable(format!("watch canceled: {reason}")),
                     );
+                    client.forget_tokens();
                     from = 0;
                     pending = true;
+                    interrupt::sleep(RETRY);
                     break;
                 }
                 Ok(WatchEvent::Other) => {}
@@ -87,7 +92,14 @@ pub fn run(config: &Config, unit: &str) -> Result<Status, Error> {
                     if interrupt::requested() {
                         break;
                     }
+                    // An answer that cannot be read (an event too large, say) would come back
+                    // the same from the same revision: run once and watch from now.
+                    if matches!(e, EtcdError::Malformed { .. }) {
+                        from = 0;
+                        pending = true;
+                    }
                     say_trouble(&mut trouble, &e);
+                    interrupt::sleep(RETRY);
                     break;
                 }
             }
