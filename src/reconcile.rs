@@ -361,7 +361,48 @@ fn decide(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> En
     if opts.dry_run {
         return End::DryRun;
     }
-    act(config, opts, host, r)
+    let end = act(config, opts, host, r);
+    rearm_after_acting(config, opts, host, r);
+    end
+}
+
+/// A run that started units for longer than the switch's slack armed it too early for them: it
+/// may fire before the next run, and a run that never comes would leave them unguarded. So it
+/// confirms once more and arms again from that confirmation.
+fn rearm_after_acting(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) {
+    let (Some(after), Some(deadline::Outcome::Armed { .. })) =
+        (config.check.fence_after, r.switch.as_ref())
+    else {
+        return;
+    };
+    let started = r
+        .results
+        .iter()
+        .any(|s| s.action == crate::domain::Action::Start);
+    let aged = host
+        .clock()
+        .since(&r.check.sent)
+        .is_none_or(|d| d > deadline::slack(after));
+    if !started || !aged || host.interrupted() {
+        return;
+    }
+    let again = host.check(
+        &config.check,
+        &context(config, opts.dry_run, r.paused.is_some()),
+    );
+    let previous = Some(Role::Primary);
+    let outcome = match deadline::decide(again.role, previous, &again.sent, &host.clock(), after) {
+        Decision::Arm => match deadline::spec(config, deadline::SYSTEMCTL).map(|s| host.arm(&s)) {
+            Some(Ok(())) => return,
+            Some(Err(e)) => e,
+            None => return,
+        },
+        _ => format!("the check now says {}", again.role),
+    };
+    log::warn!(
+        "the units took long to start and the dead man's switch could not be armed again ({outcome}): \
+         it stops them unless the next run confirms the role in time"
+    );
 }
 
 fn states(plan: &Plan) -> Vec<UnitState> {
@@ -665,6 +706,7 @@ mod tests {
         arm_fails: bool,
         /// How long systemd takes to answer the arming (the clock moves on by that much).
         arm_takes_ms: u64,
+        hook_takes_ms: u64,
         later_ms: Cell<u64>,
         /// How long before `clock` the check's request was sent.
         answer_age_ms: u64,
@@ -697,6 +739,7 @@ mod tests {
                 switch: RefCell::new(Vec::new()),
                 arm_fails: false,
                 arm_takes_ms: 0,
+                hook_takes_ms: 0,
                 later_ms: Cell::new(0),
                 answer_age_ms: 0,
                 etcd: false,
@@ -736,7 +779,10 @@ mod tests {
             if self.interrupt_in_check {
                 self.interrupted.set(true);
             }
-            let sent = crate::clock::at("boot", self.clock.boottime_ms - self.answer_age_ms);
+            let sent = crate::clock::at(
+                "boot",
+                self.clock.boottime_ms + self.later_ms.get() - self.answer_age_ms,
+            );
             let answer = if self.etcd {
                 check::Answer::Etcd(crate::witness::Answer {
                     verdict: crate::election::Verdict {
@@ -763,7 +809,7 @@ mod tests {
                 answer,
                 duration: Duration::from_millis(3),
                 output: Vec::new(),
-                sent: crate::clock::at("boot", self.clock.boottime_ms - self.answer_age_ms),
+                sent,
             }
         }
         fn sleep(&self, _: Duration) -> bool {
@@ -824,6 +870,8 @@ mod tests {
         }
         fn hook(&self, _: &Hooks, event: Event, env: &[(String, String)]) -> Result<(), String> {
             self.hooks_run.borrow_mut().push((event, env.to_vec()));
+            // Time the run spends after the check (starting units, hooks).
+            self.later_ms.set(self.later_ms.get() + self.hook_takes_ms);
             if self.failing_hooks.contains(&event) {
                 return Err(format!("hook {} exited 2", event.key()));
             }
@@ -1009,6 +1057,27 @@ mod tests {
             assert_eq!(*world.released.borrow(), [7], "the lease is given back");
             assert_eq!(exit(r), ExitCode::RoleUnknown);
         }
+    }
+
+    #[test]
+    fn a_takeover_that_took_long_confirms_again_and_arms_the_switch_anew() {
+        // Starting the units (and the hooks) took 6 s: more than a quarter of fence_after since
+        // the confirming request, so the switch armed before them could fire before the next
+        // run does.
+        let world = World {
+            hook_takes_ms: 6_000,
+            ..etcd_world(&[Role::Primary])
+        };
+        let r = run(&etcd_config("  fence_after: 20s\n"), &world);
+        assert_eq!(world.jobs(), ["stop replica.service", "start app.service"]);
+        assert_eq!(world.checks.get(), 2, "confirmed once more");
+        assert_eq!(*world.switch.borrow(), [true, true], "armed anew");
+        assert_eq!(exit(r), ExitCode::Success);
+        // Quick: nothing more.
+        let world = etcd_world(&[Role::Primary]);
+        run(&etcd_config("  fence_after: 20s\n"), &world);
+        assert_eq!(world.checks.get(), 1);
+        assert_eq!(*world.switch.borrow(), [true]);
     }
 
     #[test]

@@ -262,6 +262,17 @@ fn validate(
                 {
                     findings.extend(validate::service_timeout(worst, &t));
                 }
+                let leased = config.check.etcd().is_some_and(|e| e.automatic());
+                for u in config.units.iter().filter(|u| {
+                    leased
+                        && u.managed
+                        && u.when == crate::domain::When::Primary
+                        && u.name.ends_with(".service")
+                }) {
+                    if let Ok(t) = mgr.property(&u.name, "TimeoutStopUSec") {
+                        findings.extend(validate::stop_timeout(&u.name, &t, u.verify_timeout));
+                    }
+                }
                 let timer = "failover-manager.timer";
                 if let Some(spec) = crate::deadline::spec(config, crate::deadline::SYSTEMCTL)
                     && mgr

@@ -800,7 +800,7 @@ impl Manager for Systemd {
                 .get(unit, UNIT, property, "s")?
                 .read_str()
                 .map_err(Into::into),
-            "TimeoutStartUSec" => c
+            "TimeoutStartUSec" | "TimeoutStopUSec" => c
                 .get(unit, SERVICE, property, "t")?
                 .read_u64()
                 .map(format_timespan)

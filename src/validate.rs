@@ -116,6 +116,25 @@ pub fn timer_period(period: &str, fire_after: Duration) -> Option<Finding> {
     })
 }
 
+/// With a leased key, a primary unit must stop within its verify_timeout: the inequality
+/// counts that long for the stop, but systemd takes up to TimeoutStopSec= (then kills).
+/// `timeout_stop` as systemd prints it ("1min 30s", "infinity").
+pub fn stop_timeout(unit: &str, timeout_stop: &str, verify_timeout: Duration) -> Option<Finding> {
+    let t = timeout_stop.trim();
+    let too_long =
+        t == "infinity" || humantime::parse_duration(t).is_ok_and(|d| d > verify_timeout);
+    too_long.then(|| {
+        error(format!(
+            "{unit}: TimeoutStopSec={t} is longer than its verify_timeout {}, which the lease \
+             inequality counts on for stopping it: the other site could start it while it still \
+             stops here (set TimeoutStopSec= to at most {} with `systemctl edit {unit}`, or raise \
+             verify_timeout and lease_ttl)",
+            humantime::format_duration(verify_timeout),
+            humantime::format_duration(verify_timeout),
+        ))
+    })
+}
+
 pub fn check_command(argv: &[String]) -> Option<Finding> {
     let program = argv.first()?;
     let Some(path) = crate::security::resolve(program) else {
@@ -141,6 +160,21 @@ pub fn check_command(argv: &[String]) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_primary_unit_must_stop_within_its_verify_timeout() {
+        let v = Duration::from_secs(10);
+        assert_eq!(stop_timeout("app.service", "10s", v), None);
+        assert_eq!(stop_timeout("app.service", "5s", v), None);
+        assert!(
+            stop_timeout("app.service", "1min 30s", v).is_some_and(|f| f.severity
+                == Severity::Error
+                && f.message.starts_with(
+                    "app.service: TimeoutStopSec=1min 30s is longer than its verify_timeout 10s"
+                ))
+        );
+        assert!(stop_timeout("app.service", "infinity", v).is_some());
+    }
 
     #[test]
     fn the_timer_must_run_twice_within_the_switch() {

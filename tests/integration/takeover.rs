@@ -42,7 +42,8 @@ fn install(c: &Cluster, i: usize, site: &str, etcd_extra: &str, check_extra: &st
         "app.service",
         &app.body.replace(
             "[Service]\n",
-            "[Service]\nExecStartPre=/bin/sh -c 'date +%%s%%N >> /run/fm-test/app.starting'\n\
+            "[Service]\nTimeoutStopSec=1s\n\
+             ExecStartPre=/bin/sh -c 'date +%%s%%N >> /run/fm-test/app.starting'\n\
              ExecStopPost=/bin/sh -c 'date +%%s%%N >> /run/fm-test/app.stopped'\n",
         ),
     );
@@ -255,7 +256,22 @@ fn automatic_mode_takes_over_when_the_primary_site_is_cut_off_and_never_runs_twi
         "the run armed the dead man's switch"
     );
 
-    // validate holds the timer's period against the switch: the drill's second passes, the
+    // validate holds each primary unit's stop timeout against its verify_timeout, the stop
+    // time the lease inequality counts on...
+    let dropin = "/etc/systemd/system/app.service.d/slow-stop.conf";
+    a.write(dropin, "[Service]\nTimeoutStopSec=90s\n");
+    a.daemon_reload();
+    let r = run(a, &["validate"]);
+    assert_eq!(r.status, 78, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("app.service: TimeoutStopSec=1min 30s is longer than its verify_timeout 1s"),
+        "{}",
+        r.stderr
+    );
+    a.ok(&["rm", dropin]);
+    a.daemon_reload();
+    // ...and the timer's period against the switch: the drill's second passes, the
     // shipped minute would fence a healthy primary between two runs.
     let r = run(a, &["validate"]);
     assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
