@@ -41,6 +41,9 @@ inside() { nsenter -t "$pid" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_
 
 # --- the sandbox's contents ----------------------------------------------------------------
 install -Dm755 "$bin" "$root/usr/bin/failover-manager"
+# The shell etcd integration check.etcd replaces, where the .deb puts it.
+install -Dm755 "$repo/examples/checks/etcd-key" "$root/usr/lib/failover-manager/checks/etcd-key"
+install -Dm755 "$repo/examples/etcd/etcd-ack" "$root/usr/lib/failover-manager/etcd/etcd-ack"
 unitdir=$root/usr/local/lib/systemd/system
 mkdir -p "$unitdir" "$root/etc/failover-manager" "$root/usr/local/lib/fm-bench"
 # The D-Bus floor: the check and one ListUnitsByNames over systemd's private socket, in C.
@@ -230,12 +233,29 @@ takeover_reexec() { # N
 # The tool's own peak RSS: its exit_group is held for 0.3 s (strace) while VmHWM is read.
 # /usr/bin/time would report the largest of the tool AND the commands it waited for.
 rss() { # N
-  local s t='' h='' l c m g=
   mapfile -t u < <(names fast "$1")
   write_config false 2s "${u[@]}"
   systemctl start -- "${u[@]}"
+  hold_peak rss failover-manager reconcile || die "reconcile failed under strace"
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f 'rss_time %M' failover-manager reconcile 2>&1 >/dev/null | grep '^rss_time'
+  fi
+}
+# The same with the binary from before the etcd client (bench/bench.sh installs it there).
+rss_before() { # N
+  mapfile -t u < <(names fast "$1")
+  write_config false 2s "${u[@]}"
+  systemctl start -- "${u[@]}"
+  hold_peak rss /usr/local/lib/fm-bench/before/failover-manager reconcile ||
+    die "the binary from before the etcd client failed under strace"
+}
+# hold_peak LABEL COMMAND...: COMMAND (failover-manager) with its exit_group held; prints
+# "LABEL_tool VmHWM" and "LABEL_libsystemd kB" (the part of the RSS that is libsystemd's).
+hold_peak() {
+  local label=$1 s t='' h='' l c m b g= bs= rc=0
+  shift
   strace -o /dev/null -e signal=none -e trace=exit_group \
-    -e inject=exit_group:delay_enter=300000 failover-manager reconcile &
+    -e inject=exit_group:delay_enter=300000 "$@" >/dev/null &
   s=$!
   # strace forks a probe child or two first: wait for the one that became failover-manager.
   while [ -z "$t" ] && kill -0 "$s" 2>/dev/null; do
@@ -249,16 +269,181 @@ rss() { # N
     l=$(awk '/^VmHWM:/ { print $2 }' "/proc/$t/status" 2>/dev/null) || true
     [ -z "$l" ] || h=$l
     # The part of it that is libsystemd and the libraries it brings along.
-    m=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { lib = ($6 ~ /lib(systemd|gcrypt|gpg-error|lz4|zstd|lzma|cap)\.so/) }
-      lib && /^Rss:/ { k += $2 } END { print k + 0 }' "/proc/$t/smaps" 2>/dev/null) || true
+    # And the part that is this binary's own pages (its code, mostly).
+    read -r m b < <(awk '/^[0-9a-f]+-[0-9a-f]+ / { lib = ($6 ~ /lib(systemd|gcrypt|gpg-error|lz4|zstd|lzma|cap)\.so/)
+        self = ($6 ~ /\/failover-manager$/) }
+      lib && /^Rss:/ { k += $2 } self && /^Rss:/ { x += $2 } END { print k + 0, x + 0 }' "/proc/$t/smaps" 2>/dev/null) || true
     [ -z "$m" ] || [ "$m" = 0 ] || g=$m
+    [ -z "$b" ] || [ "$b" = 0 ] || bs=$b
   done
-  wait "$s" || die "reconcile failed under strace"
-  echo "rss_tool ${h:-0}"
-  echo "rss_libsystemd ${g:-0}"
-  if [ -x /usr/bin/time ]; then
-    /usr/bin/time -f 'rss_time %M' failover-manager reconcile 2>&1 >/dev/null | grep '^rss_time'
-  fi
+  wait "$s" || rc=$?
+  echo "${label}_tool ${h:-0}"
+  echo "${label}_libsystemd ${g:-0}"
+  echo "${label}_self ${bs:-0}"
+  return "$rc"
+}
+
+# --- etcd: what each tick costs with check.etcd ----------------------------------------------
+# One real etcd member inside the sandbox (Debian's etcd-server, as drill/etcd.sh runs it) on
+# 127.0.0.1, holding KEY for site dc1 on the holder's lease. Run under `systemd-run --wait`
+# (see the host side): this harness is then alone in a cgroup of its own, and the cgroup's
+# cpu.stat usage_usec before and after a command is that command's CPU time, its children's
+# included (systemd's and etcd's own work is theirs, in every row alike).
+EKEY=/failover-manager/primary-site
+EP=http://127.0.0.1:2379
+ecfg=/etc/failover-manager
+cpustat=''
+cpu_now() { # sets CPU (µs) without a fork
+  local k v
+  while read -r k v; do
+    if [ "$k" = usage_usec ]; then CPU=$v; return 0; fi
+  done <"$cpustat"
+  return 1
+}
+# emeasure LABEL FUNCTION...: prints "LABEL WALL_US" and "LABEL_cpu CPU_US".
+emeasure() {
+  local label=$1 t0 t1 c0 rc=0
+  shift
+  cpu_now
+  c0=$CPU
+  t0=$EPOCHREALTIME
+  "$@" || rc=$?
+  t1=$EPOCHREALTIME
+  cpu_now
+  echo "$label $(($(us "$t1") - $(us "$t0")))"
+  echo "${label}_cpu $((CPU - c0))"
+  return "$rc"
+}
+etcd_unit() {
+  cat >/run/systemd/system/fm-bench-etcd.service <<UNIT
+[Unit]
+Description=bench: a single etcd member for check.etcd
+[Service]
+Type=notify
+ExecStart=/usr/bin/etcd --name bench --data-dir /var/lib/fm-bench-etcd --listen-client-urls $EP --advertise-client-urls $EP --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster bench=http://127.0.0.1:2380 --initial-cluster-state new --logger zap --log-outputs stderr
+UNIT
+  systemctl daemon-reload
+  systemctl start fm-bench-etcd.service
+  ETCDCTL_API=3 etcdctl --endpoints=$EP --command-timeout=10s endpoint health >/dev/null ||
+    die "etcd did not come up"
+}
+etcd_config() { # FILE SITE ETCD_EXTRA FENCE UNIT...
+  local file=$1 site=$2 extra=$3 fence=$4
+  shift 4
+  {
+    echo "site: $site"
+    echo "check:"
+    echo "  etcd:"
+    echo "    endpoints: [$EP]"
+    echo "    key: $EKEY"
+    [ -z "$extra" ] || echo "    $extra"
+    echo "  timeout: 10s"
+    [ -z "$fence" ] || echo "  fence_after: $fence"
+    # 1 s: lease_ttl must outlast fence_after + stopping every unit in turn (10 × 1 s).
+    echo "defaults: { verify_timeout: 1s, settle: 0s }"
+    echo "units:"
+    printf '  - %s\n' "$@"
+  } >"$file"
+}
+# The floor: what any script that asks etcd and systemd must do at least, by their own tools.
+efloor() {
+  etcdctl --endpoints=$EP get --consistency=l "$EKEY" >/dev/null &&
+    systemctl is-active -- "${u[@]}" >/dev/null
+}
+# The same with the standby's units, which are stopped: systemd has unloaded them, and loads
+# them again to answer (so does the standby's run).
+efloor_standby() {
+  etcdctl --endpoints=$EP get --consistency=l "$EKEY" >/dev/null &&
+    { systemctl is-active -- "${s[@]}" >/dev/null || true; }
+}
+emanual() { failover-manager -c $ecfg/manual.yaml reconcile >/dev/null; }
+eholder() { failover-manager -c $ecfg/holder.yaml reconcile >/dev/null; }
+estandby() { failover-manager -c $ecfg/standby.yaml reconcile >/dev/null; }
+# The shell integration it replaces (examples/): the etcd-key check command, and etcd-ack
+# after every run (ExecStartPost=), which runs `failover-manager diff` and reads etcd.
+eshell() { failover-manager -c $ecfg/shell.yaml reconcile >/dev/null; }
+eack() { FAILOVER_MANAGER_CONFIG=$ecfg/shell.yaml /usr/lib/failover-manager/etcd/etcd-ack "$EKEY" dc1 >/dev/null 2>&1; }
+eversion() { failover-manager --version >/dev/null; }
+
+# Processes a command spawns, by strace -f: "LABEL_procs N", "LABEL_threads M" (forks and
+# clones without CLONE_THREAD; clones with it) and "LABEL_execs K" (execve beyond its own).
+spawned() { # LABEL [strace_env VAR=VALUE] COMMAND...
+  local label=$1 f=/tmp/fm-bench-strace
+  shift
+  local -a env=()
+  if [ "$1" = strace_env ]; then env=(-E "$2"); shift 2; fi
+  strace -f -qq -o $f -e trace=process "${env[@]}" "$@" >/dev/null 2>&1 || die "$label failed under strace"
+  awk -v l="$label" '
+    $2 ~ /^(fork|vfork)\(/ { p++ }
+    $2 ~ /^clone3?\(/ && $0 !~ /resumed/ { if ($0 ~ /CLONE_THREAD/) t++; else p++ }
+    $2 ~ /^execve\(/ { e++ }
+    END { printf "%s_procs %d\n%s_threads %d\n%s_execs %d\n", l, p, l, t, l, e - 1 }' $f
+}
+# Where a run's time goes, by strace -f -c (syscall counts and time) and by connect(2)s.
+eprofile() { # LABEL COMMAND...
+  local label=$1 f=/tmp/fm-bench-strace
+  shift
+  strace -f -qq -o $f -e trace=connect,socket,sendto,write,recvfrom,read,openat "$@" >/dev/null 2>&1 || true
+  awk -v l="$label" '
+    /connect\(.*sin_port=htons\(2379\)/ { c++ }
+    /connect\(.*sun_path=/ { d++ }
+    /openat\(.*(\\.pem|\\.crt|ssl|certs)/ { tls++ }
+    END { printf "%s_connects_etcd %d\n%s_connects_unix %d\n%s_tls_files %d\n", l, c, l, d, l, tls }' $f
+}
+etcd_steady() { # N ROUNDS
+  local n=$1 rounds=$2 i lease
+  cpustat=/sys/fs/cgroup$(awk -F: '$1 == 0 { print $3 }' /proc/self/cgroup)/cpu.stat
+  [ -r "$cpustat" ] || die "no cpu.stat at $cpustat"
+  etcd_unit
+  mapfile -t s < <(for ((i = 101; i < 101 + n; i++)); do printf 'bench-fast@%03d.service\n' "$i"; done)
+  mapfile -t u < <(names fast "$n")
+  etcd_config $ecfg/manual.yaml dc1 '' '' "${u[@]}"
+  etcd_config $ecfg/holder.yaml dc1 'lease_ttl: 30s' 15s "${u[@]}"
+  etcd_config $ecfg/standby.yaml dc2 'lease_ttl: 30s' 15s "${s[@]}"
+  {
+    echo "check: { command: [/usr/lib/failover-manager/checks/etcd-key, $EKEY, dc1], timeout: 10s }"
+    echo "defaults: { verify_timeout: 1s, settle: 0s }"
+    echo "units:"
+    printf '  - %s\n' "${u[@]}"
+  } >$ecfg/shell.yaml
+  systemctl start -- "${u[@]}"
+  systemctl stop -- "${s[@]}"
+  # The holder takes the key (grant, create) on its first run; from then on every run renews.
+  failover-manager -c $ecfg/holder.yaml reconcile >/dev/null || die "the holder's first run failed"
+  lease=$(etcdctl --endpoints=$EP get "$EKEY" -w fields | awk -F' : ' '/"Lease"/ { print $2 }')
+  [ -n "$lease" ] && [ "$lease" != 0 ] || die "the key is not on a lease"
+  for c in manual holder standby shell; do
+    failover-manager -c $ecfg/$c.yaml diff >/dev/null || die "$c: not in sync"
+  done
+  for i in 1 2 3; do efloor; efloor_standby; emanual; eholder; estandby; eshell; eack; done # warm-up
+  for ((i = 0; i < rounds; i++)); do
+    emeasure efloor efloor || die "the etcd floor failed"
+    emeasure efloors efloor_standby || die "the etcd floor (the standby's units) failed"
+    emeasure emanual emanual || die "manual mode: reconcile failed"
+    emeasure eholder eholder || die "the holder: reconcile failed"
+    emeasure estandby estandby || die "the standby: reconcile failed"
+    emeasure eshell eshell || die "the etcd-key check: reconcile failed"
+    emeasure eack eack || die "etcd-ack failed"
+    emeasure eversion eversion
+  done
+  # Still steady: nothing was started, stopped or taken meanwhile.
+  for c in manual holder standby shell; do
+    failover-manager -c $ecfg/$c.yaml diff >/dev/null || die "$c: not in sync after the rounds"
+  done
+  [ "$(etcdctl --endpoints=$EP get "$EKEY" -w fields | awk -F' : ' '/"Lease"/ { print $2 }')" = "$lease" ] ||
+    die "the key changed hands during the rounds"
+  # D-Bus calls per run (-vv), processes, connections, peak RSS.
+  for c in manual holder standby; do
+    failover-manager -c $ecfg/$c.yaml -vv reconcile 2>&1 >/dev/null | awk -v c="$c" '
+      /^dbus [A-Za-z]+ / { n[$2]++ } END { for (v in n) printf "%s_dbus_%s %d\n", c, v, n[v] }'
+    spawned "$c" failover-manager -c $ecfg/$c.yaml reconcile
+    eprofile "$c" failover-manager -c $ecfg/$c.yaml reconcile
+    hold_peak "${c}_rss" failover-manager -c $ecfg/$c.yaml reconcile || die "$c failed under strace"
+  done
+  spawned floor bash -c "etcdctl --endpoints=$EP get --consistency=l $EKEY >/dev/null && systemctl is-active -- ${u[*]} >/dev/null"
+  spawned shell failover-manager -c $ecfg/shell.yaml reconcile
+  spawned ack strace_env FAILOVER_MANAGER_CONFIG=$ecfg/shell.yaml /usr/lib/failover-manager/etcd/etcd-ack "$EKEY" dc1
+  systemctl stop fm-bench-etcd.service 'failover-manager-deadline-*.timer' || true
 }
 
 "$@"
@@ -318,14 +503,69 @@ log "daemon-reexec in the middle of an ordered takeover of $reexec_n × 1 s unit
 X=''
 for ((i = 0; i < reexec_reps; i++)); do X+=$(bench takeover_reexec "$reexec_n")$'\n'; done
 
+# The binary and its dependency tree before the etcd client (BENCH_BEFORE, a commit; empty: not
+# measured), built once in a temporary worktree and kept in target/bench-before/COMMIT.
+# crates DIR: "DISTINCT LINES": the crates in the normal dependency tree (this one included),
+# and the lines of `cargo tree -e normal --prefix none | sort -u`, which counts a crate twice
+# when cargo tree marks a repeat of it with (*).
+crates() {
+  local t
+  t=$(cd "$1" && ${CARGO:-cargo} tree --locked --offline -e normal --prefix none 2>/dev/null) || {
+    echo n/a n/a
+    return
+  }
+  # shellcheck disable=SC2001 # per line
+  echo "$(sed 's/ (\*)$//' <<<"$t" | sort -u | wc -l) $(sort -u <<<"$t" | wc -l)"
+}
+before_rev=${BENCH_BEFORE-f50204e}
+before_bin='' before_crates=n/a
+if [ -n "$before_rev" ] && before_full=$(git -C "$repo" rev-parse --verify -q "$before_rev^{commit}"); then
+  cache=$repo/target/bench-before/${before_full:0:12}
+  if [ ! -x "$cache/failover-manager" ] || [ ! -s "$cache/crates" ]; then
+    log "building $before_rev (before the etcd client) in a temporary worktree, once"
+    wt=$(mktemp -d /tmp/fm-bench-before.XXXXXX)
+    git -C "$repo" worktree add --detach -q "$wt" "$before_full"
+    if CARGO_TARGET_DIR=$repo/target/bench-before/target ${CARGO:-cargo} build --release --locked \
+      --manifest-path "$wt/Cargo.toml" >&2; then
+      mkdir -p "$cache"
+      cp "$repo/target/bench-before/target/release/failover-manager" "$cache/"
+      crates "$wt" >"$cache/crates"
+    fi
+    git -C "$repo" worktree remove --force "$wt" || true
+  fi
+  if [ -x "$cache/failover-manager" ]; then
+    before_bin=$cache/failover-manager
+    before_crates=$(cat "$cache/crates")
+  fi
+fi
+after_crates=$(crates "$repo")
+
 log "peak RSS"
 R1=$(bench rss 1)
 R200=$(bench rss 200)
+R1b=''
+if [ -n "$before_bin" ]; then
+  install -Dm755 "$before_bin" "$root/usr/local/lib/fm-bench/before/failover-manager"
+  R1b=$(bench rss_before 1)
+fi
 size=$(stat -c %s "$bin")
 stripped=n/a
 if command -v strip >/dev/null && strip -o "$root/tmp/fm-stripped" "$bin" 2>/dev/null; then
   stripped=$(stat -c %s "$root/tmp/fm-stripped")
 fi
+
+etcd_n=10 etcd_rounds=${BENCH_ETCD_ROUNDS:-31}
+E=''
+if inside test -x /usr/bin/etcd -a -x /usr/bin/etcdctl; then
+  log "check.etcd: $etcd_rounds interleaved rounds against one etcd member, $etcd_n units"
+  # In a service of its own, so its cgroup's cpu.stat counts only it and what it runs.
+  E=$(inside systemd-run --quiet --wait --pipe --collect --unit=fm-bench-etcd-rounds \
+    /usr/local/lib/fm-bench/inner etcd_steady "$etcd_n" "$etcd_rounds") ||
+    die "the check.etcd rounds failed"
+else
+  log "no etcd in the sandbox (Debian's etcd-server and etcd-client): check.etcd not measured"
+fi
+
 
 cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [ -n "$cpu" ] || cpu=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/ { print $2; exit }')
@@ -434,6 +674,102 @@ if [ "$late_all" -gt 0 ]; then
   emit "  look costs a whole interval."
 fi
 emit ""
+if [ -n "$E" ]; then
+  emit "## Steady state with \`check.etcd\`: what each tick costs"
+  emit ""
+  emit "$etcd_n units, all right; the role from one real etcd member in the sandbox (Debian's etcd-server, on"
+  emit "127.0.0.1), key \`/failover-manager/primary-site\` = \`dc1\` on the holder's lease (\`lease_ttl: 30s\`,"
+  emit "\`fence_after: 15s\`). Against the **etcd floor**: \`etcdctl get --consistency=l KEY\` then ONE"
+  emit "\`systemctl is-active -- u1 … u$etcd_n\` (what any script asking etcd and systemd does at least). Rows:"
+  emit ""
+  emit "- **manual**: \`check.etcd\` without \`lease_ttl\`, site dc1: the run reads the key (one request);"
+  emit "- **holder**: automatic mode on the site holding the key: read, lease keep-alive, read again,"
+  emit "  and the dead man's switch re-armed (\`RestartUnit\` of its timer);"
+  emit "- **standby**: automatic mode, site dc2, its own $etcd_n units stopped: one read (and the switch,"
+  emit "  which a standby has not, stopped: one \`StopUnit\`);"
+  emit "- what check.etcd replaces, the shell integration in \`examples/\`: a run with the **etcd-key**"
+  emit "  check command, and **etcd-ack** (its \`ExecStartPost=\`: \`failover-manager diff\` and etcdctl); a"
+  emit "  **tick in all** of it is the sum of the two medians;"
+  emit "- \`failover-manager --version\`: starting this binary at all."
+  emit ""
+  emit "$etcd_rounds rounds, each running every row once in turn (after 3 warm-up rounds); medians"
+  emit "(min). Wall time by \`\$EPOCHREALTIME\`; CPU time is the \`usage_usec\` of \`cpu.stat\` of the cgroup"
+  emit "the harness runs alone in (a \`systemd-run\` service), read before and after each command: the"
+  emit "command and every process it starts, not systemd's or etcd's own work (in no row)."
+  emit "Processes: \`strace -f -e trace=process\` of one more run, forks and clones without"
+  emit "\`CLONE_THREAD\` (threads apart); peak RSS: VmHWM with the exit held, as below."
+  emit ""
+  emit "| run | wall ms | CPU ms | wall / floor | CPU / floor | ≤ 0.5× both | processes spawned | threads | peak RSS |"
+  emit "| --- | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: |"
+  read -r ef efm _ <<<"$(stats "$E" efloor)"
+  read -r efc efcm _ <<<"$(stats "$E" efloor_cpu)"
+  erow() { # LABEL DESC KEY
+    local w wm c cm rw rc ok p t r
+    read -r w wm _ <<<"$(stats "$E" "$1")"
+    read -r c cm _ <<<"$(stats "$E" "$1_cpu")"
+    rw=$(ratio "$w" "$ef") rc=$(ratio "$c" "$efc")
+    ok=''
+    p='' t='' r=''
+    if [ -n "$3" ]; then
+      if le "$rw" 0.5 && le "$rc" 0.5; then ok=yes; else ok='**no**'; fi
+      p=$(field "$E" "$3_procs") t=$(field "$E" "$3_threads")
+      p="$p$( [ "$(field "$E" "$3_execs")" = 0 ] || echo " ($(field "$E" "$3_execs") exec)")"
+      r=$(kb "$(field "$E" "$3_rss_tool")")
+    fi
+    emit "| $2 | $(ms "$w") ($(ms "$wm")) | $(ms "$c") ($(ms "$cm")) | ${rw}× | ${rc}× | $ok | $p | $t | $r |"
+  }
+  emit "| etcd floor | $(ms "$ef") ($(ms "$efm")) | $(ms "$efc") ($(ms "$efcm")) | 1× | 1× | | $(field "$E" floor_execs) (exec) | | |"
+  erow efloors "etcd floor with the standby's (stopped) units" ''
+  erow emanual "check.etcd, manual" manual
+  erow eholder "check.etcd, automatic, holder" holder
+  erow estandby "check.etcd, automatic, standby" standby
+  erow eshell "etcd-key check command (shell)" ''
+  erow eack "etcd-ack (shell)" ''
+  read -r sw _ <<<"$(stats "$E" eshell)"
+  read -r sc _ <<<"$(stats "$E" eshell_cpu)"
+  read -r aw _ <<<"$(stats "$E" eack)"
+  read -r ac _ <<<"$(stats "$E" eack_cpu)"
+  tw=$(calc "$sw + $aw") tc=$(calc "$sc + $ac")
+  emit "| a shell tick in all (etcd-key run + etcd-ack) | $(ms "$tw") | $(ms "$tc") | $(ratio "$tw" "$ef")× | $(ratio "$tc" "$efc")× | | | | |"
+  erow eversion "\`failover-manager --version\`" ''
+  emit ""
+  emit "Processes of the shell rows, by the same strace: the etcd-key run $(field "$E" shell_execs) exec, etcd-ack"
+  emit "$(field "$E" ack_execs) (the floor: $(field "$E" floor_execs), etcdctl and systemctl)."
+  emit ""
+  emit "Per run (one more of each, \`-vv\` and strace): D-Bus calls, TCP connections to etcd, connections"
+  emit "to a unix socket (systemd's private bus), files opened that look like TLS material."
+  emit ""
+  emit "| run | D-Bus calls | connects to etcd | unix connects | TLS files opened |"
+  emit "| --- | --- | ---: | ---: | ---: |"
+  for c in manual holder standby; do
+    calls=$(awk -v p="${c}_dbus_" 'index($1, p) == 1 { m = substr($1, length(p) + 1); s = s (s ? ", " : "") $2 " " m } END { print s }' <<<"$E")
+    emit "| $c | ${calls:-none} | $(field "$E" "${c}_connects_etcd") | $(field "$E" "${c}_connects_unix") | $(field "$E" "${c}_tls_files") |"
+  done
+  emit ""
+  emit "The standby's units are stopped, and systemd unloads a stopped unit nothing refers to: asked"
+  emit "for them, it loads them from disk again (in its own time, not the run's CPU), so the standby's"
+  emit "run is dearer in wall time than its CPU time says; the floor with the same units shows how much."
+  emit ""
+  met='' missed='' rss_met='' rss_missed=''
+  read -r efs _ <<<"$(stats "$E" efloors)"
+  for c in manual holder standby; do
+    read -r w _ <<<"$(stats "$E" "e$c")"
+    read -r cp _ <<<"$(stats "$E" "e${c}_cpu")"
+    if le "$(ratio "$w" "$ef")" 0.5 && le "$(ratio "$cp" "$efc")" 0.5 &&
+      [ "$(field "$E" "${c}_procs")" = 0 ] && [ "$(field "$E" "${c}_execs")" = 0 ]; then
+      met+=" $c"
+    else
+      missed+=" $c"
+    fi
+    if le "$(field "$E" "${c}_rss_tool")" 5120; then rss_met+=" $c"; else rss_missed+=" $c"; fi
+  done
+  emit "Goal (issue 15): a steady-state run with check.etcd spawns no process and costs ≤ 0.5× the etcd"
+  emit "floor in wall and CPU time. **Met:**${met:- none}. **Not met:**${missed:- none}."
+  read -r sw _ <<<"$(stats "$E" estandby)"
+  emit "(The standby's run against the floor with its own units: $(ratio "$sw" "$efs")× in wall time.)"
+  emit "Peak RSS under 5 MB: **met:**${rss_met:- none}; **not met:**${rss_missed:- none}."
+  emit ""
+fi
 emit "## Takeover: standby → primary"
 emit ""
 emit "\`failover-manager reconcile\` with every unit stopped and the check saying primary, until every"
@@ -541,6 +877,29 @@ fi
 emit "| release binary | $(mb "$size") |"
 if [ "$stripped" != n/a ]; then emit "| release binary, stripped | $(mb "$stripped") |"; fi
 emit ""
+if [ -n "$before_bin" ]; then
+  emit "Before and after the etcd client (\`ureq\`, \`rustls\`, \`base64\`): the release binary of commit"
+  emit "$before_rev and this one, and the distinct crates in the normal dependency tree (\`cargo tree -e"
+  emit "normal --prefix none\`, the \`(*)\` marks of repeats removed, the package itself included)."
+  emit ""
+  emit "| | before ($before_rev) | after (this build) | after / before |"
+  emit "| --- | ---: | ---: | ---: |"
+  bsize=$(stat -c %s "$before_bin")
+  emit "| release binary | $(mb "$bsize") | $(mb "$size") | $(ratio "$size" "$bsize")× |"
+  if [ "$stripped" != n/a ] && strip -o "$root/tmp/fm-before-stripped" "$before_bin" 2>/dev/null; then
+    bstripped=$(stat -c %s "$root/tmp/fm-before-stripped")
+    emit "| release binary, stripped | $(mb "$bstripped") | $(mb "$stripped") | $(ratio "$stripped" "$bstripped")× |"
+  fi
+  read -r bc bl <<<"$before_crates"
+  read -r ac al <<<"$after_crates"
+  if [ -n "$R1b" ]; then
+    emit "| peak RSS, steady state, 1 unit, \`/bin/true\` check | $(kb "$(field "$R1b" rss_tool)") | $(kb "$(field "$R1" rss_tool)") | $(ratio "$(field "$R1" rss_tool)" "$(field "$R1b" rss_tool)")× |"
+    emit "| of which the binary's own pages | $(kb "$(field "$R1b" rss_self)") | $(kb "$(field "$R1" rss_self)") | $(ratio "$(field "$R1" rss_self)" "$(field "$R1b" rss_self)")× |"
+  fi
+  emit "| crates in the normal dependency tree | $bc | $ac | +$((ac - bc)) |"
+  emit "| lines of \`cargo tree -e normal --prefix none \| sort -u\` (a repeat marked (*) counts twice) | $bl | $al | |"
+  emit ""
+fi
 rss_max=$(field "$R200" rss_tool)
 if [ "${rss_max:-0}" != 0 ] && le "$rss_max" 5120; then
   emit "Goal under 5 MB: **met**. The tool's own VmHWM, read while strace holds its exit_group."

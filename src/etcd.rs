@@ -276,6 +276,49 @@ fn member_trouble(message: &str) -> bool {
 
 // ---- the client -------------------------------------------------------------------------------
 
+/// Resolves an endpoint's host. ureq resolves on every request, a reused connection's too, and
+/// with a timeout set (always, here) its default resolver does it on a new thread, so that a
+/// slow lookup can be abandoned: a thread per request. An IP address needs no lookup and is
+/// used as it is; a name goes to ureq's resolver.
+#[derive(Debug, Default)]
+struct Resolver(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for Resolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        match ip_literal(uri) {
+            Some(addr) => {
+                let mut addrs = self.empty();
+                addrs.push(addr);
+                Ok(addrs)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
+}
+
+/// The address of a URL whose host is an IP address (`[…]` for IPv6), with its port or the
+/// scheme's.
+fn ip_literal(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
+    let host = uri.host()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let port = match (uri.port_u16(), uri.scheme_str()) {
+        (Some(p), _) => p,
+        (None, Some("http")) => 80,
+        (None, Some("https")) => 443,
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
 pub struct Client {
     agent: ureq::Agent,
     settings: Settings,
@@ -296,8 +339,13 @@ impl Client {
             config = config.tls_config(tls(&settings)?);
         }
         let n = settings.endpoints.len();
+        let agent = ureq::Agent::with_parts(
+            config.build(),
+            ureq::unversioned::transport::DefaultConnector::default(),
+            Resolver::default(),
+        );
         Ok(Client {
-            agent: config.build().into(),
+            agent,
             settings,
             first: Cell::new(0),
             tokens: RefCell::new(vec![None; n]),
@@ -821,6 +869,45 @@ pub fn parse_watch(line: &str) -> Result<WatchEvent, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ip_endpoint_is_used_as_it_is_and_a_name_is_looked_up() {
+        let addr = |u: &str| ip_literal(&u.parse().unwrap()).map(|a| a.to_string());
+        assert_eq!(
+            addr("http://127.0.0.1:2379/v3/kv/range").as_deref(),
+            Some("127.0.0.1:2379")
+        );
+        assert_eq!(
+            addr("https://10.0.0.1/v3/kv/range").as_deref(),
+            Some("10.0.0.1:443")
+        );
+        assert_eq!(addr("http://10.0.0.1/").as_deref(), Some("10.0.0.1:80"));
+        assert_eq!(addr("http://[::1]:2379/").as_deref(), Some("[::1]:2379"));
+        assert_eq!(addr("http://etcd.example:2379/"), None);
+        assert_eq!(addr("http://localhost:2379/"), None);
+
+        // Through the resolver: an address without a thread or a lookup, whatever the timeout.
+        use ureq::unversioned::resolver::Resolver as _;
+        use ureq::unversioned::transport::NextTimeout;
+        let config = ureq::config::Config::default();
+        let timeout = NextTimeout {
+            after: ureq::unversioned::transport::time::Duration::from_secs(1),
+            reason: ureq::Timeout::Global,
+            per_read: None,
+            per_write: None,
+        };
+        let got = Resolver::default()
+            .resolve(
+                &"http://127.0.0.1:2379/x".parse().unwrap(),
+                &config,
+                timeout,
+            )
+            .unwrap();
+        assert_eq!(
+            got.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            ["127.0.0.1:2379"]
+        );
+    }
 
     #[test]
     fn a_range_answer_reads_int64_strings_base64_and_missing_zeros() {
