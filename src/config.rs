@@ -1278,6 +1278,19 @@ fn consistent(c: &mut Config) -> Result<(), (&'static str, String)> {
         ));
     }
     let Some(ttl) = etcd.lease_ttl else {
+        // Manual mode takes nothing: a key for what only automatic mode does is a mistake.
+        if !etcd.candidate || etcd.before_acquire.is_some() {
+            return Err((
+                if etcd.candidate {
+                    "before_acquire"
+                } else {
+                    "candidate"
+                },
+                "check.etcd.candidate and before_acquire are for automatic mode (lease_ttl): in \
+                 manual mode no host takes the role on its own"
+                    .into(),
+            ));
+        }
         return Ok(());
     };
     let Some(fence_after) = c.check.fence_after else {
@@ -1640,6 +1653,17 @@ units:
                 "{key}: {e}"
             );
         }
+        let e = parse_err(&etcd_config(
+            "    candidate: false\n",
+            "",
+            "  - app.service\n",
+        ));
+        assert!(
+            e.starts_with(
+                "c.yaml:6:5: check.etcd.candidate and before_acquire are for automatic mode"
+            ),
+            "{e}"
+        );
         let e = parse_err(&etcd_config(
             "    cert_file: /etc/fm.pem\n",
             "",

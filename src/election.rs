@@ -128,6 +128,10 @@ impl Verdict {
     pub fn unknown(why: Why) -> Verdict {
         Verdict::of(Role::Unknown, why)
     }
+
+    pub fn standby(why: Why) -> Verdict {
+        Verdict::of(Role::Standby, why)
+    }
 }
 
 /// What to do after reading the key.

@@ -134,24 +134,14 @@ fn exchange(
             }
             Step::Take => {
                 if let Err(why) = gate() {
-                    return Ok(Verdict {
-                        role: Role::Standby,
-                        why: Why::GateRefused(why),
-                        epoch: None,
-                        lease: None,
-                    });
+                    return Ok(Verdict::standby(Why::GateRefused(why)));
                 }
                 let ttl = cfg.lease_ttl.unwrap_or_default();
                 let sent = clock::now();
                 let lease = client.grant(ttl, until)?;
-                let created = match client.create(&cfg.key, me.site, lease, until) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // It may or may not have gone through: the lease ends either way
-                        // unless a later run finds the key on it and renews it.
-                        return Err(e);
-                    }
-                };
+                // On an error it may or may not have gone through: the lease ends either way
+                // unless a later run finds the key on it and renews it.
+                let created = client.create(&cfg.key, me.site, lease, until)?;
                 answer.key_revision = match &created.existing {
                     Some(kv) => kv.mod_revision,
                     None => created.revision,
