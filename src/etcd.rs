@@ -32,6 +32,9 @@ pub struct Settings {
     pub key_file: Option<std::path::PathBuf>,
     /// etcd user and password (from a root-only file).
     pub credentials: Option<(String, String)>,
+    /// Auth tokens from an earlier run, per endpoint (authenticating is a raft write and a
+    /// bcrypt on the member: not once per run).
+    pub tokens: Vec<Option<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -339,6 +342,9 @@ impl Client {
             config = config.tls_config(tls(&settings)?);
         }
         let n = settings.endpoints.len();
+        let tokens = (0..n)
+            .map(|i| settings.tokens.get(i).cloned().flatten())
+            .collect();
         let agent = ureq::Agent::with_parts(
             config.build(),
             ureq::unversioned::transport::DefaultConnector::default(),
@@ -348,13 +354,18 @@ impl Client {
             agent,
             settings,
             first: Cell::new(0),
-            tokens: RefCell::new(vec![None; n]),
+            tokens: RefCell::new(tokens),
         })
     }
 
     /// Forgets every auth token (a watch canceled for a stale one asks again).
     pub fn forget_tokens(&self) {
         self.tokens.borrow_mut().iter_mut().for_each(|t| *t = None);
+    }
+
+    /// The auth tokens now held, per endpoint, to keep for the next run.
+    pub fn tokens(&self) -> Vec<Option<String>> {
+        self.tokens.borrow().clone()
     }
 
     /// The endpoint that answered last.
@@ -563,7 +574,9 @@ impl Client {
                     self.first.set(i);
                     return Ok((endpoint.clone(), resp));
                 }
-                Err(Attempt::Next(why)) => tried.push(format!("{endpoint}: {why}")),
+                Err(Attempt::Next(why) | Attempt::StaleToken(why)) => {
+                    tried.push(format!("{endpoint}: {why}"));
+                }
                 Err(Attempt::Final(e)) => return Err(e),
             }
         }
@@ -571,6 +584,29 @@ impl Client {
     }
 
     fn send_one(
+        &self,
+        i: usize,
+        path: &str,
+        body: &serde_json::Value,
+        budget: Option<Duration>,
+        idle: Option<Duration>,
+    ) -> Result<ureq::http::Response<ureq::Body>, Attempt> {
+        let fresh = self.tokens.borrow()[i].is_none();
+        match self.send_with_token(i, path, body, budget, idle) {
+            // A kept token the member no longer knows (expired, or the member restarted):
+            // once more with a new one.
+            Err(Attempt::StaleToken(_)) if !fresh => {
+                match self.send_with_token(i, path, body, budget, idle) {
+                    Err(Attempt::StaleToken(message)) => Err(Attempt::Next(message)),
+                    other => other,
+                }
+            }
+            Err(Attempt::StaleToken(message)) => Err(Attempt::Next(message)),
+            other => other,
+        }
+    }
+
+    fn send_with_token(
         &self,
         i: usize,
         path: &str,
@@ -616,9 +652,9 @@ impl Client {
             .read_to_string(&mut text);
         let message = error_message(status, &text);
         if token.is_some() && message.to_ascii_lowercase().contains("invalid auth token") {
-            // Expired or from a restarted member: ask for a new one next time.
+            // Expired or from a restarted member: a new one is asked for.
             self.tokens.borrow_mut()[i] = None;
-            return Err(Attempt::Next(message));
+            return Err(Attempt::StaleToken(message));
         }
         if status >= 500 && member_trouble(&message) {
             return Err(Attempt::Next(message));
@@ -674,6 +710,7 @@ impl Client {
                 what: "authentication gave no token".into(),
             }));
         }
+        log::debug!("etcd: authenticated as {name} at {endpoint}");
         self.tokens.borrow_mut()[i] = Some(token.clone());
         Ok(Some(token))
     }
@@ -682,6 +719,8 @@ impl Client {
 enum Attempt {
     /// This endpoint could not answer: try the next.
     Next(String),
+    /// The member refused the token: ask for a new one.
+    StaleToken(String),
     /// The cluster's answer: the same everywhere.
     Final(EtcdError),
 }
@@ -1058,6 +1097,7 @@ mod tests {
             cert_file: None,
             key_file: None,
             credentials: None,
+            tokens: Vec::new(),
         })
         .expect("plain http needs no TLS");
         let start = Instant::now();

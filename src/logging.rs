@@ -43,7 +43,10 @@ pub fn init(verbose: u8, quiet: bool) {
     };
     let journal = stderr_is_journal();
     let mut b = env_logger::Builder::new();
-    b.filter_level(level);
+    // -v and -vv are about this tool's decisions: the libraries it uses (the HTTP client, TLS)
+    // say only their warnings.
+    b.filter_level(level.min(LevelFilter::Warn));
+    b.filter_module("failover_manager", level);
     // RUST_LOG still wins for whoever debugs the tool itself.
     if let Ok(spec) = std::env::var("RUST_LOG") {
         b.parse_filters(&spec);

@@ -41,12 +41,67 @@ pub fn read_credentials(path: &std::path::Path) -> Result<(String, String), Stri
     }
 }
 
+/// Where the auth tokens of one run are kept for the next: root's alone, in /run.
+pub const TOKENS: &str = "/run/failover-manager/etcd-tokens";
+
+/// Who the kept tokens belong to: the user and a digest of the password, so that new
+/// credentials are never answered with an old token.
+pub fn owner(user: &str, password: &str) -> String {
+    let digest = password.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{user}/{digest:016x}")
+}
+
+/// The kept tokens of `user` (see `owner`), per endpoint: lines of `user endpoint token`.
+pub fn parse_tokens(text: &str, user: &str, endpoints: &[String]) -> Vec<Option<String>> {
+    endpoints
+        .iter()
+        .map(|e| {
+            text.lines().find_map(|l| {
+                let mut f = l.split(' ');
+                match (f.next(), f.next(), f.next(), f.next()) {
+                    (Some(u), Some(ep), Some(t), None) if u == user && ep == e && !t.is_empty() => {
+                        Some(t.to_owned())
+                    }
+                    _ => None,
+                }
+            })
+        })
+        .collect()
+}
+
+pub fn render_tokens(user: &str, endpoints: &[String], tokens: &[Option<String>]) -> String {
+    endpoints
+        .iter()
+        .zip(tokens)
+        .filter_map(|(e, t)| t.as_ref().map(|t| format!("{user} {e} {t}\n")))
+        .collect()
+}
+
 fn settings(cfg: &EtcdConfig) -> Result<Settings, String> {
     let credentials = cfg
         .credentials_file
         .as_ref()
         .map(|p| read_credentials(&p.0))
         .transpose()?;
+    let tokens = match &credentials {
+        Some((user, password)) => {
+            let user = &owner(user, password);
+            let kept = crate::secure_fs::read_small(
+                "etcd tokens",
+                std::path::Path::new(TOKENS),
+                64 * 1024,
+            )
+            .unwrap_or_else(|e| {
+                log::debug!("etcd tokens: {e}");
+                None
+            })
+            .unwrap_or_default();
+            parse_tokens(&String::from_utf8_lossy(&kept), user, &cfg.endpoints)
+        }
+        None => Vec::new(),
+    };
     Ok(Settings {
         endpoints: cfg.endpoints.clone(),
         timeout: cfg.request_timeout,
@@ -54,6 +109,7 @@ fn settings(cfg: &EtcdConfig) -> Result<Settings, String> {
         cert_file: cfg.cert_file.as_ref().map(|p| p.0.clone()),
         key_file: cfg.key_file.as_ref().map(|p| p.0.clone()),
         credentials,
+        tokens,
     })
 }
 
@@ -86,8 +142,10 @@ pub fn ask(
             return answer;
         }
     };
+    let kept = client.tokens();
     let result = exchange(&client, cfg, me, until, gate, &mut answer);
     answer.endpoint = client.endpoint().to_owned();
+    keep_tokens(cfg, &kept, &client.tokens());
     match result {
         Ok(v) => answer.verdict = v,
         Err(e) => answer.verdict = Verdict::unknown(Why::Etcd(e.to_string())),
@@ -181,4 +239,50 @@ pub fn acknowledge(
         crate::ack::remember(path, a).map_err(|e| e.to_string())?;
     }
     Ok(put)
+}
+
+/// Keeps the run's auth tokens for the next run, when they changed.
+fn keep_tokens(cfg: &EtcdConfig, before: &[Option<String>], now: &[Option<String>]) {
+    if before == now {
+        return;
+    }
+    let Some(Ok((user, password))) = cfg
+        .credentials_file
+        .as_ref()
+        .map(|p| read_credentials(&p.0))
+    else {
+        return;
+    };
+    let path = std::path::Path::new(TOKENS);
+    let text = render_tokens(&owner(&user, &password), &cfg.endpoints, now);
+    let kept = path
+        .parent()
+        .map_or(Ok(()), |d| {
+            crate::secure_fs::ensure_dir("runtime directory", d)
+        })
+        .and_then(|()| crate::secure_fs::write_atomic("etcd tokens", path, text.as_bytes(), 0o600));
+    if let Err(e) = kept {
+        log::debug!("cannot keep the etcd tokens: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_kept_per_user_and_endpoint() {
+        let eps = vec!["http://a:1".to_owned(), "http://b:1".to_owned()];
+        let text = render_tokens("fm", &eps, &[Some("t1".into()), None]);
+        assert_eq!(text, "fm http://a:1 t1\n");
+        assert_eq!(parse_tokens(&text, "fm", &eps), [Some("t1".into()), None]);
+        assert_eq!(parse_tokens(&text, "other", &eps), [None, None]);
+        assert_eq!(
+            parse_tokens("garbage\nfm http://b:1 x y\n", "fm", &eps),
+            [None, None]
+        );
+        // An endpoint no longer listed is dropped; a new one has none yet.
+        let moved = vec!["http://c:1".to_owned(), "http://a:1".to_owned()];
+        assert_eq!(parse_tokens(&text, "fm", &moved), [None, Some("t1".into())]);
+    }
 }

@@ -483,9 +483,39 @@ fn tls_with_a_client_certificate_and_a_password_and_refusals_are_unknown_or_unsa
     sb.ok(&["chmod", "600", "/etc/fm-etcd-user"]);
     sb.daemon_reload();
 
-    let r = run(&sb, &[]);
+    let r = run(&sb, &["-vv", "reconcile"]);
     assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("started app.service"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("etcd: authenticated as fm"),
+        "{}",
+        r.stderr
+    );
+    // The token is kept for the next run (root's alone): authenticating is a raft write and a
+    // bcrypt on the member, not something to do every few seconds.
+    let mode = sb.ok(&["stat", "-c", "%a", "/run/failover-manager/etcd-tokens"]);
+    assert_eq!(mode.trim(), "600");
+    let r = run(&sb, &["-vv", "reconcile"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("etcd: authenticated"), "{}", r.stderr);
+    // A token the member does not know (expired, or from before a restart): the run asks for
+    // a new one and goes on.
+    sb.write(
+        "/run/failover-manager/etcd-tokens",
+        &sb.read("/run/failover-manager/etcd-tokens")
+            .split(' ')
+            .take(2)
+            .chain(["notatoken.1\n"])
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    let r = run(&sb, &["-vv", "reconcile"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("etcd: authenticated as fm"),
+        "{}",
+        r.stderr
+    );
 
     // A wrong password: the cluster's answer, not an endpoint's; unknown, nothing changes.
     sb.write("/etc/fm-etcd-user", "fm:wrong\n");
