@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # drill/lib.sh: what every multi-host drill needs, sourced by drill/keepalived.sh and
 # drill/etcd.sh: boot throwaway hosts (tests/sandbox.sh), join them, install
 # failover-manager the way the tests do, sample units' states inside each host, read the

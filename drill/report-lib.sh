@@ -1,6 +1,8 @@
+# shellcheck shell=bash
 # drill/report-lib.sh: what both reports (report.sh, etcd-report.sh) read their results file
 # with; sourced after the caller set `res` (the results file).
 
+# shellcheck disable=SC2154 # res is the caller's
 meta() { awk -F'\t' -v k="# $1" '$1 == k { print $2; exit }' "$res"; }
 
 # stdin: values -> "MEDIAN MAX COUNT" of those that are not "-".

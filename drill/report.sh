@@ -76,7 +76,12 @@ describe() {
   esac
 }
 ALL=(boot stop restart kill app-crash comeback-nopreempt comeback-preempt partition heal)
-row_of() { local out="| $(describe "$1") |" v; for v in "${VARIANTS[@]}"; do out+=" $2 |"; done; echo "$out"; }
+row_of() {
+  local out v
+  out="| $(describe "$1") |"
+  for v in "${VARIANTS[@]}"; do out+=" $2 |"; done
+  echo "$out"
+}
 header() {
   local h="| $1 |" s="| --- |" v
   for v in "${VARIANTS[@]}"; do h+=" $v |" s+=" ---: |"; done

@@ -147,7 +147,7 @@ up() {
 remove_cgroup() {
   local cg=$1 i
   [ -d "$cg" ] || return 0
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     [ -f "$cg/cgroup.kill" ] && echo 1 >"$cg/cgroup.kill" 2>/dev/null || true
     find "$cg" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
     rmdir "$cg" 2>/dev/null && return 0
@@ -157,11 +157,11 @@ remove_cgroup() {
 }
 
 down() {
-  local pid=$1 cg=$2 i
+  local pid=$1 cg=$2
   case "$cg" in "$CGROOT/$PREFIX"-*) ;; *) die "not a sandbox cgroup: $cg" ;; esac
   if [ "$pid" != 0 ] && [ -d "/proc/$pid" ]; then
     timeout 5 nsenter -t "$pid" -a systemctl exit >/dev/null 2>&1 || true
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
       [ -d "/proc/$pid" ] || break
       sleep 0.05
     done
