@@ -145,7 +145,7 @@ up() {
 
 # Remove a cgroup tree bottom-up after killing everything in it.
 remove_cgroup() {
-  local cg=$1 i
+  local cg=$1
   [ -d "$cg" ] || return 0
   for _ in $(seq 1 100); do
     [ -f "$cg/cgroup.kill" ] && echo 1 >"$cg/cgroup.kill" 2>/dev/null || true
