@@ -113,8 +113,8 @@ launch() {
 }
 
 wait_ready() {
-  local cg=$1 pid="" i state
-  for i in $(seq 1 200); do
+  local cg=$1 pid="" state
+  for _ in $(seq 1 200); do
     # PID 1 runs this script first; it is ready only once it has become systemd and booted.
     [ -n "$pid" ] || pid=$(find_pid1 "$cg" || true)
     if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ]; then
