@@ -39,8 +39,8 @@
 # while the role is unknown a run lasts as long as the check, up to check.timeout. So with
 # --timer below check.timeout the drill counts check.timeout as the cadence.
 #
-# Options: --rounds N (3), --faults LIST, --timer SECONDS (2), --fence-after SECONDS (5),
-# --check-timeout SECONDS (4: above etcd-key's own 3-s read timeout, as README says), --stop
+# Options: --mode manual|automatic (manual), --rounds N (3), --faults LIST, --timer SECONDS
+# (2), --fence-after SECONDS (5), --check-timeout SECONDS (4: above etcd-key's own 3-s read timeout, as README says), --stop
 # SECONDS (defaults.verify_timeout, the bound on the units' stop time: 3), --window SECONDS
 # observed after witness-lost, cluster-down and link-cut (fence_after + 3 × cadence + 3),
 # --out FILE (results; default stdout), --journals DIR (keep each round's journals there).
@@ -69,6 +69,43 @@
 #                        the members started again) until each host was where the key says
 #   exit                 switchover, switchback: examples/etcd/switchover's exit status
 #   gap_ms               the longest gap between two samples in the window
+#
+# --mode automatic (`make drill` runs both modes): A and B use check.etcd instead, the binary's
+# own client (every member listed, the host's own first, request_timeout 500ms) with
+# lease_ttl (--lease-ttl, 6 s): the key names dc1 on a lease A's runs renew, and when it has
+# expired a run on B (both sites are candidates) takes it; no failback. The shipped
+# failover-manager-watch.service instead of the example watch; etcd-ack stays after every run
+# (the switchover waits for it; --ack no leaves the drop-in out, without the switchover).
+# Defaults: --timer 1, --fence-after 3 (the dead man's switch fires 2.25 s after a confirming
+# run), --check-timeout 3, --stop 1 (load requires fence_after + stop + lease_ttl/50 <
+# lease_ttl). Each round starts with the key held by dc1 on a lease and the application on A
+# only (when B holds the key, B's runs are stopped and the key deleted so that A takes it).
+# Nobody acts by hand unless the fault says so:
+#   cutoff         A cut off from B and W for lease_ttl + fence_after + 4 s, then rejoined and
+#                  watched 6 s more (longer if the application is not on one site then); the
+#                  etcd leader is moved to W, A, B, … by round first
+#   freeze         A's whole sandbox frozen (cgroup.freeze) until B runs the application, plus
+#                  1 s; then thawed
+#   link-cut       the A–B link only, the leader moved to W, A, B, … by round first
+#   flap           A cut off 2 s, back 2 s, for --flap seconds (48)
+#   cluster-down   every member stopped, then started again
+#   switchover     examples/etcd/switchover --lease-ttl LEASE_TTL KEY dc1 dc2, run on W
+#   timer-stopped  A's timer and watch stopped, then A cut off: only the dead man's switch
+#   clock-step     A's runs get a wall clock an hour behind (libfaketime: FAKETIME=-1h with
+#                  FAKETIME_DONT_FAKE_MONOTONIC=1, which leaves CLOCK_BOOTTIME alone too; a
+#                  drop-in on failover-manager.service) at the cut, then A cut off
+# Columns (automatic mode): fault round leader old new stopped verified dual flips_a flips_b
+# end_a end_b fail_a fail_b limit_a limit_b window back exit gap_ms as above (old is A, new is
+# B or "-" where nothing should move; stopped: A's application stopped for good), and
+#   stops_a              how often A's application stopped in the window
+#   fenced_a             runs on A that fenced (or kept fenced) it
+#   deadline_a           A's dead man's switch fired (its service started)
+#   back                 cutoff: from the rejoin until A's member answered; cluster-down: from
+#                        the restart until the application ran on exactly one site
+#   after_thaw           freeze: from the thaw until A's application stopped
+#   skew_s               clock-step: how far behind the real time A's runs' wall clock was
+#                        (their last-confirmed record, once A is back)
+#
 # Measured, never asserted: the script fails only when the drill itself cannot run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -76,16 +113,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 mode=manual rounds=3 timer='' fence_after='' check_timeout='' stop='' lease_ttl=6 window='' promote_after=''
-out=- journals='' faults='' flap=48
-usage() { drill_die "usage: drill/etcd.sh [--mode manual|automatic] [--rounds N] [--faults LIST] [--timer S] [--fence-after S] [--check-timeout S] [--stop S] [--lease-ttl S] [--flap S] [--window S] [--promote-after S] [--out FILE] [--journals DIR] [BINARY]"; }
+out=- journals='' faults='' flap=48 ack=yes
+usage() { drill_die "usage: drill/etcd.sh [--mode manual|automatic] [--rounds N] [--faults LIST] [--timer S] [--fence-after S] [--check-timeout S] [--stop S] [--lease-ttl S] [--flap S] [--ack yes|no] [--window S] [--promote-after S] [--out FILE] [--journals DIR] [BINARY]"; }
 while [ $# -gt 0 ]; do
   case $1 in
-    --mode | --rounds | --faults | --timer | --fence-after | --check-timeout | --stop | --lease-ttl | --flap | --window | --promote-after | --out | --journals)
+    --mode | --rounds | --faults | --timer | --fence-after | --check-timeout | --stop | --lease-ttl | --flap | --ack | --window | --promote-after | --out | --journals)
       [ $# -ge 2 ] || usage
       case $1 in
         --mode) mode=$2 ;;
         --lease-ttl) lease_ttl=$2 ;;
         --flap) flap=$2 ;;
+        --ack) ack=$2 ;;
         --rounds) rounds=$2 ;;
         --faults) faults=$2 ;;
         --timer) timer=$2 ;;
@@ -121,6 +159,12 @@ case $mode in
     ;;
   *) usage ;;
 esac
+case $mode:$ack in
+  *:yes | automatic:no) ;;
+  *) usage ;;
+esac
+[ "$ack" = yes ] || [[ ",$faults," != *,switchover,* ]] ||
+  drill_die "switchover waits for etcd-ack's acknowledgements: not with --ack no"
 cadence=$((timer > check_timeout ? timer : check_timeout))
 # The inequality's bound, and a second more before promoting.
 bound=$((fence_after + cadence + check_timeout + stop))
@@ -216,7 +260,8 @@ setup_fm() { # HOST
   done
   [ "$mode" = automatic ] ||
     drill_put "$h" "/usr/local/lib/systemd/system/$WATCH" 644 <"$DRILL_REPO/examples/etcd/$WATCH"
-  drill_put "$h" /etc/systemd/system/failover-manager.service.d/etcd.conf 644 \
+  # --ack no (automatic mode only): no drop-in, so no etcd-ack after the runs.
+  [ "$ack" = no ] || drill_put "$h" /etc/systemd/system/failover-manager.service.d/etcd.conf 644 \
     <"$DRILL_REPO/examples/etcd/failover-manager.service.d/etcd.conf"
   # The example environment file, this host's site in it: the drill runs the example or fails.
   grep -qx 'FAILOVER_MANAGER_SITE=dc1' "$DRILL_REPO/examples/etcd/failover-manager-etcd" ||
@@ -369,7 +414,8 @@ acked() { # HOST
   [ "$(etcdctl_in W get --print-value-only -- "$KEY/ack/${SITE[$1]}/${1,,}" 2>/dev/null)" = "$want" ]
 }
 settled_on() { # HOST
-  app_only_on "$1" && acked A && acked B
+  app_only_on "$1" || return 1
+  [ "$ack" = no ] || { acked A && acked B; }
 }
 
 # What the hosts say, when the drill cannot go on.
@@ -594,11 +640,14 @@ until_healthy() { # T LIMIT
 fault_round_auto() { # FAULT ROUND
   local f=$1 r=$2 t0 t1 th ld back=- status=- thaw=- skew=- new=B out h
   reset_auto
-  if [ "$f" = link-cut ]; then
-    local place=(W A B)
-    move_leader "${place[$(((r - 1) % 3))]}"
-    sleep 1
-  fi
+  case $f in
+    link-cut | cutoff)
+      # Where etcd's leader is decides what a cut does: W, A, B, W, … by round.
+      local place=(W A B)
+      move_leader "${place[$(((r - 1) % 3))]}"
+      sleep 1
+      ;;
+  esac
   ld=$(leader)
   case $f in
     cutoff)
@@ -728,6 +777,7 @@ else
   emit "# rejoin_win	$rejoin_win"
   emit "# flap	$flap"
   emit "# libfaketime	${LIBFAKETIME:--}"
+  emit "# ack	$ack"
   row fault round leader old new stopped verified dual flips_a flips_b stops_a end_a end_b \
     fenced_a deadline_a fail_a fail_b limit_a limit_b window back exit after_thaw skew_s gap_ms
 fi
