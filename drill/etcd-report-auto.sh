@@ -12,7 +12,8 @@ ttl=$(meta lease_ttl)
 cut_win=$(meta cut_win)
 rejoin_win=$(meta rejoin_win)
 flap=$(meta flap)
-gap=$(for f in "${AUTO_FAULTS[@]}"; do col "$f" gap_ms; done | stats | awk '{ print $2 }')
+# The sampler's longest gap, but in the freeze (where A's sampler is frozen with the rest).
+gap=$(for f in "${AUTO_FAULTS[@]}"; do [ "$f" = freeze ] || col "$f" gap_ms; done | stats | awk '{ print $2 }')
 # The largest value of a column over some faults ("—" when none has one).
 maxof() { # EXPR FAULT...
   local e=$1
@@ -101,8 +102,9 @@ Each round starts with the key held by \`dc1\` on A's lease, A running the appli
 link up and every member healthy; when B held the key after the last round, B's runs are stopped
 and the key deleted so that A takes it (there is no failback to wait for). Nobody acts by hand
 unless the fault says so. Times count from the command that injects the fault; a sampler inside A
-and B reads every 20 ms whether \`app.service\` has a process (longest gap seen: ${gap} ms; a
-frozen host's last sample holds while it is frozen, which is right: its processes exist).
+and B reads every 20 ms whether \`app.service\` has a process (longest gap seen outside the freeze:
+${gap} ms; a frozen host's last sample holds while it is frozen, which is right: its processes
+exist).
 "Verified" is B's \`started app.service\` line; "A stopped" is when A's application stopped for
 good in the window; "failed runs" counts \`failover-manager.service: Failed with result\` lines in
 each host's journal in the window, one per failed activation (exit 3, role unknown; exit 1,
@@ -115,7 +117,7 @@ switch firing.
 | freeze | A's whole sandbox frozen (\`cgroup.freeze\`: its systemd, etcd member, runs, app) until B's app runs, plus 1 s; then thawed | until A's app stopped + 3 s |
 | link-cut | only the A–B link cut; round r first moves etcd's leader to W, A, B, … (\`etcdctl move-leader\`) | ${cut_win} s |
 | flap | A cut off 2 s, back 2 s, for ${flap} s; then watched ${rejoin_win} s | ${flap} + ${rejoin_win} s |
-| cluster-down | every member stopped; then started again (\"back\": until the app runs on exactly one site) | ${cut_win} s |
+| cluster-down | every member stopped; then started again ("back": until the app runs on exactly one site) | ${cut_win} s |
 | switchover | \`examples/etcd/switchover --lease-ttl ${ttl} KEY dc1 dc2\` on W | its run + ${ttl} + 2 s |
 | timer-stopped | A's timer and watch stopped, then A cut off: no run on A at all | ${cut_win} s |
 | clock-step | A's runs get a wall clock an hour behind (libfaketime, \`FAKETIME=-1h\`, a drop-in on failover-manager.service) at the cut, then A cut off | ${cut_win} s |
@@ -199,7 +201,8 @@ the cut, long before the lease let B take the key; B's start was verified $(cell
 the cut. That is the lease's TTL counted from the last renewal before the cut, plus, when etcd's
 leader was on A (cut off with it), the election of a new leader among B and W: a new etcd leader
 extends every lease by its TTL plus an election timeout when it takes over (etcd's lessor
-"promote"), so the key outlives A's last renewal by up to a TTL + ~2 s then. Leaders at the cut:
+"promote"), so the key then outlives A's last renewal by the TTL plus the election and that
+extension ($(cell cutoff verified A) s with the leader on A). Leaders at the cut:
 $(col cutoff leader | sort | uniq -c | awk '{ printf "%s%s on %s", (NR > 1 ? ", " : ""), $1, $2 }'). After A rejoined, A stayed a standby in
 $(rounds_where "$(v end_a) == 0 && $(v stops_a) == 1 && $(v flips_a) == 1" cutoff) rounds (its application stopped once and never started again):
 no failback. B's application changed more than once in $(rounds_where "$(v flips_b) > 1" cutoff) rounds: A's member
@@ -229,8 +232,8 @@ if present link-cut; then
 **Link cut (A–B only).** Both sites still reach W, and every host lists every member, so a read
 that its own member cannot serve (cut off from the leader) goes through W's. Both sites ran the
 application for $(f2 "$(maxof dual link-cut)") s at most; the role stayed with A in
-$(rounds_where "$(v end_a) == 1 && $(v end_b) == 0" link-cut) rounds; failed runs per leader:
-$(for l in $(leaders link-cut); do printf '%s A %s B %s; ' "$l" "$(col link-cut fail_a "$l" | sum)" "$(col link-cut fail_b "$l" | sum)"; done | sed 's/; $//').
+$(rounds_where "$(v end_a) == 1 && $(v end_b) == 0" link-cut) rounds; failed runs on A and B with the leader
+$(for l in $(leaders link-cut); do printf 'on %s: %s and %s; ' "$l" "$(col link-cut fail_a "$l" | sum)" "$(col link-cut fail_b "$l" | sum)"; done | sed 's/; $//').
 EOF
   if col link-cut leader | grep -qx B; then
     cat <<EOF
@@ -255,9 +258,10 @@ if present flap; then
 took the key (B verified: $(cell flap verified)), but longer than the ¾ × fence_after the dead man's switch
 waits, so A's application stopped $(col flap stops_a | stats | awk '{ printf "%s (max %s)", $1, $2 }') times per round (median) and was
 started again at the next confirming run; both ran $(f2 "$(maxof dual flap)") s at most. At the end the
-application ran on A only in $(ended flap 1 0) rounds. Part of those stops are \`etcd-ack\`'s (see the
-link cut): while A's own member catches up after each rejoin, the acknowledgement waits out its
-timeout and holds the next run back; the subsection below has the flap without it.
+application ran on A only in $(ended flap 1 0) rounds. The stops are the flap's own, not
+\`etcd-ack\`'s (the subsection below has about as many without it): the switch fires ¾ ×
+fence_after after the last confirming run, which came up to one timer period before the cut, so
+any cut longer than about $(awk -v f="$fence" -v t="$timer" 'BEGIN { printf "%.2f", f * 0.75 - t }') s stops the application, by design.
 EOF
 fi
 if present cluster-down; then
