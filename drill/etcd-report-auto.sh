@@ -113,7 +113,7 @@ switch firing.
 
 | fault | what is done | window |
 | --- | --- | ---: |
-| cutoff | A cut off from B and W for ${cut_win} s, then rejoined and watched ${rejoin_win} s more | $((cut_win + rejoin_win)) s |
+| cutoff | etcd's leader moved to W, A, B, … by round; A cut off from B and W for ${cut_win} s, then rejoined and watched ${rejoin_win} s more | $((cut_win + rejoin_win)) s |
 | freeze | A's whole sandbox frozen (\`cgroup.freeze\`: its systemd, etcd member, runs, app) until B's app runs, plus 1 s; then thawed | until A's app stopped + 3 s |
 | link-cut | only the A–B link cut; round r first moves etcd's leader to W, A, B, … (\`etcdctl move-leader\`) | ${cut_win} s |
 | flap | A cut off 2 s, back 2 s, for ${flap} s; then watched ${rejoin_win} s | ${flap} + ${rejoin_win} s |
@@ -124,7 +124,7 @@ switch firing.
 
 ## Figures
 
-Cells are median (max) over $(meta rounds) rounds, in seconds.
+Cells are median (max) over $(meta rounds) rounds (over the rounds it led, per etcd leader), in seconds.
 
 | fault | B verified | A's app stopped for good | A's app stops (sum) | both sites ran the app | failed runs A / B (sum) | ended with the app on |
 | --- | ---: | ---: | ---: | ---: | ---: | --- |
