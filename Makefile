@@ -16,7 +16,7 @@ FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 ARTIFACTS  ?= target/release
 CARGO      ?= cargo
 
-.PHONY: setup build-deps build test lint fuzz install uninstall deb demo bench drill drill-etcd drill-report clean-sandboxes
+.PHONY: setup build-deps build test lint fuzz install uninstall deb demo bench drill drill-etcd drill-etcd-run drill-report clean-sandboxes
 
 # The build links libsystemd (sd-bus): libsystemd-dev, installed once if missing (root).
 build-deps:
@@ -104,23 +104,44 @@ bench: build
 
 # Two sites with real keepalived in throwaway sandboxes (needs root), every keepalived fault,
 # the recommended setup against the baselines in the same run; then two sites and a witness
-# with a real etcd cluster, every fault a witness is for; rewrites DRILL.md (a section each).
-# Measures, never asserts (make test runs one quick round of each and asserts safety only).
-# `make drill-etcd` reruns the etcd drill alone and renders DRILL.md again with the keepalived
-# results already in target/.
+# with a real etcd cluster, every fault a witness is for, in both of check.etcd's modes: manual
+# (`drill/etcd.sh --mode manual`: a person or the switchover moves the key; the etcd-key check)
+# and automatic (`--mode automatic`: the key on a lease, the DR site takes over on its own;
+# clock-step needs libfaketime, which tests/setup.sh installs). Rewrites DRILL.md (a section
+# each). Measures, never asserts (make test runs one quick round of each and asserts safety
+# only). `make drill-etcd` reruns both etcd drills alone and renders DRILL.md again with the
+# keepalived results already in target/ or, without them, the keepalived section DRILL.md has.
 DRILL_ROUNDS ?= 4
 drill: build
 	drill/keepalived.sh --rounds $(DRILL_ROUNDS) --out target/drill-keepalived.tsv target/release/failover-manager
-	drill/etcd.sh --rounds $(DRILL_ROUNDS) --out target/drill-etcd.tsv target/release/failover-manager
+	$(MAKE) drill-etcd-run
 	$(MAKE) drill-report
 
 drill-etcd: build
-	drill/etcd.sh --rounds $(DRILL_ROUNDS) --out target/drill-etcd.tsv target/release/failover-manager
+	$(MAKE) drill-etcd-run
 	$(MAKE) drill-report
 
+drill-etcd-run:
+	drill/etcd.sh --mode manual --rounds $(DRILL_ROUNDS) --out target/drill-etcd.tsv target/release/failover-manager
+	drill/etcd.sh --mode automatic --rounds $(DRILL_ROUNDS) --out target/drill-etcd-auto.tsv target/release/failover-manager
+	drill/etcd.sh --mode automatic --ack no --faults link-cut,flap --rounds $(DRILL_ROUNDS) \
+		--out target/drill-etcd-auto-noack.tsv target/release/failover-manager
+
+# DRILL.md: the keepalived section (rendered from target/drill-keepalived.tsv, or the one
+# DRILL.md already has), then the etcd sections, manual and automatic (and automatic without
+# etcd-ack after the runs, for the faults where it matters).
 drill-report:
-	drill/report.sh target/drill-keepalived.tsv "drill/keepalived.sh --rounds $(DRILL_ROUNDS)" >target/DRILL.md
-	drill/etcd-report.sh target/drill-etcd.tsv "drill/etcd.sh --rounds $(DRILL_ROUNDS)" >>target/DRILL.md
+	{ if [ -r target/drill-keepalived.tsv ]; then \
+		drill/report.sh target/drill-keepalived.tsv "drill/keepalived.sh --rounds $(DRILL_ROUNDS)"; \
+	  else \
+		awk '/^# Drill: two sites and a witness with etcd$$/ { exit } { l[++n] = $$0 } \
+			END { while (n > 0 && l[n] == "") n--; for (i = 1; i <= n; i++) print l[i] }' DRILL.md; \
+	  fi && \
+	  drill/etcd-report.sh target/drill-etcd.tsv "drill/etcd.sh --mode manual --rounds $(DRILL_ROUNDS)" && \
+	  drill/etcd-report.sh target/drill-etcd-auto.tsv "drill/etcd.sh --mode automatic --rounds $(DRILL_ROUNDS)" && \
+	  drill/etcd-report.sh target/drill-etcd-auto-noack.tsv \
+		"drill/etcd.sh --mode automatic --ack no --faults link-cut,flap --rounds $(DRILL_ROUNDS)"; \
+	} >target/DRILL.md
 	mv target/DRILL.md DRILL.md
 
 # Tear down sandboxes left behind by a test run that was killed (normally there are none).

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # drill/etcd-report.sh RESULTS [RUNTIME]: renders the results of drill/etcd.sh (its --out) as
-# DRILL.md's etcd section on stdout. Pure: reads the results file only, so the section can be
-# rendered again without measuring again. RUNTIME (the command that produced RESULTS) goes
-# into the text.
+# DRILL.md's etcd section on stdout: the manual-mode section, or the automatic-mode one when
+# the results say "# mode automatic" (drill/etcd.sh --mode automatic). Pure: reads the
+# results file only, so the section can be rendered again without measuring again. RUNTIME
+# (the command that produced RESULTS) goes into the text.
 set -euo pipefail
 export LC_ALL=C
 res=${1:?usage: drill/etcd-report.sh RESULTS [RUNTIME]}
@@ -51,6 +52,12 @@ leaders() { col "$1" leader | sort -u; }
 before_promote() { # FAULT
   col "$1" promote-stopped | awk '{ n++; if ($1 != "-" && $1 > 0) k++ } END { printf "%d/%d", k, n }'
 }
+
+if [ "$(meta mode)" = automatic ]; then
+  # shellcheck source=drill/etcd-report-auto.sh
+  . "$(dirname "${BASH_SOURCE[0]}")/etcd-report-auto.sh"
+  exit 0
+fi
 
 timer=$(meta timer)
 fence=$(meta fence_after)

@@ -39,8 +39,8 @@
 # while the role is unknown a run lasts as long as the check, up to check.timeout. So with
 # --timer below check.timeout the drill counts check.timeout as the cadence.
 #
-# Options: --rounds N (3), --faults LIST, --timer SECONDS (2), --fence-after SECONDS (5),
-# --check-timeout SECONDS (4: above etcd-key's own 3-s read timeout, as README says), --stop
+# Options: --mode manual|automatic (manual), --rounds N (3), --faults LIST, --timer SECONDS
+# (2), --fence-after SECONDS (5), --check-timeout SECONDS (4: above etcd-key's own 3-s read timeout, as README says), --stop
 # SECONDS (defaults.verify_timeout, the bound on the units' stop time: 3), --window SECONDS
 # observed after witness-lost, cluster-down and link-cut (fence_after + 3 × cadence + 3),
 # --out FILE (results; default stdout), --journals DIR (keep each round's journals there).
@@ -69,20 +69,61 @@
 #                        the members started again) until each host was where the key says
 #   exit                 switchover, switchback: examples/etcd/switchover's exit status
 #   gap_ms               the longest gap between two samples in the window
+#
+# --mode automatic (`make drill` runs both modes): A and B use check.etcd instead, the binary's
+# own client (every member listed, the host's own first, request_timeout 500ms) with
+# lease_ttl (--lease-ttl, 6 s): the key names dc1 on a lease A's runs renew, and when it has
+# expired a run on B (both sites are candidates) takes it; no failback. The shipped
+# failover-manager-watch.service instead of the example watch; etcd-ack stays after every run
+# (the switchover waits for it; --ack no leaves the drop-in out, without the switchover).
+# Defaults: --timer 1, --fence-after 3 (the dead man's switch fires 2.25 s after a confirming
+# run), --check-timeout 3, --stop 1 (load requires fence_after + stop + lease_ttl/50 <
+# lease_ttl). Each round starts with the key held by dc1 on a lease and the application on A
+# only (when B holds the key, B's runs are stopped and the key deleted so that A takes it).
+# Nobody acts by hand unless the fault says so:
+#   cutoff         A cut off from B and W for lease_ttl + fence_after + 4 s, then rejoined and
+#                  watched 6 s more (longer if the application is not on one site then); the
+#                  etcd leader is moved to W, A, B, … by round first
+#   freeze         A's whole sandbox frozen (cgroup.freeze) until B runs the application, plus
+#                  1 s; then thawed
+#   link-cut       the A–B link only, the leader moved to W, A, B, … by round first
+#   flap           A cut off 2 s, back 2 s, for --flap seconds (48)
+#   cluster-down   every member stopped, then started again
+#   switchover     examples/etcd/switchover --lease-ttl LEASE_TTL KEY dc1 dc2, run on W
+#   timer-stopped  A's timer and watch stopped, then A cut off: only the dead man's switch
+#   clock-step     A's runs get a wall clock an hour behind (libfaketime: FAKETIME=-1h with
+#                  FAKETIME_DONT_FAKE_MONOTONIC=1, which leaves CLOCK_BOOTTIME alone too; a
+#                  drop-in on failover-manager.service) at the cut, then A cut off
+# Columns (automatic mode): fault round leader old new stopped verified dual flips_a flips_b
+# end_a end_b fail_a fail_b limit_a limit_b window back exit gap_ms as above (old is A, new is
+# B or "-" where nothing should move; stopped: A's application stopped for good), and
+#   stops_a              how often A's application stopped in the window
+#   fenced_a             runs on A that fenced (or kept fenced) it
+#   deadline_a           A's dead man's switch fired (its service started)
+#   back                 cutoff: from the rejoin until A's member answered; cluster-down: from
+#                        the restart until the application ran on exactly one site
+#   after_thaw           freeze: from the thaw until A's application stopped
+#   skew_s               clock-step: how far behind the real time A's runs' wall clock was
+#                        (their last-confirmed record, once A is back)
+#
 # Measured, never asserted: the script fails only when the drill itself cannot run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=drill/lib.sh
 . "$here/lib.sh"
 
-rounds=3 timer=2 fence_after=5 check_timeout=4 stop=3 window= promote_after= out=- journals=
-faults=switchover,switchback,partition,partition-early,witness-lost,cluster-down,link-cut
-usage() { drill_die "usage: drill/etcd.sh [--rounds N] [--faults LIST] [--timer S] [--fence-after S] [--check-timeout S] [--stop S] [--window S] [--promote-after S] [--out FILE] [--journals DIR] [BINARY]"; }
+mode=manual rounds=3 timer='' fence_after='' check_timeout='' stop='' lease_ttl=6 window='' promote_after=''
+out=- journals='' faults='' flap=48 ack=yes
+usage() { drill_die "usage: drill/etcd.sh [--mode manual|automatic] [--rounds N] [--faults LIST] [--timer S] [--fence-after S] [--check-timeout S] [--stop S] [--lease-ttl S] [--flap S] [--ack yes|no] [--window S] [--promote-after S] [--out FILE] [--journals DIR] [BINARY]"; }
 while [ $# -gt 0 ]; do
   case $1 in
-    --rounds | --faults | --timer | --fence-after | --check-timeout | --stop | --window | --promote-after | --out | --journals)
+    --mode | --rounds | --faults | --timer | --fence-after | --check-timeout | --stop | --lease-ttl | --flap | --ack | --window | --promote-after | --out | --journals)
       [ $# -ge 2 ] || usage
       case $1 in
+        --mode) mode=$2 ;;
+        --lease-ttl) lease_ttl=$2 ;;
+        --flap) flap=$2 ;;
+        --ack) ack=$2 ;;
         --rounds) rounds=$2 ;;
         --faults) faults=$2 ;;
         --timer) timer=$2 ;;
@@ -104,27 +145,62 @@ done
 [ $# -le 1 ] || usage
 bin=$(readlink -f "${1:-$DRILL_REPO/target/release/failover-manager}")
 [ -x "$bin" ] || drill_die "no binary at $bin: build it first (cargo build --release)"
+case $mode in
+  manual)
+    : "${timer:=2}" "${fence_after:=5}" "${check_timeout:=4}" "${stop:=3}"
+    : "${faults:=switchover,switchback,partition,partition-early,witness-lost,cluster-down,link-cut}"
+    ;;
+  automatic)
+    # A 1-s timer with fence_after 3 s: the dead man's switch fires 2.25 s after a run armed
+    # it, well after the next run (1 s later) re-arms it. Load requires fence_after + the
+    # units' verify_timeout + lease_ttl/50 < lease_ttl: 3 + 1 + 0.12 < 6.
+    : "${timer:=1}" "${fence_after:=3}" "${check_timeout:=3}" "${stop:=1}"
+    : "${faults:=cutoff,freeze,link-cut,flap,cluster-down,switchover,timer-stopped,clock-step}"
+    ;;
+  *) usage ;;
+esac
+case $mode:$ack in
+  *:yes | automatic:no) ;;
+  *) usage ;;
+esac
+[ "$ack" = yes ] || [[ ",$faults," != *,switchover,* ]] ||
+  drill_die "switchover waits for etcd-ack's acknowledgements: not with --ack no"
 cadence=$((timer > check_timeout ? timer : check_timeout))
 # The inequality's bound, and a second more before promoting.
 bound=$((fence_after + cadence + check_timeout + stop))
 [ -n "$promote_after" ] || promote_after=$((bound + 1))
 [ -n "$window" ] || window=$((fence_after + 3 * cadence + 3))
-for n in "$rounds" "$timer" "$fence_after" "$check_timeout" "$stop" "$window" "$promote_after"; do
+for n in "$rounds" "$timer" "$fence_after" "$check_timeout" "$stop" "$window" "$promote_after" "$lease_ttl" "$flap"; do
   case $n in '' | *[!0-9]* | 0) usage ;; esac
 done
 IFS=, read -r -a FAULTS <<<"$faults"
 for f in "${FAULTS[@]}"; do
-  case $f in
-    switchover | switchback | partition | partition-early | witness-lost | cluster-down | link-cut) ;;
-    *) drill_die "unknown fault $f" ;;
+  case $mode:$f in
+    manual:switchover | manual:switchback | manual:partition | manual:partition-early | manual:witness-lost | manual:cluster-down | manual:link-cut) ;;
+    automatic:cutoff | automatic:freeze | automatic:link-cut | automatic:flap | automatic:cluster-down | automatic:switchover | automatic:timer-stopped | automatic:clock-step) ;;
+    *) drill_die "unknown fault $f (--mode $mode)" ;;
   esac
 done
+# Automatic mode: how long A stays cut off (or frozen, or B waits) for a takeover: the lease's
+# TTL, fence_after and a few seconds more; then how long the drill watches after A is back.
+cut_win=$((lease_ttl + fence_after + 4))
+rejoin_win=6
+LIBFAKETIME=
+if [ "$mode" = automatic ] && [[ ",$faults," == *,clock-step,* ]]; then
+  for f in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do
+    [ -e "$f" ] && LIBFAKETIME=$f && break
+  done
+  [ -n "$LIBFAKETIME" ] ||
+    drill_die "clock-step needs libfaketime (apt-get install libfaketime, or tests/setup.sh), or leave clock-step out of --faults"
+fi
 
 KEY=/failover-manager/primary-site
 declare -A SITE=([A]=dc1 [B]=dc2) NUM=([A]=1 [B]=2 [W]=3) PEER=([A]=B [B]=A)
 HOSTS=(A B W)
 ETCD=etcd-drill.service
 WATCH=failover-manager-etcd-watch.service
+# Automatic mode: the shipped watch (`failover-manager watch`) instead of watch-etcd-key.
+[ "$mode" = manual ] || WATCH=failover-manager-watch.service
 ETCD_DIR=/usr/lib/failover-manager/etcd
 member_addr() { echo "10.97.0.${NUM[$1]}"; }
 # The link between two hosts: its /24's third octet, and each end's address and interface.
@@ -140,6 +216,8 @@ ifname() { echo "to-${1,,}"; }
 
 [ -z "$journals" ] || mkdir -p -- "$journals"
 drill_init
+# A host frozen when the drill ends is thawed first, so that it can be shut down.
+trap 'thaw_all; drill_exit' EXIT
 started_at=$SECONDS
 if [ "$out" = - ]; then exec 3>&1; else exec 3>"$out"; fi
 emit() { printf '%s\n' "$*" >&3; }
@@ -180,8 +258,10 @@ setup_fm() { # HOST
   for s in watch-etcd-key etcd-ack switchover; do
     drill_put "$h" "$ETCD_DIR/$s" 755 <"$DRILL_REPO/examples/etcd/$s"
   done
-  drill_put "$h" "/usr/local/lib/systemd/system/$WATCH" 644 <"$DRILL_REPO/examples/etcd/$WATCH"
-  drill_put "$h" /etc/systemd/system/failover-manager.service.d/etcd.conf 644 \
+  [ "$mode" = automatic ] ||
+    drill_put "$h" "/usr/local/lib/systemd/system/$WATCH" 644 <"$DRILL_REPO/examples/etcd/$WATCH"
+  # --ack no (automatic mode only): no drop-in, so no etcd-ack after the runs.
+  [ "$ack" = no ] || drill_put "$h" /etc/systemd/system/failover-manager.service.d/etcd.conf 644 \
     <"$DRILL_REPO/examples/etcd/failover-manager.service.d/etcd.conf"
   # The example environment file, this host's site in it: the drill runs the example or fails.
   grep -qx 'FAILOVER_MANAGER_SITE=dc1' "$DRILL_REPO/examples/etcd/failover-manager-etcd" ||
@@ -191,7 +271,8 @@ setup_fm() { # HOST
   sed "s|^FAILOVER_MANAGER_SITE=dc1\$|FAILOVER_MANAGER_SITE=${SITE[$h]}|" \
     "$DRILL_REPO/examples/etcd/failover-manager-etcd" |
     drill_put "$h" /etc/default/failover-manager-etcd 644
-  drill_put "$h" /etc/failover-manager/config.yaml 644 <<YAML
+  if [ "$mode" = manual ]; then
+    drill_put "$h" /etc/failover-manager/config.yaml 644 <<YAML
 check:
   command: ["/usr/lib/failover-manager/checks/etcd-key", "$KEY", "${SITE[$h]}"]
   timeout: ${check_timeout}s
@@ -200,6 +281,26 @@ defaults: { verify_timeout: ${stop}s, settle: 0s }
 units:
   - app.service
 YAML
+  else
+    # The built-in client, every member listed, this host's own first; both sites candidates.
+    # etcd-ack (the drop-in above) still acknowledges after every run, for the switchover.
+    local eps=http://127.0.0.1:2379 m
+    for m in "${HOSTS[@]}"; do [ "$m" = "$h" ] || eps+=", http://$(member_addr "$m"):2379"; done
+    drill_put "$h" /etc/failover-manager/config.yaml 644 <<YAML
+site: ${SITE[$h]}
+check:
+  etcd:
+    endpoints: [$eps]
+    key: $KEY
+    request_timeout: 500ms
+    lease_ttl: ${lease_ttl}s
+  timeout: ${check_timeout}s
+  fence_after: ${fence_after}s
+defaults: { verify_timeout: ${stop}s, settle: 0s }
+units:
+  - app.service
+YAML
+  fi
   printf '[Unit]\nDescription=drill: the application\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
     drill_put "$h" /etc/systemd/system/app.service 644
   # The drill's cadence: the shipped timer, its minute replaced (as cadence.conf does it).
@@ -226,12 +327,20 @@ boot_hosts() {
   # The witness runs the switchover (any host that reaches the cluster may).
   drill_put W "$ETCD_DIR/switchover" 755 <"$DRILL_REPO/examples/etcd/switchover"
   for h in "${HOSTS[@]}"; do drill_in "$h" systemctl daemon-reload; done
+  if [ "$mode" = automatic ]; then
+    for h in A B; do
+      out=$(drill_in "$h" failover-manager validate --config-only 2>&1) ||
+        drill_die "host $h: the automatic-mode config does not load: $out"
+    done
+  fi
   # Not one by one: a member of a new cluster is ready only once a majority is up.
   for h in "${HOSTS[@]}"; do drill_in "$h" systemctl start --no-block "$ETCD"; done
   drill_wait 60 all_healthy || drill_die "the etcd cluster did not become healthy"
-  etcdctl_in W put -- "$KEY" dc1 >/dev/null
+  [ "$mode" = automatic ] || etcdctl_in W put -- "$KEY" dc1 >/dev/null
   for h in A B; do
     drill_sample_start "$h" app.service
+    # Automatic mode: A first, so that it takes the free key (reset_auto makes sure).
+    [ "$mode" = automatic ] && [ "$h" = B ] && continue
     drill_in "$h" systemctl start failover-manager.timer "$WATCH"
   done
 }
@@ -268,9 +377,9 @@ status_of() { # HOST
     awk -F', *' 'NF >= 5 { print $2, $5; ok = 1; exit } END { exit !ok }'
 }
 leader() { # -> the leader's host name, or "-"
-  local h id is
+  local h is
   for h in "${HOSTS[@]}"; do
-    read -r id is <<<"$(status_of "$h" || echo "- -")"
+    read -r _ is <<<"$(status_of "$h" || echo "- -")"
     [ "$is" != true ] || { echo "$h"; return; }
   done
   echo -
@@ -305,7 +414,8 @@ acked() { # HOST
   [ "$(etcdctl_in W get --print-value-only -- "$KEY/ack/${SITE[$1]}/${1,,}" 2>/dev/null)" = "$want" ]
 }
 settled_on() { # HOST
-  app_only_on "$1" && acked A && acked B
+  app_only_on "$1" || return 1
+  [ "$ack" = no ] || { acked A && acked B; }
 }
 
 # What the hosts say, when the drill cannot go on.
@@ -431,7 +541,220 @@ fault_round() { # FAULT ROUND
   esac
 }
 
+# --- automatic mode -----------------------------------------------------------------------------
+# The key's lease (decimal, 0 without one) as W's member has it; fails when unreadable.
+key_lease() {
+  local out
+  out=$(etcdctl_in W get -w fields -- "$KEY" 2>/dev/null) || return 1
+  printf '%s\n' "$out" | awk -F' : ' '/^"Lease"/ { l = $2 } END { print l + 0 }'
+}
+# The key names SITE and is held on a lease.
+held_by() { # SITE
+  local l
+  [ "$(key_value)" = "$1" ] && l=$(key_lease) && [ "$l" != 0 ]
+}
+# The sandbox's cgroup frozen (1) or thawed (0): every process of the host, systemd and its
+# etcd member among them.
+freeze() { # HOST 0|1
+  echo "$2" >"${DRILL_CG[$1]}/cgroup.freeze"
+}
+thaw_all() {
+  local h
+  for h in "${DRILL_HOSTS[@]}"; do
+    [ -z "${DRILL_CG[$h]:-}" ] || [ ! -e "${DRILL_CG[$h]}/cgroup.freeze" ] || echo 0 >"${DRILL_CG[$h]}/cgroup.freeze" || true
+  done
+}
+FAKETIME_DROPIN=/etc/systemd/system/failover-manager.service.d/faketime.conf
+runs_on() { # HOST: the timer and the watch started (a no-op when they run)
+  drill_in "$1" systemctl start failover-manager.timer "$WATCH"
+}
+
+# Back to the start of every automatic round: every link up, no host frozen, every member up
+# and healthy, no faked clock, the key naming dc1 on a lease (A's), the application on A
+# only, both hosts' acknowledgements current. There is no failback: when dc2 holds the key, B's
+# runs are stopped (its app with them) and the key deleted, so that A takes it.
+reset_auto() {
+  thaw_all
+  heal_all
+  if drill_in A test -e "$FAKETIME_DROPIN"; then
+    drill_in A rm -f "$FAKETIME_DROPIN"
+    drill_in A systemctl daemon-reload
+  fi
+  etcd_up_all
+  drill_wait 60 all_healthy || drill_die "reset: the etcd cluster is not healthy"
+  if ! held_by dc1; then
+    drill_in B systemctl stop failover-manager.timer "$WATCH"
+    drill_in B systemctl stop failover-manager.service app.service
+    etcdctl_in W del -- "$KEY" >/dev/null
+    runs_on A
+    drill_in A systemctl start --no-block failover-manager.service
+    drill_wait 20 held_by dc1 || { diagnose; drill_die "reset: A did not take the key"; }
+  fi
+  runs_on A
+  runs_on B
+  drill_wait 30 settled_on A || { diagnose; drill_die "reset: the application did not settle on A"; }
+  sleep 1
+}
+
+# record_auto FAULT ROUND T0 T1 LEADER NEW BACK EXIT AFTER_THAW SKEW: reads back [T0, T1] and
+# writes the row (the old primary is always A).
+record_auto() {
+  local fault=$1 r=$2 t0=$3 t1=$4 ld=$5 new=$6 back=$7 status=$8 thaw=$9 skew=${10} h
+  local stopped=- verified=- dual gap=0 g stops_a deadline
+  declare -A j end flips fenced fail limit
+  for h in A B; do
+    j[$h]=$DRILL_TMP/journal.$h
+    drill_journal "$h" "$t0" >"${j[$h]}"
+    [ -z "$journals" ] || cp -- "${j[$h]}" "$journals/auto.$fault.$r.$h"
+    end[$h]=$(drill_state_at "$t1" 1 "$(drill_samples "$h")")
+    flips[$h]=$(drill_flips "$t0" "$t1" 1 "$(drill_samples "$h")")
+    fenced[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\[[0-9]+\]: fenced: role unknown')
+    fail[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Failed with result')
+    limit[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Start request repeated too quickly')
+    g=$(drill_max_gap "$t0" "$t1" "$(drill_samples "$h")")
+    [ "$g" -le "$gap" ] || gap=$g
+  done
+  # A's application stopping: every change from running to not.
+  stops_a=$(awk -v t0="$t0" -v t1="$t1" '$1 > t1 { exit } $1 <= t0 { s = $2; next }
+    { if (s == 1 && $2 == 0) n++; s = $2 } END { print n + 0 }' "$(drill_samples A)")
+  # The dead man's switch fired on A: its service started (the runs re-arm only its timer).
+  deadline=$(drill_count "${j[A]}" "$t0" "$t1" 'Started failover-manager-deadline-[0-9a-f]+\.service')
+  stopped=$(drill_state_since "$t0" "$t1" 1 0 "$(drill_samples A)")
+  [ "$stopped" = - ] || [ "$(drill_state_at "$t0" 1 "$(drill_samples A)")" = 1 ] || stopped=-
+  [ "$stopped" = - ] || stopped=$(drill_since "$t0" "$stopped")
+  if [ "$new" != - ]; then
+    verified=$(drill_since "$t0" "$(drill_first "${j[$new]}" "$t0" "$t1" 'started app\.service|app\.service finished starting')")
+  fi
+  dual=$(drill_overlap "$t0" "$t1" 1 "$(drill_samples A)" "$(drill_samples B)")
+  row "$fault" "$r" "$ld" A "$new" "$stopped" "$verified" "$dual" "${flips[A]}" "${flips[B]}" \
+    "$stops_a" "${end[A]}" "${end[B]}" "${fenced[A]}" "$deadline" "${fail[A]}" "${fail[B]}" \
+    "${limit[A]}" "${limit[B]}" "$(drill_since "$t0" "$t1")" "$back" "$status" "$thaw" "$skew" "$gap"
+  drill_log "auto $fault $r: leader $ld, A stopped $stopped s, $new verified $verified s, dual $dual s, end A${end[A]} B${end[B]}, A's stops $stops_a, fenced by A's runs ${fenced[A]}, by the switch $deadline, failed runs A ${fail[A]} B ${fail[B]}, back $back, exit $status, after thaw $thaw, skew $skew"
+}
+
+# Seconds from T until A's member answers again (healthy), at most LIMIT; "-" if not.
+until_healthy() { # T LIMIT
+  if drill_wait "$2" healthy A; then drill_since "$1" "$EPOCHREALTIME"; else echo -; fi
+}
+
+fault_round_auto() { # FAULT ROUND
+  local f=$1 r=$2 t0 t1 th ld back=- status=- thaw=- skew=- new=B out h
+  reset_auto
+  case $f in
+    link-cut | cutoff)
+      # Where etcd's leader is decides what a cut does: W, A, B, W, … by round.
+      local place=(W A B)
+      move_leader "${place[$(((r - 1) % 3))]}"
+      sleep 1
+      ;;
+  esac
+  ld=$(leader)
+  case $f in
+    cutoff)
+      t0=$EPOCHREALTIME
+      isolate A
+      drill_sleep_until "$(later "$t0" "$cut_win")"
+      th=$EPOCHREALTIME
+      heal_all
+      back=$(until_healthy "$th" "$rejoin_win")
+      t1=$(later "$th" "$rejoin_win")
+      drill_sleep_until "$t1"
+      # Where it ends: when the rejoin disturbed the cluster (see DRILL.md), until the
+      # application runs on one site again, 20 s at most.
+      if ! settled_any; then
+        drill_wait 20 settled_any || true
+        t1=$(later "$EPOCHREALTIME" 0.5)
+        drill_sleep_until "$t1"
+      fi
+      ;;
+    timer-stopped)
+      drill_in A systemctl stop failover-manager.timer "$WATCH"
+      t0=$EPOCHREALTIME
+      isolate A
+      t1=$(later "$t0" "$cut_win")
+      drill_sleep_until "$t1"
+      ;;
+    clock-step)
+      # From the cut on, every run on A reads a wall clock an hour behind; the boot clock
+      # and the monotonic one untouched.
+      printf '[Service]\nEnvironment=LD_PRELOAD=%s FAKETIME=-1h FAKETIME_DONT_FAKE_MONOTONIC=1\n' "$LIBFAKETIME" |
+        drill_put A "$FAKETIME_DROPIN" 644
+      t0=$EPOCHREALTIME
+      drill_in A systemctl daemon-reload
+      isolate A
+      t1=$(later "$t0" "$cut_win")
+      drill_sleep_until "$t1"
+      # Proof that the runs saw the stepped clock: back in the cluster, A's next run records
+      # its confirmation (a standby now) with the faked wall time.
+      heal_all
+      drill_wait 10 healthy A || true
+      sleep 3
+      skew=$(drill_in A sed -n 's/.*"unix":\([0-9]*\).*/\1/p' /var/lib/failover-manager/last-confirmed 2>/dev/null |
+        awk -v n="$EPOCHREALTIME" 'NF { printf "%.0f", n - $1; ok = 1 } END { if (!ok) print "-" }')
+      ;;
+    freeze)
+      t0=$EPOCHREALTIME
+      freeze A 1
+      drill_wait "$cut_win" app_runs B || true
+      sleep 1
+      th=$EPOCHREALTIME
+      freeze A 0
+      drill_wait 10 app_stopped A || true
+      t1=$(later "$EPOCHREALTIME" 3)
+      drill_sleep_until "$t1"
+      thaw=$(drill_state_since "$th" "$t1" 1 0 "$(drill_samples A)")
+      [ "$thaw" = - ] || thaw=$(drill_since "$th" "$thaw")
+      ;;
+    link-cut)
+      new=-
+      t0=$EPOCHREALTIME
+      cut_link A B
+      t1=$(later "$t0" "$cut_win")
+      drill_sleep_until "$t1"
+      ;;
+    flap)
+      new=-
+      t0=$EPOCHREALTIME
+      while awk -v n="$EPOCHREALTIME" -v e="$(later "$t0" "$flap")" 'BEGIN { exit !(n < e) }'; do
+        isolate A
+        sleep 2
+        heal_all
+        sleep 2
+      done
+      t1=$(later "$EPOCHREALTIME" "$rejoin_win")
+      drill_sleep_until "$t1"
+      ;;
+    cluster-down)
+      new=-
+      t0=$EPOCHREALTIME
+      for h in W B A; do drill_in "$h" systemctl stop --no-block "$ETCD"; done
+      t1=$(later "$t0" "$cut_win")
+      drill_sleep_until "$t1"
+      th=$EPOCHREALTIME
+      etcd_up_all
+      if drill_wait 90 settled_any; then back=$(drill_since "$th" "$EPOCHREALTIME"); fi
+      ;;
+    switchover)
+      t0=$EPOCHREALTIME
+      if out=$(drill_in W "$ETCD_DIR/switchover" --endpoints "http://127.0.0.1:2379" --timeout 30 \
+        --lease-ttl "$lease_ttl" "$KEY" dc1 dc2 2>&1); then
+        status=0
+      else
+        status=$?
+        drill_log "switchover $r: failed: $out"
+      fi
+      # Past the lease's TTL: B renews the lease the switchover granted.
+      t1=$(later "$EPOCHREALTIME" "$((lease_ttl + 2))")
+      drill_sleep_until "$t1"
+      ;;
+  esac
+  record_auto "$f" "$r" "$t0" "$t1" "$ld" "$new" "$back" "$status" "$thaw" "$skew"
+}
+# The application on exactly one site.
+settled_any() { app_only_on A || app_only_on B; }
+
 emit "# drill	etcd"
+emit "# mode	$mode"
 emit "# date	$(date -u '+%Y-%m-%d %H:%M UTC')"
 drill_machine | sed 's/^/# /' >&3
 emit "# etcd	$(etcd --version 2>/dev/null | head -n1)"
@@ -445,11 +768,24 @@ emit "# cadence	$cadence"
 emit "# bound	$bound"
 emit "# promote_after	$promote_after"
 emit "# window	$window"
-row fault round leader old new promote stopped verified dual flips_a flips_b end_a end_b \
-  fenced_a fenced_b fail_a fail_b limit_a limit_b window back exit gap_ms
-drill_log "booting A, B and W"
+if [ "$mode" = manual ]; then
+  row fault round leader old new promote stopped verified dual flips_a flips_b end_a end_b \
+    fenced_a fenced_b fail_a fail_b limit_a limit_b window back exit gap_ms
+else
+  emit "# lease_ttl	$lease_ttl"
+  emit "# cut_win	$cut_win"
+  emit "# rejoin_win	$rejoin_win"
+  emit "# flap	$flap"
+  emit "# libfaketime	${LIBFAKETIME:--}"
+  emit "# ack	$ack"
+  row fault round leader old new stopped verified dual flips_a flips_b stops_a end_a end_b \
+    fenced_a deadline_a fail_a fail_b limit_a limit_b window back exit after_thaw skew_s gap_ms
+fi
+drill_log "booting A, B and W ($mode mode)"
 boot_hosts
 for f in "${FAULTS[@]}"; do
-  for ((r = 1; r <= rounds; r++)); do fault_round "$f" "$r"; done
+  for ((r = 1; r <= rounds; r++)); do
+    if [ "$mode" = manual ]; then fault_round "$f" "$r"; else fault_round_auto "$f" "$r"; fi
+  done
 done
 emit "# elapsed	$((SECONDS - started_at))"

@@ -20,6 +20,8 @@ declare -A NEED=(
   [etcd]=etcd-server
   [etcdctl]=etcd-client
   [lintian]=lintian
+  # drill/etcd.sh --mode automatic, fault clock-step: libfaketime (a dependency of faketime)
+  [faketime]=faketime
 )
 SERVICES=(prometheus-node-exporter.service prometheus.service keepalived.service etcd.service)
 
