@@ -124,12 +124,9 @@ drill-etcd: build
 drill-etcd-run:
 	drill/etcd.sh --mode manual --rounds $(DRILL_ROUNDS) --out target/drill-etcd.tsv target/release/failover-manager
 	drill/etcd.sh --mode automatic --rounds $(DRILL_ROUNDS) --out target/drill-etcd-auto.tsv target/release/failover-manager
-	drill/etcd.sh --mode automatic --ack no --faults link-cut,flap --rounds $(DRILL_ROUNDS) \
-		--out target/drill-etcd-auto-noack.tsv target/release/failover-manager
 
 # DRILL.md: the keepalived section (rendered from target/drill-keepalived.tsv, or the one
-# DRILL.md already has), then the etcd sections, manual and automatic (and automatic without
-# etcd-ack after the runs, for the faults where it matters).
+# DRILL.md already has), then the etcd sections, manual and automatic.
 drill-report:
 	{ if [ -r target/drill-keepalived.tsv ]; then \
 		drill/report.sh target/drill-keepalived.tsv "drill/keepalived.sh --rounds $(DRILL_ROUNDS)"; \
@@ -138,9 +135,7 @@ drill-report:
 			END { while (n > 0 && l[n] == "") n--; for (i = 1; i <= n; i++) print l[i] }' DRILL.md; \
 	  fi && \
 	  drill/etcd-report.sh target/drill-etcd.tsv "drill/etcd.sh --mode manual --rounds $(DRILL_ROUNDS)" && \
-	  drill/etcd-report.sh target/drill-etcd-auto.tsv "drill/etcd.sh --mode automatic --rounds $(DRILL_ROUNDS)" && \
-	  drill/etcd-report.sh target/drill-etcd-auto-noack.tsv \
-		"drill/etcd.sh --mode automatic --ack no --faults link-cut,flap --rounds $(DRILL_ROUNDS)"; \
+	  drill/etcd-report.sh target/drill-etcd-auto.tsv "drill/etcd.sh --mode automatic --rounds $(DRILL_ROUNDS)"; \
 	} >target/DRILL.md
 	mv target/DRILL.md DRILL.md
 

@@ -41,31 +41,6 @@ aline() { # FAULT TEXT A B [LEADER]
   echo "| $2 | $(cell "$1" verified "${5:-}") | $(cell "$1" stopped "${5:-}") | $(col "$1" stops_a "${5:-}" | sum) | $(cell "$1" dual "${5:-}") | $(col "$1" fail_a "${5:-}" | sum) / $(col "$1" fail_b "${5:-}" | sum) | $on: $(ended "$1" "$3" "$4" "${5:-}") |"
 }
 
-# The same without etcd-ack (drill/etcd.sh --ack no): a subsection of tables only.
-if [ "$(meta ack)" = no ]; then
-  cat <<EOF
-
-## Without etcd-ack
-
-The same setup and timings without the etcd drop-in (no \`etcd-ack\` after the runs, so no
-switchover), only the faults where it mattered: \`$how\`, on $(meta date), in $(meta elapsed) s.
-
-| fault | B verified | A's app stopped for good | A's app stops (sum) | both sites ran the app | failed runs A / B (sum) | ended with the app on |
-| --- | ---: | ---: | ---: | ---: | ---: | --- |
-EOF
-  if present link-cut; then
-    for l in $(leaders link-cut); do
-      aline link-cut "only the A–B link cut, etcd leader on $l" 1 0 "$l"
-    done
-  fi
-  aline flap "A's links flapping (2 s off, 2 s on)" 1 0
-  echo
-  printf '%s\n' "How often A's application stopped, per round: $(awk -F'\t' '/^#/ { next }
-    !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
-    { printf "%s %s (leader %s) %s; ", $c["fault"], $c["round"], $c["leader"], $c["stops_a"] }' "$res" | sed 's/; $//')."
-  return 0
-fi
-
 cat <<EOF
 
 # Drill: automatic takeover behind the witness (etcd, \`check.etcd\` on a lease)
@@ -85,9 +60,9 @@ The same three hosts, links and etcd cluster as the manual mode. A (\`dc1\`) and
 run on the holding site renews; when the lease has expired a run on the other site (both are
 candidates) takes the key with a lease of its own. No failback. Both run the shipped
 \`failover-manager-watch.service\` (a run within about a second of any change or expiry) and the
-shipped timer with a drill drop-in; no etcd-key script and no watch-etcd-key. The etcd drop-in
-(\`etcd-ack\` after every run, read-only) stays, because the switchover waits for its
-acknowledgements. W runs its member only. The drill's values:
+shipped timer with a drill drop-in; no etcd-key script, no watch-etcd-key and no \`etcd-ack\`:
+each run writes its own acknowledgement (\`KEY/ack/SITE/HOST\`), which the switchover waits
+for$( [ "$(meta ack)" = yes ] && printf ' (this run added etcd-ack after every run all the same: \`--ack yes\`)'). W runs its member only. The drill's values:
 
 | setting | drill |
 | --- | ---: |
@@ -239,7 +214,7 @@ application for $(f2 "$(maxof dual link-cut)") s at most; the role stayed with A
 $(rounds_where "$(v end_a) == 1 && $(v end_b) == 0" link-cut) rounds; failed runs on A and B with the leader
 $(for l in $(leaders link-cut); do printf 'on %s: %s and %s; ' "$l" "$(col link-cut fail_a "$l" | sum)" "$(col link-cut fail_b "$l" | sum)"; done | sed 's/; $//').
 EOF
-  if col link-cut leader | grep -qx B; then
+  if col link-cut leader | grep -qx B && [ "$(meta ack)" = yes ]; then
     cat <<EOF
 With the leader on B, A's own member cannot serve a read: each run asks it first (0.5 s), then
 B (unreachable), then W, and still confirms, in about 0.6 s. But \`etcd-ack\`, which the drop-in
@@ -248,10 +223,8 @@ runs after every run (\`ExecStartPost=\`), reads through A's own member only (th
 stays activating meanwhile, so the next run comes some 3.6 s after the last confirmation, later
 than the dead man's switch fires (¾ × fence_after = $(awk -v f="$fence" 'BEGIN { printf "%.2f", f * 0.75 }') s). A's application stopped
 $(col link-cut stops_a B | sum) times in $(col link-cut round B | wc -l) such round(s) and was started again by each next run: never on both
-sites, but an outage every few seconds. The subsection "Without etcd-ack" below runs the same
-without it. In automatic mode nothing in failover-manager.service may hold the next run back
-past ¾ × fence_after: leave \`etcd-ack\` out where no switchover needs it, or give it every
-member and a command timeout well below that.
+sites, but an outage every few seconds (without etcd-ack, the default, none). In automatic
+mode nothing in failover-manager.service may hold the next run back past ¾ × fence_after.
 EOF
   fi
 fi
@@ -262,8 +235,7 @@ if present flap; then
 took the key (B verified: $(cell flap verified)), but longer than the ¾ × fence_after the dead man's switch
 waits, so A's application stopped $(col flap stops_a | stats | awk '{ printf "%s (max %s)", $1, $2 }') times per round (median) and was
 started again at the next confirming run; both ran $(f2 "$(maxof dual flap)") s at most. At the end the
-application ran on A only in $(ended flap 1 0) rounds. The stops are the flap's own, not
-\`etcd-ack\`'s (the subsection below has about as many without it): the switch fires ¾ ×
+application ran on A only in $(ended flap 1 0) rounds. The stops are the flap's own: the switch fires ¾ ×
 fence_after after the last confirming run, which came up to one timer period before the cut, so
 any cut longer than about $(awk -v f="$fence" -v t="$timer" 'BEGIN { printf "%.2f", f * 0.75 - t }') s stops the application, by design.
 EOF

@@ -74,8 +74,9 @@
 # own client (every member listed, the host's own first, request_timeout 500ms) with
 # lease_ttl (--lease-ttl, 6 s): the key names dc1 on a lease A's runs renew, and when it has
 # expired a run on B (both sites are candidates) takes it; no failback. The shipped
-# failover-manager-watch.service instead of the example watch; etcd-ack stays after every run
-# (the switchover waits for it; --ack no leaves the drop-in out, without the switchover).
+# failover-manager-watch.service instead of the example watch, and no etcd-ack: with check.etcd
+# each run writes its own acknowledgement, which the switchover waits for (--ack yes adds the
+# etcd.conf drop-in's etcd-ack after every run, as with etcd-key).
 # Defaults: --timer 1, --fence-after 3 (the dead man's switch fires 2.25 s after a confirming
 # run), --check-timeout 3, --stop 1 (load requires fence_after + stop + lease_ttl/50 <
 # lease_ttl). Each round starts with the key held by dc1 on a lease and the application on A
@@ -113,7 +114,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 mode=manual rounds=3 timer='' fence_after='' check_timeout='' stop='' lease_ttl=6 window='' promote_after=''
-out=- journals='' faults='' flap=48 ack=yes
+out=- journals='' faults='' flap=48 ack=''
 usage() { drill_die "usage: drill/etcd.sh [--mode manual|automatic] [--rounds N] [--faults LIST] [--timer S] [--fence-after S] [--check-timeout S] [--stop S] [--lease-ttl S] [--flap S] [--ack yes|no] [--window S] [--promote-after S] [--out FILE] [--journals DIR] [BINARY]"; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -147,14 +148,14 @@ bin=$(readlink -f "${1:-$DRILL_REPO/target/release/failover-manager}")
 [ -x "$bin" ] || drill_die "no binary at $bin: build it first (cargo build --release)"
 case $mode in
   manual)
-    : "${timer:=2}" "${fence_after:=5}" "${check_timeout:=4}" "${stop:=3}"
+    : "${timer:=2}" "${fence_after:=5}" "${check_timeout:=4}" "${stop:=3}" "${ack:=yes}"
     : "${faults:=switchover,switchback,partition,partition-early,witness-lost,cluster-down,link-cut}"
     ;;
   automatic)
     # A 1-s timer with fence_after 3 s: the dead man's switch fires 2.25 s after a run armed
     # it, well after the next run (1 s later) re-arms it. Load requires fence_after + the
     # units' verify_timeout + lease_ttl/50 < lease_ttl: 3 + 1 + 0.12 < 6.
-    : "${timer:=1}" "${fence_after:=3}" "${check_timeout:=3}" "${stop:=1}"
+    : "${timer:=1}" "${fence_after:=3}" "${check_timeout:=3}" "${stop:=1}" "${ack:=no}"
     : "${faults:=cutoff,freeze,link-cut,flap,cluster-down,switchover,timer-stopped,clock-step}"
     ;;
   *) usage ;;
@@ -163,8 +164,6 @@ case $mode:$ack in
   *:yes | automatic:no) ;;
   *) usage ;;
 esac
-[ "$ack" = yes ] || [[ ",$faults," != *,switchover,* ]] ||
-  drill_die "switchover waits for etcd-ack's acknowledgements: not with --ack no"
 cadence=$((timer > check_timeout ? timer : check_timeout))
 # The inequality's bound, and a second more before promoting.
 bound=$((fence_after + cadence + check_timeout + stop))
@@ -260,7 +259,7 @@ setup_fm() { # HOST
   done
   [ "$mode" = automatic ] ||
     drill_put "$h" "/usr/local/lib/systemd/system/$WATCH" 644 <"$DRILL_REPO/examples/etcd/$WATCH"
-  # --ack no (automatic mode only): no drop-in, so no etcd-ack after the runs.
+  # Without etcd-ack (automatic mode's default: the runs acknowledge themselves): no drop-in.
   [ "$ack" = no ] || drill_put "$h" /etc/systemd/system/failover-manager.service.d/etcd.conf 644 \
     <"$DRILL_REPO/examples/etcd/failover-manager.service.d/etcd.conf"
   # The example environment file, this host's site in it: the drill runs the example or fails.
@@ -283,7 +282,7 @@ units:
 YAML
   else
     # The built-in client, every member listed, this host's own first; both sites candidates.
-    # etcd-ack (the drop-in above) still acknowledges after every run, for the switchover.
+    # The runs acknowledge themselves (KEY/ack/SITE/HOST), which the switchover waits for.
     local eps=http://127.0.0.1:2379 m
     for m in "${HOSTS[@]}"; do [ "$m" = "$h" ] || eps+=", http://$(member_addr "$m"):2379"; done
     drill_put "$h" /etc/failover-manager/config.yaml 644 <<YAML
