@@ -35,9 +35,17 @@ setup:
 test: setup
 	$(CARGO) test --locked --all-targets
 
+# Every shell script the repo holds (a shell's #! on its first line), and the libraries the
+# drills source.
+SHELL_SCRIPTS = $(shell for f in $$(git ls-files 2>/dev/null); do \
+	head -n1 "$$f" 2>/dev/null | grep -qE '^\#!.*[/ ](ba)?sh$$' && echo "$$f"; done) \
+	drill/lib.sh drill/report-lib.sh drill/etcd-report-auto.sh
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	@command -v shellcheck >/dev/null || tests/setup.sh
+	shellcheck --severity=warning $(SHELL_SCRIPTS)
 
 # The config parser against FUZZ_CASES random and mutated texts (default a million) and a list of
 # inputs built to be slow, at the size limit, in an optimised build that keeps overflow checks

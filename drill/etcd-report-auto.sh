@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # drill/etcd-report-auto.sh: DRILL.md's automatic-mode etcd section, from the results of
 # `drill/etcd.sh --mode automatic`. Sourced by drill/etcd-report.sh (which defines res, how,
 # col, cell, f2, ended, present and leaders) when the results say "# mode automatic".

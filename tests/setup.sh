@@ -22,6 +22,8 @@ declare -A NEED=(
   [lintian]=lintian
   # drill/etcd.sh --mode automatic, fault clock-step: libfaketime (a dependency of faketime)
   [faketime]=faketime
+  # make lint: every shell script of the repo
+  [shellcheck]=shellcheck
 )
 SERVICES=(prometheus-node-exporter.service prometheus.service keepalived.service etcd.service)
 
