@@ -191,8 +191,6 @@ pub struct Report {
     pub record_lost: bool,
     /// What this run did with the dead man's switch.
     pub switch: Option<deadline::Outcome>,
-    /// The acknowledgement this run wrote to etcd (check.etcd, in sync with a definite role).
-    pub acked: Option<crate::ack::Ack>,
     pub end: End,
 }
 
@@ -275,7 +273,6 @@ pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Result<Repo
     );
     let role = check.role;
     let mut r = Report {
-        acked: None,
         check,
         plan: unobserved(config, role),
         results: Vec::new(),
@@ -290,7 +287,7 @@ pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Result<Repo
     };
     r.end = decide(config, opts, host, &mut r);
     if !opts.dry_run {
-        acknowledge(config, host, &mut r);
+        acknowledge(config, host, &r);
     }
     Ok(r)
 }
@@ -531,7 +528,7 @@ fn release(config: &Config, host: &dyn Host, r: &Report) {
 }
 
 /// A run that left the units in sync with a definite role says so in etcd (`ack`).
-fn acknowledge(config: &Config, host: &dyn Host, r: &mut Report) {
+fn acknowledge(config: &Config, host: &dyn Host, r: &Report) {
     let (Some(etcd), Some(site), Some(answer)) =
         (config.check.etcd(), config.site.as_deref(), r.check.etcd())
     else {
@@ -554,10 +551,7 @@ fn acknowledge(config: &Config, host: &dyn Host, r: &mut Report) {
         return;
     };
     match host.acknowledge(etcd, &a) {
-        Ok(true) => {
-            log::info!("acknowledged {} = {}", a.key, a.value);
-            r.acked = Some(a);
-        }
+        Ok(true) => log::info!("acknowledged {} = {}", a.key, a.value),
         Ok(false) => {}
         // Only delays a switchover, which then says whom it waited for: no reason to fail.
         Err(e) => log::warn!("cannot acknowledge {} = {}: {e}", a.key, a.value),
