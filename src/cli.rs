@@ -27,14 +27,17 @@ pub const EXIT_STATUS: &[(u8, &str)] = &[
     (
         0,
         "Converged, nothing to do, paused, or the check did not confirm a change (reconcile); \
-         in sync (diff); valid, without a warning (validate); done (pause, resume).",
+         in sync (diff); valid, without a warning (validate); done (pause, resume); every host \
+         in step with the key (status).",
     ),
     (
         1,
         "A unit did not reach its state, a hook failed, systemd could not be asked, the lock \
          could not be taken (held far too long, interrupted), or output, the metrics or another \
          file of the tool's own could not be written; diff found drift; validate found warnings \
-         only (a unit enabled at boot, a service timeout too short, systemd not reachable).",
+         only (a unit enabled at boot, a service timeout too short, systemd not reachable); \
+         status found something to look at (no site holds the role, hosts behind the key, the \
+         primary on two sites) or could not read etcd.",
     ),
     (2, "Bad command line."),
     (
@@ -106,6 +109,9 @@ pub enum Command {
     /// Follow the etcd key (check.etcd) and start a run at once whenever it changes or
     /// expires; runs until stopped (failover-manager-watch.service)
     Watch(WatchArgs),
+    /// Where the role is and what every host acknowledged last, from etcd (check.etcd);
+    /// read-only, from any host
+    Status(OutputArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -218,6 +224,8 @@ mod tests {
             Valid,
             Warnings,
             Invalid,
+            Healthy,
+            Degraded,
         ] {
             // A new variant breaks this match: add it to the list and its words to EXIT_STATUS.
             let words = match status {
@@ -229,6 +237,8 @@ mod tests {
                 Valid => "valid, without a warning (validate)",
                 Warnings => "validate found warnings only",
                 Invalid => "validate found errors",
+                Healthy => "every host in step with the key (status)",
+                Degraded => "status found something to look at",
             };
             let code = ExitCode::of(&Ok::<Status, _>(status)).code();
             assert_eq!(codes_saying(words), [code], "{status:?}: {words:?}");

@@ -149,6 +149,22 @@ impl From<WireKv> for Kv {
 }
 
 #[derive(Deserialize)]
+struct WireNamedKv {
+    #[serde(default, deserialize_with = "base64")]
+    key: Vec<u8>,
+    #[serde(flatten)]
+    kv: WireKv,
+}
+
+#[derive(Deserialize)]
+struct WireRangeNamed {
+    #[serde(default)]
+    header: Header,
+    #[serde(default)]
+    kvs: Vec<WireNamedKv>,
+}
+
+#[derive(Deserialize)]
 struct WireRange {
     #[serde(default)]
     header: Header,
@@ -381,6 +397,47 @@ impl Client {
     pub fn range(&self, key: &str, until: Instant) -> Result<Range, EtcdError> {
         let r: WireRange = self.post("/v3/kv/range", &json!({ "key": B64.encode(key) }), until)?;
         Ok(range(r))
+    }
+
+    /// `key` and every key below `key/`, in one linearizable read: (name, key) pairs.
+    pub fn range_tree(
+        &self,
+        key: &str,
+        until: Instant,
+    ) -> Result<(i64, Vec<(String, Kv)>), EtcdError> {
+        // [key, key + "0"): key itself, and every key that continues it with '/' ('/' + 1 = '0').
+        let mut end = key.as_bytes().to_vec();
+        end.push(b'0');
+        let r: WireRangeNamed = self.post(
+            "/v3/kv/range",
+            &json!({ "key": B64.encode(key), "range_end": B64.encode(&end) }),
+            until,
+        )?;
+        let kvs = r
+            .kvs
+            .into_iter()
+            .filter_map(|w| {
+                let name = String::from_utf8(w.key).ok()?;
+                (name == key || name.starts_with(&format!("{key}/")))
+                    .then(|| (name, Kv::from(w.kv)))
+            })
+            .collect();
+        Ok((r.header.revision, kvs))
+    }
+
+    /// Seconds left on `lease` (-1: it has expired or never was).
+    pub fn time_to_live(&self, lease: i64, until: Instant) -> Result<i64, EtcdError> {
+        #[derive(Deserialize)]
+        struct Ttl {
+            #[serde(rename = "TTL", default, deserialize_with = "int64")]
+            ttl: i64,
+        }
+        let t: Ttl = self.post(
+            "/v3/lease/timetolive",
+            &json!({ "ID": lease.to_string() }),
+            until,
+        )?;
+        Ok(t.ttl)
     }
 
     /// Creates `key` = `value` on `lease` only if the key does not exist; otherwise reads it.

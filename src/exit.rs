@@ -23,6 +23,10 @@ pub enum Status {
     Warnings,
     /// `validate` found errors on the host.
     Invalid,
+    /// `status`: every host in step with the key.
+    Healthy,
+    /// `status`: something for a person to look at, or etcd could not be read.
+    Degraded,
 }
 
 /// What stopped a command: each maps to an exit code below.
@@ -80,8 +84,12 @@ impl ExitCode {
 
     pub fn of(result: &Result<Status, Error>) -> ExitCode {
         match result {
-            Ok(Status::Converged | Status::InSync | Status::Valid) => ExitCode::Success,
-            Ok(Status::Failed | Status::Drift | Status::Warnings) => ExitCode::Failure,
+            Ok(Status::Converged | Status::InSync | Status::Valid | Status::Healthy) => {
+                ExitCode::Success
+            }
+            Ok(Status::Failed | Status::Drift | Status::Warnings | Status::Degraded) => {
+                ExitCode::Failure
+            }
             Ok(Status::RoleUnknown) => ExitCode::RoleUnknown,
             Ok(Status::Invalid) => ExitCode::ConfigInvalid,
             Err(Error::Config(_) | Error::Insecure(_) | Error::Setup(_)) => ExitCode::ConfigInvalid,

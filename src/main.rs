@@ -28,6 +28,7 @@ mod run;
 mod sdbus;
 mod secure_fs;
 mod security;
+mod status;
 mod systemd;
 mod validate;
 mod verify;

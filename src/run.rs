@@ -40,6 +40,7 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
         Some(Command::Diff(args)) => diff(&config, args.output, &host),
         Some(Command::Validate(args)) => validate(&config, args, cli.quiet, &host),
         Some(Command::Watch(args)) => crate::watch::run(&config, &args.unit),
+        Some(Command::Status(args)) => status(&config, args.output),
         Some(Command::Pause(_) | Command::Resume) => Ok(Status::Converged),
     }
 }
@@ -213,6 +214,52 @@ fn diff(config: &Config, format: Format, host: &dyn Host) -> Result<Status, Erro
         (Role::Unknown, _) => Status::RoleUnknown,
         (_, true) => Status::InSync,
         (_, false) => Status::Drift,
+    })
+}
+
+/// `status`: the key and the acknowledgements, in one read (and the lease's time left).
+fn status(config: &Config, format: Format) -> Result<Status, Error> {
+    let Some(etcd) = config.check.etcd() else {
+        return Err(Error::Setup(
+            "status reads check.etcd, and this config has check.command".into(),
+        ));
+    };
+    let client = crate::witness::client(etcd).map_err(Error::Setup)?;
+    let until = std::time::Instant::now() + config.check.timeout;
+    let read = client.range_tree(&etcd.key, until);
+    let (view, ttl, error) = match read {
+        Ok((_, kvs)) => {
+            let view = crate::status::assess(&etcd.key, &kvs);
+            let ttl = view.lease.and_then(|l| client.time_to_live(l, until).ok());
+            (Some(view), ttl, None)
+        }
+        Err(e) => (None, None, Some(e.to_string())),
+    };
+    match format {
+        Format::Json => print_out(&report::status_json(
+            &etcd.key,
+            view.as_ref(),
+            ttl,
+            error.as_deref(),
+        ))?,
+        Format::Text => {
+            let color = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            match (&view, &error) {
+                (Some(v), _) => print_out(&report::status_text(
+                    &etcd.key,
+                    v,
+                    ttl,
+                    report::Style { color },
+                ))?,
+                (None, Some(e)) => log::error!("cannot read {} from etcd: {e}", etcd.key),
+                (None, None) => {}
+            }
+        }
+    }
+    Ok(match view {
+        Some(v) if v.healthy() => Status::Healthy,
+        _ => Status::Degraded,
     })
 }
 

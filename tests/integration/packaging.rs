@@ -15,7 +15,15 @@ use crate::unit::Unit;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_failover-manager");
-const SUBCOMMANDS: [&str; 6] = ["reconcile", "diff", "validate", "pause", "resume", "watch"];
+const SUBCOMMANDS: [&str; 7] = [
+    "reconcile",
+    "diff",
+    "validate",
+    "pause",
+    "resume",
+    "watch",
+    "status",
+];
 
 /// `target/<profile>`: the binary under test, and in `assets/` what build.rs generated with it.
 fn artifacts() -> &'static Path {

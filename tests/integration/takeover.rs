@@ -357,6 +357,32 @@ fn automatic_mode_takes_over_when_the_primary_site_is_cut_off_and_never_runs_twi
     assert_eq!(a.state("app.service"), "inactive");
     assert_eq!(b.state("app.service"), "active");
     assert_eq!(c.get(W, KEY), "dc2");
+    // `status`, from either site: the key and both hosts' acknowledgements, in step.
+    let r = run(a, &["status", "--output", "json"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    let v = json(&r);
+    assert_eq!(v["holder"], "dc2");
+    assert_eq!(v["healthy"], true, "{v}");
+    let hosts = v["hosts"].as_array().expect("hosts");
+    let role_of = |h: &str| {
+        hosts
+            .iter()
+            .find(|x| x["host"] == h)
+            .map(|x| x["role"].clone())
+    };
+    assert_eq!(role_of("a"), Some("standby".into()), "{v}");
+    assert_eq!(role_of("b"), Some("primary".into()), "{v}");
+    assert!(v["ttl_left_s"].as_i64().is_some_and(|t| t > 0), "{v}");
+    // Garbage among the acknowledgements is shown as such: degraded, never a crash.
+    c.put(W, &format!("{KEY}/ack/dc1/zz"), "\u{1}nonsense");
+    let r = run(b, &["status"]);
+    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("dc1/zz: its acknowledgement is not one"),
+        "{}",
+        r.stdout
+    );
+    c.etcdctl_ok(W, &["del", &format!("{KEY}/ack/dc1/zz")]);
     for (i, sb) in [(A, a), (B, b)] {
         let failed = sb.exec(&["systemctl", "is-failed", "failover-manager.service"]);
         eprintln!(

@@ -1,0 +1,248 @@
+//! `failover-manager status`: where the application runs, from any host that reaches etcd.
+//! The key and every host's latest acknowledgement (`ack`) are read in one request; what they
+//! mean together is this module's pure `assess`, what it says is `report`'s.
+
+use crate::domain::Role;
+use crate::election::{self, Holder};
+use crate::etcd::Kv;
+
+/// What one host acknowledged last (`KEY/ack/SITE/HOST` = `REVISION ROLE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub site: String,
+    pub host: String,
+    pub ack: Acked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acked {
+    /// In sync with `role` while the key was at `revision`.
+    Role { revision: i64, role: Role },
+    /// Not an acknowledgement (at most 40 characters of it, escaped).
+    Garbage(String),
+}
+
+/// Something a person should look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flag {
+    /// Hosts of more than one site say they run the primary units.
+    PrimaryOnSites(Vec<String>),
+    /// No site holds the role (no key, or a value that names none).
+    NoHolder,
+    /// The holding site has no host that acknowledged running it at the key's revision.
+    HolderNotRunning(String),
+    /// A host acknowledged an older revision than the key's: it has not caught up (down, cut
+    /// off, paused, or a stop or start that failed).
+    Behind { host: String, acked: i64 },
+    /// A host's acknowledgement is not one.
+    Unreadable { host: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub holder: Holder,
+    /// The key's mod revision (the epoch while a site holds it); 0 without a key.
+    pub revision: i64,
+    pub lease: Option<i64>,
+    pub rows: Vec<Row>,
+    pub flags: Vec<Flag>,
+}
+
+impl View {
+    pub fn healthy(&self) -> bool {
+        self.flags.is_empty()
+    }
+}
+
+fn parse_ack(value: &[u8]) -> Acked {
+    let text = String::from_utf8_lossy(value);
+    let garbage = || {
+        Acked::Garbage(
+            text.chars()
+                .take(40)
+                .collect::<String>()
+                .escape_debug()
+                .to_string(),
+        )
+    };
+    let Some((revision, role)) = text.split_once(' ') else {
+        return garbage();
+    };
+    let role = match role {
+        "primary" => Role::Primary,
+        "standby" => Role::Standby,
+        _ => return garbage(),
+    };
+    match revision.parse() {
+        Ok(revision) => Acked::Role { revision, role },
+        Err(_) => garbage(),
+    }
+}
+
+/// The key (`name` = `key`) and the acknowledgements below `key/ack/`, as read together.
+pub fn assess(key: &str, kvs: &[(String, Kv)]) -> View {
+    let own = kvs.iter().find(|(n, _)| n == key).map(|(_, kv)| kv);
+    let holder = election::holder(own);
+    let revision = own.map_or(0, |k| k.mod_revision);
+    let prefix = format!("{key}/ack/");
+    let mut rows: Vec<Row> = kvs
+        .iter()
+        .filter_map(|(name, kv)| {
+            let (site, host) = name.strip_prefix(&prefix)?.split_once('/')?;
+            Some(Row {
+                site: site.to_owned(),
+                host: host.to_owned(),
+                ack: parse_ack(&kv.value),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.site, &a.host).cmp(&(&b.site, &b.host)));
+
+    let mut flags = Vec::new();
+    let mut primary_sites: Vec<String> = rows
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.ack,
+                Acked::Role {
+                    role: Role::Primary,
+                    ..
+                }
+            )
+        })
+        .map(|r| r.site.clone())
+        .collect();
+    primary_sites.dedup();
+    if primary_sites.len() > 1 {
+        flags.push(Flag::PrimaryOnSites(primary_sites));
+    }
+    match &holder {
+        Holder::Site(site) => {
+            let running = rows.iter().any(|r| {
+                r.site == *site
+                    && r.ack
+                        == Acked::Role {
+                            revision,
+                            role: Role::Primary,
+                        }
+            });
+            if !running {
+                flags.push(Flag::HolderNotRunning(site.clone()));
+            }
+        }
+        // A switchover under way is no fault; it ends in a site.
+        Holder::Switching(_) => {}
+        Holder::Nobody | Holder::Garbage(_) => flags.push(Flag::NoHolder),
+    }
+    for r in &rows {
+        match r.ack {
+            Acked::Role {
+                revision: acked, ..
+            } if acked < revision => flags.push(Flag::Behind {
+                host: format!("{}/{}", r.site, r.host),
+                acked,
+            }),
+            Acked::Garbage(_) => flags.push(Flag::Unreadable {
+                host: format!("{}/{}", r.site, r.host),
+            }),
+            Acked::Role { .. } => {}
+        }
+    }
+    View {
+        holder,
+        revision,
+        lease: own.map(|k| k.lease).filter(|l| *l != 0),
+        rows,
+        flags,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(value: &str, rev: i64) -> Kv {
+        Kv {
+            value: value.as_bytes().to_vec(),
+            create_revision: rev,
+            mod_revision: rev,
+            lease: 0,
+        }
+    }
+
+    fn tree(entries: &[(&str, &str, i64)]) -> Vec<(String, Kv)> {
+        entries
+            .iter()
+            .map(|(n, v, r)| ((*n).to_owned(), kv(v, *r)))
+            .collect()
+    }
+
+    #[test]
+    fn a_healthy_fleet_has_no_flag() {
+        let v = assess(
+            "/k",
+            &tree(&[
+                ("/k", "dc1", 42),
+                ("/k/ack/dc1/a", "42 primary", 43),
+                ("/k/ack/dc2/b", "42 standby", 44),
+                ("/k/ack/dc2/c", "42 standby", 45),
+            ]),
+        );
+        assert!(v.healthy(), "{:?}", v.flags);
+        assert_eq!(v.holder, Holder::Site("dc1".into()));
+        assert_eq!(v.rows.len(), 3);
+        assert_eq!(v.rows[1].host, "b");
+    }
+
+    #[test]
+    fn what_a_person_must_look_at() {
+        let v = assess(
+            "/k",
+            &tree(&[
+                ("/k", "dc2", 50),
+                // The old primary has not acknowledged since the key moved: still primary.
+                ("/k/ack/dc1/a", "42 primary", 43),
+                ("/k/ack/dc2/b", "42 standby", 44),
+                ("/k/ack/dc2/x", "garbage\n", 45),
+                ("/k/ack/odd", "1 primary", 46),
+                ("/k-other", "dc1", 47),
+            ]),
+        );
+        assert_eq!(
+            v.flags,
+            [
+                Flag::HolderNotRunning("dc2".into()),
+                Flag::Behind {
+                    host: "dc1/a".into(),
+                    acked: 42
+                },
+                Flag::Behind {
+                    host: "dc2/b".into(),
+                    acked: 42
+                },
+                Flag::Unreadable {
+                    host: "dc2/x".into()
+                },
+            ]
+        );
+        assert_eq!(
+            v.rows.len(),
+            3,
+            "a key that is no host's acknowledgement is left out"
+        );
+        let both = assess(
+            "/k",
+            &tree(&[
+                ("/k", "dc2", 50),
+                ("/k/ack/dc1/a", "42 primary", 43),
+                ("/k/ack/dc2/b", "50 primary", 51),
+            ]),
+        );
+        assert_eq!(
+            both.flags[0],
+            Flag::PrimaryOnSites(vec!["dc1".into(), "dc2".into()])
+        );
+        assert_eq!(assess("/k", &[]).flags, [Flag::NoHolder]);
+        assert!(assess("/k", &tree(&[("/k", "switching:dc1->dc2", 3)])).healthy());
+    }
+}
