@@ -245,4 +245,33 @@ mod tests {
         assert_eq!(assess("/k", &[]).flags, [Flag::NoHolder]);
         assert!(assess("/k", &tree(&[("/k", "switching:dc1->dc2", 3)])).healthy());
     }
+
+    #[test]
+    fn said_as_a_table_with_what_to_look_at_last() {
+        let v = assess(
+            "/k",
+            &tree(&[
+                ("/k", "dc2", 50),
+                ("/k/ack/dc1/a", "42 primary", 43),
+                ("/k/ack/dc2/b", "50 primary", 51),
+            ]),
+        );
+        let text =
+            crate::report::status_text("/k", &v, Some(27), crate::report::Style { color: false });
+        assert_eq!(
+            text,
+            "/k: dc2 (revision 50)\n\
+             SITE  HOST  ROLE     ACKNOWLEDGED\n\
+             dc1   a     primary  42\n\
+             dc2   b     primary  50\n\
+             ! hosts of dc1 and dc2 all say they run the primary units\n\
+             ! dc1/a acknowledged revision 42 last: behind the key (down, cut off, paused, or a stop or start that failed)\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&crate::report::status_json("/k", Some(&v), None, None))
+                .expect("JSON");
+        assert_eq!(json["healthy"], false);
+        assert_eq!(json["flags"][0]["code"], "primary_on_two_sites");
+        assert_eq!(json["hosts"][0]["behind"], true);
+    }
 }
