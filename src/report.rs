@@ -710,6 +710,151 @@ pub fn diff(plan: &Plan, check: &CheckResult, style: Style) -> String {
     out
 }
 
+// ---- status ---------------------------------------------------------------------------------
+
+fn holder_text(h: &crate::election::Holder) -> String {
+    use crate::election::Holder;
+    match h {
+        Holder::Site(s) => s.clone(),
+        Holder::Nobody => "(no key: no site holds the role)".into(),
+        Holder::Switching(v) => format!("{v:?} (a switchover is under way)"),
+        Holder::Garbage(v) => format!("\"{v}\" (names no site)"),
+    }
+}
+
+fn flag_text(f: &crate::status::Flag) -> String {
+    use crate::status::Flag;
+    match f {
+        Flag::PrimaryOnSites(sites) => format!(
+            "hosts of {} all say they run the primary units",
+            sites.join(" and ")
+        ),
+        Flag::NoHolder => "no site holds the role: the application runs nowhere".into(),
+        Flag::HolderNotRunning(site) => {
+            format!(
+                "no host of {site} has acknowledged running the primary units at the key's revision"
+            )
+        }
+        Flag::Behind { host, acked } => format!(
+            "{host} acknowledged revision {acked} last: behind the key (down, cut off, paused, or a stop or start that failed)"
+        ),
+        Flag::Unreadable { host } => format!("{host}: its acknowledgement is not one"),
+    }
+}
+
+fn flag_code(f: &crate::status::Flag) -> &'static str {
+    use crate::status::Flag;
+    match f {
+        Flag::PrimaryOnSites(_) => "primary_on_two_sites",
+        Flag::NoHolder => "no_holder",
+        Flag::HolderNotRunning(_) => "holder_not_running",
+        Flag::Behind { .. } => "behind",
+        Flag::Unreadable { .. } => "unreadable",
+    }
+}
+
+/// `status` for people: the key, one row per host, then what to look at.
+pub fn status_text(key: &str, v: &crate::status::View, ttl: Option<i64>, style: Style) -> String {
+    use crate::status::Acked;
+    let mut out = format!("{key}: {}", holder_text(&v.holder));
+    if v.revision > 0 {
+        out.push_str(&format!(" (revision {}", v.revision));
+        if let Some(l) = v.lease {
+            out.push_str(&format!(", lease {l:x}"));
+            if let Some(t) = ttl {
+                out.push_str(&format!(": {t}s left"));
+            }
+        }
+        out.push(')');
+    }
+    out.push('\n');
+    let rows: Vec<[String; 4]> = v
+        .rows
+        .iter()
+        .map(|r| {
+            let (role, rev) = match &r.ack {
+                Acked::Role { revision, role } => (role.to_string(), revision.to_string()),
+                Acked::Garbage(g) => (format!("? \"{g}\""), "-".into()),
+            };
+            [r.site.clone(), r.host.clone(), role, rev]
+        })
+        .collect();
+    let head = ["SITE", "HOST", "ROLE", "ACKNOWLEDGED"].map(String::from);
+    let width = |i: usize| {
+        rows.iter()
+            .chain(std::iter::once(&head))
+            .map(|r| r[i].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let w = [width(0), width(1), width(2)];
+    for r in std::iter::once(&head).chain(&rows) {
+        out.push_str(&format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}\n",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2]
+        ));
+    }
+    if v.rows.is_empty() {
+        out.push_str("(no host has acknowledged anything yet)\n");
+    }
+    for f in &v.flags {
+        let line = format!("! {}", flag_text(f));
+        let code = if matches!(f, crate::status::Flag::PrimaryOnSites(_)) {
+            "1;31"
+        } else {
+            "1"
+        };
+        out.push_str(&style.paint(code, &line));
+        out.push('\n');
+    }
+    out
+}
+
+/// `status --output json`.
+pub fn status_json(
+    key: &str,
+    v: Option<&crate::status::View>,
+    ttl: Option<i64>,
+    error: Option<&str>,
+) -> String {
+    use crate::status::Acked;
+    let value = match v {
+        None => serde_json::json!({ "version": 1, "key": key, "healthy": false, "error": error }),
+        Some(v) => serde_json::json!({
+            "version": 1,
+            "key": key,
+            "healthy": v.healthy(),
+            "holder": match &v.holder {
+                crate::election::Holder::Site(s) => Some(s.as_str()),
+                _ => None,
+            },
+            "value": holder_text(&v.holder),
+            "revision": v.revision,
+            "lease": v.lease,
+            "ttl_left_s": ttl,
+            "hosts": v.rows.iter().map(|r| match &r.ack {
+                Acked::Role { revision, role } => serde_json::json!({
+                    "site": r.site, "host": r.host, "role": role, "revision": revision,
+                    "behind": *revision < v.revision,
+                }),
+                Acked::Garbage(g) => serde_json::json!({
+                    "site": r.site, "host": r.host, "role": null, "revision": null, "unreadable": g,
+                }),
+            }).collect::<Vec<_>>(),
+            "flags": v.flags.iter().map(|f| serde_json::json!({
+                "code": flag_code(f), "text": flag_text(f),
+            })).collect::<Vec<_>>(),
+        }),
+    };
+    serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1004,149 +1149,4 @@ mod tests {
             ]
         );
     }
-}
-
-// ---- status ---------------------------------------------------------------------------------
-
-fn holder_text(h: &crate::election::Holder) -> String {
-    use crate::election::Holder;
-    match h {
-        Holder::Site(s) => s.clone(),
-        Holder::Nobody => "(no key: no site holds the role)".into(),
-        Holder::Switching(v) => format!("{v:?} (a switchover is under way)"),
-        Holder::Garbage(v) => format!("\"{v}\" (names no site)"),
-    }
-}
-
-fn flag_text(f: &crate::status::Flag) -> String {
-    use crate::status::Flag;
-    match f {
-        Flag::PrimaryOnSites(sites) => format!(
-            "hosts of {} all say they run the primary units",
-            sites.join(" and ")
-        ),
-        Flag::NoHolder => "no site holds the role: the application runs nowhere".into(),
-        Flag::HolderNotRunning(site) => {
-            format!(
-                "no host of {site} has acknowledged running the primary units at the key's revision"
-            )
-        }
-        Flag::Behind { host, acked } => format!(
-            "{host} acknowledged revision {acked} last: behind the key (down, cut off, paused, or a stop or start that failed)"
-        ),
-        Flag::Unreadable { host } => format!("{host}: its acknowledgement is not one"),
-    }
-}
-
-fn flag_code(f: &crate::status::Flag) -> &'static str {
-    use crate::status::Flag;
-    match f {
-        Flag::PrimaryOnSites(_) => "primary_on_two_sites",
-        Flag::NoHolder => "no_holder",
-        Flag::HolderNotRunning(_) => "holder_not_running",
-        Flag::Behind { .. } => "behind",
-        Flag::Unreadable { .. } => "unreadable",
-    }
-}
-
-/// `status` for people: the key, one row per host, then what to look at.
-pub fn status_text(key: &str, v: &crate::status::View, ttl: Option<i64>, style: Style) -> String {
-    use crate::status::Acked;
-    let mut out = format!("{key}: {}", holder_text(&v.holder));
-    if v.revision > 0 {
-        out.push_str(&format!(" (revision {}", v.revision));
-        if let Some(l) = v.lease {
-            out.push_str(&format!(", lease {l:x}"));
-            if let Some(t) = ttl {
-                out.push_str(&format!(": {t}s left"));
-            }
-        }
-        out.push(')');
-    }
-    out.push('\n');
-    let rows: Vec<[String; 4]> = v
-        .rows
-        .iter()
-        .map(|r| {
-            let (role, rev) = match &r.ack {
-                Acked::Role { revision, role } => (role.to_string(), revision.to_string()),
-                Acked::Garbage(g) => (format!("? \"{g}\""), "-".into()),
-            };
-            [r.site.clone(), r.host.clone(), role, rev]
-        })
-        .collect();
-    let head = ["SITE", "HOST", "ROLE", "ACKNOWLEDGED"].map(String::from);
-    let width = |i: usize| {
-        rows.iter()
-            .chain(std::iter::once(&head))
-            .map(|r| r[i].chars().count())
-            .max()
-            .unwrap_or(0)
-    };
-    let w = [width(0), width(1), width(2)];
-    for r in std::iter::once(&head).chain(&rows) {
-        out.push_str(&format!(
-            "{:w0$}  {:w1$}  {:w2$}  {}\n",
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            w0 = w[0],
-            w1 = w[1],
-            w2 = w[2]
-        ));
-    }
-    if v.rows.is_empty() {
-        out.push_str("(no host has acknowledged anything yet)\n");
-    }
-    for f in &v.flags {
-        let line = format!("! {}", flag_text(f));
-        let code = if matches!(f, crate::status::Flag::PrimaryOnSites(_)) {
-            "1;31"
-        } else {
-            "1"
-        };
-        out.push_str(&style.paint(code, &line));
-        out.push('\n');
-    }
-    out
-}
-
-/// `status --output json`.
-pub fn status_json(
-    key: &str,
-    v: Option<&crate::status::View>,
-    ttl: Option<i64>,
-    error: Option<&str>,
-) -> String {
-    use crate::status::Acked;
-    let value = match v {
-        None => serde_json::json!({ "version": 1, "key": key, "healthy": false, "error": error }),
-        Some(v) => serde_json::json!({
-            "version": 1,
-            "key": key,
-            "healthy": v.healthy(),
-            "holder": match &v.holder {
-                crate::election::Holder::Site(s) => Some(s.as_str()),
-                _ => None,
-            },
-            "value": holder_text(&v.holder),
-            "revision": v.revision,
-            "lease": v.lease,
-            "ttl_left_s": ttl,
-            "hosts": v.rows.iter().map(|r| match &r.ack {
-                Acked::Role { revision, role } => serde_json::json!({
-                    "site": r.site, "host": r.host, "role": role, "revision": revision,
-                    "behind": *revision < v.revision,
-                }),
-                Acked::Garbage(g) => serde_json::json!({
-                    "site": r.site, "host": r.host, "role": null, "revision": null, "unreadable": g,
-                }),
-            }).collect::<Vec<_>>(),
-            "flags": v.flags.iter().map(|f| serde_json::json!({
-                "code": flag_code(f), "text": flag_text(f),
-            })).collect::<Vec<_>>(),
-        }),
-    };
-    serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
