@@ -112,6 +112,25 @@ pub enum Command {
     /// Where the role is and what every host acknowledged last, from etcd (check.etcd);
     /// read-only, from any host
     Status(OutputArgs),
+    /// Move the role to SITE with no overlap (check.etcd): the old site stops first, then
+    /// SITE starts; back to the old site if it does not stop in time
+    Switchover(SwitchoverArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SwitchoverArgs {
+    /// The site to give the role to
+    #[arg(value_name = "SITE", value_parser = values::site)]
+    pub site: String,
+
+    /// How long to wait for each site's hosts to acknowledge (the old one stopping, the new
+    /// one starting)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = values::positive)]
+    pub timeout: std::time::Duration,
+
+    /// Say which hosts it would wait for, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]

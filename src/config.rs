@@ -861,14 +861,7 @@ impl<'de> Deserialize<'de> for Site {
                 f.write_str("a site name such as dc1")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Site, E> {
-                let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-                if s.is_empty() || s.len() > 63 || !s.chars().all(plain) {
-                    return Err(E::custom(format!(
-                        "site {:?} must be 1 to 63 ASCII letters, digits, '.', '_' or '-'",
-                        s.chars().take(64).collect::<String>()
-                    )));
-                }
-                Ok(Site(s.to_owned()))
+                values::site(s).map(Site).map_err(E::custom)
             }
         }
         d.deserialize_str(V)

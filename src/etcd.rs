@@ -486,6 +486,25 @@ impl Client {
         Ok(t.succeeded)
     }
 
+    /// Puts `key` = `value` (on `lease`, 0: none) only while its mod revision is still
+    /// `revision`; the revision of the put, or `None` when the key had changed.
+    pub fn replace(
+        &self,
+        key: &str,
+        revision: i64,
+        value: &str,
+        lease: i64,
+        until: Instant,
+    ) -> Result<Option<i64>, EtcdError> {
+        let k = B64.encode(key);
+        let body = json!({
+            "compare": [{ "key": k, "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string() }],
+            "success": [{ "request_put": { "key": k, "value": B64.encode(value), "lease": lease.to_string() } }],
+        });
+        let t: WireTxn = self.post("/v3/kv/txn", &body, until)?;
+        Ok(t.succeeded.then_some(t.header.revision))
+    }
+
     /// A new lease of `ttl`; its ID.
     pub fn grant(&self, ttl: Duration, until: Instant) -> Result<i64, EtcdError> {
         let g: WireGrant = self.post(

@@ -29,6 +29,7 @@ mod sdbus;
 mod secure_fs;
 mod security;
 mod status;
+mod switchover;
 mod systemd;
 mod validate;
 mod verify;

@@ -41,6 +41,7 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
         Some(Command::Validate(args)) => validate(&config, args, cli.quiet, &host),
         Some(Command::Watch(args)) => crate::watch::run(&config, &args.unit),
         Some(Command::Status(args)) => status(&config, args.output),
+        Some(Command::Switchover(args)) => switchover(&config, args),
         Some(Command::Pause(_) | Command::Resume) => Ok(Status::Converged),
     }
 }
@@ -261,6 +262,166 @@ fn status(config: &Config, format: Format) -> Result<Status, Error> {
         Some(v) if v.healthy() => Status::Healthy,
         _ => Status::Degraded,
     })
+}
+
+/// `switchover SITE` (see `switchover`).
+fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<Status, Error> {
+    use crate::switchover::{self, Refusal};
+    let Some(etcd) = config.check.etcd() else {
+        return Err(Error::Setup(
+            "switchover moves check.etcd's key, and this config has check.command".into(),
+        ));
+    };
+    let key = etcd.key.as_str();
+    let client = crate::witness::client(etcd).map_err(Error::Setup)?;
+    let budget = config.check.timeout;
+    let read = || {
+        client
+            .range_tree(key, std::time::Instant::now() + budget)
+            .ok()
+            .map(|(_, kvs)| crate::status::assess(key, &kvs))
+    };
+    let failed = |message: String| {
+        log::error!("switchover: {message}");
+        Ok(Status::Failed)
+    };
+    let view = match client.range_tree(key, std::time::Instant::now() + budget) {
+        Ok((_, kvs)) => crate::status::assess(key, &kvs),
+        Err(e) => return failed(format!("cannot read {key}: {e}; nothing changed")),
+    };
+    let plan = match switchover::plan(&view, &args.site) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            print_out(&format!(
+                "{} holds the role already: nothing to do",
+                args.site
+            ))?;
+            return Ok(Status::Converged);
+        }
+        Err(Refusal::NoHolder(h)) => {
+            return failed(format!(
+                "{key} names no site to move the role from ({h:?}); nothing changed"
+            ));
+        }
+        Err(Refusal::NeverAcknowledged(site)) => {
+            return failed(format!(
+                "no host of {site} has ever acknowledged its role under {key}/ack/{site}/:                  nothing would tell when it has stopped or started; nothing changed"
+            ));
+        }
+        Err(Refusal::NotInStep { site, hosts }) => {
+            return failed(format!(
+                "{} of {site} not in step with {key} (revision {}): down, cut off or paused?                  nothing changed",
+                hosts.join(", "),
+                view.revision
+            ));
+        }
+    };
+    let say = |s: String| print_out(&format!("switchover: {s}"));
+    if args.dry_run {
+        say(format!(
+            "would move {key} from {} (revision {}) to {}, waiting for {} of {} to stop, then {} of {} to start",
+            plan.from,
+            plan.revision,
+            plan.to,
+            plan.from_hosts.join(", "),
+            plan.from,
+            plan.to_hosts.join(", "),
+            plan.to
+        ))?;
+        return Ok(Status::Converged);
+    }
+    let until = || std::time::Instant::now() + budget;
+    let lease = || -> Result<i64, String> {
+        match etcd.lease_ttl {
+            Some(ttl) => client.grant(ttl, until()).map_err(|e| e.to_string()),
+            None => Ok(0),
+        }
+    };
+    // 1: nobody holds the role.
+    let neutral = switchover::neutral(&plan.from, &plan.to);
+    let r1 = match client.replace(key, plan.revision, &neutral, 0, until()) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return failed(format!(
+                "{key} changed meanwhile (another switchover?); nothing changed"
+            ));
+        }
+        Err(e) => return failed(format!("cannot write {key}: {e}; nothing changed")),
+    };
+    say(format!(
+        "{key} = {neutral} (revision {r1}); waiting for {} to stop: {}",
+        plan.from,
+        plan.from_hosts.join(", ")
+    ))?;
+    // 2: the old site stopped.
+    let stopped = switchover::wait(args.timeout, read, |v| {
+        switchover::waiting_for(v, &plan.from, &plan.from_hosts, r1, Role::Standby)
+    });
+    if let Err(left) = stopped {
+        let back = lease().and_then(|l| {
+            client
+                .replace(key, r1, &plan.from, l, until())
+                .map_err(|e| e.to_string())
+        });
+        return failed(match back {
+            Ok(Some(r)) => format!(
+                "{} did not confirm its units stopped within {} (no acknowledgement from: {});                  {key} = {} again (revision {r}): {} never had the role",
+                plan.from,
+                humantime::format_duration(args.timeout),
+                left.join(", "),
+                plan.from,
+                plan.to
+            ),
+            _ => format!(
+                "{} did not confirm its units stopped within {} (no acknowledgement from: {}),                  and {key} could not be set back (changed meanwhile, or etcd unreachable): it                  may still hold {neutral}, which names no site (every host a standby)",
+                plan.from,
+                humantime::format_duration(args.timeout),
+                left.join(", ")
+            ),
+        });
+    }
+    // 3: the new site holds the role.
+    let r2 = match lease().and_then(|l| {
+        client
+            .replace(key, r1, &plan.to, l, until())
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return failed(format!(
+                "{key} changed after {} stopped: it no longer holds {neutral}; not moved",
+                plan.from
+            ));
+        }
+        Err(e) => {
+            return failed(format!(
+                "cannot give the role to {}: {e}; {key} may still hold {neutral}, which names                  no site (every host a standby): run the switchover again",
+                plan.to
+            ));
+        }
+    };
+    say(format!(
+        "{key} = {} (revision {r2}); waiting for {} to start: {}",
+        plan.to,
+        plan.to,
+        plan.to_hosts.join(", ")
+    ))?;
+    // 4: the new site runs it.
+    match switchover::wait(args.timeout, read, |v| {
+        switchover::waiting_for(v, &plan.to, &plan.to_hosts, r2, Role::Primary)
+    }) {
+        Ok(()) => {
+            say(format!("done: {} holds the role (revision {r2})", plan.to))?;
+            Ok(Status::Converged)
+        }
+        Err(left) => failed(format!(
+            "{key} = {}, but {} did not confirm its units running within {} (no              acknowledgement from: {}): see `failover-manager status` there",
+            plan.to,
+            plan.to,
+            humantime::format_duration(args.timeout),
+            left.join(", ")
+        )),
+    }
 }
 
 fn validate(

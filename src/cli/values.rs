@@ -25,6 +25,24 @@ pub fn duration(s: &str, allow_zero: bool) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A site's name (`site:`, `switchover SITE`): short and plain, so that it can be a metric
+/// label and part of an etcd key.
+pub fn site(s: &str) -> Result<String, String> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    if s.is_empty() || s.len() > 63 || !s.chars().all(plain) {
+        return Err(format!(
+            "site {:?} must be 1 to 63 ASCII letters, digits, '.', '_' or '-'",
+            s.chars().take(64).collect::<String>()
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// `--timeout` of a switchover.
+pub fn positive(s: &str) -> Result<Duration, String> {
+    duration(s, false)
+}
+
 /// `--lock-wait`: zero means "do not wait".
 pub fn lock_wait(s: &str) -> Result<Duration, String> {
     duration(s, true)

@@ -383,6 +383,51 @@ fn automatic_mode_takes_over_when_the_primary_site_is_cut_off_and_never_runs_twi
         r.stdout
     );
     c.etcdctl_ok(W, &["del", &format!("{KEY}/ack/dc1/zz")]);
+
+    // A planned move back, from B: A's hosts are in step, so B stops first, then A starts, on a
+    // lease of its own.
+    let r = run(b, &["switchover", "dc1", "--dry-run"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("waiting for b of dc2 to stop, then a of dc1 to start"),
+        "{}",
+        r.stdout
+    );
+    let r = run(b, &["switchover", "dc3"]);
+    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("no host of dc3 has ever acknowledged"),
+        "{}",
+        r.stderr
+    );
+    let r = run(b, &["switchover", "dc1", "--timeout", "20s"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("done: dc1 holds the role"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || a.state("app.service")
+            == "active"),
+        "A runs it"
+    );
+    assert_eq!(b.state("app.service"), "inactive");
+    let b_stopped = *app_times(b, "stopped").last().expect("B's app stopped");
+    let a_started = *app_times(a, "starting").last().expect("A's app started");
+    assert!(b_stopped < a_started, "no overlap");
+    let r = run(a, &["switchover", "dc1"]);
+    assert_eq!(
+        (r.status, r.stdout.trim()),
+        (0, "dc1 holds the role already: nothing to do")
+    );
+    // Back to B for what follows.
+    let r = run(a, &["switchover", "dc2", "--timeout", "20s"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(eventually(Duration::from_secs(10), || b
+        .state("app.service")
+        == "active"));
     for (i, sb) in [(A, a), (B, b)] {
         let failed = sb.exec(&["systemctl", "is-failed", "failover-manager.service"]);
         eprintln!(
