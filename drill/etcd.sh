@@ -100,7 +100,7 @@
 # B or "-" where nothing should move; stopped: A's application stopped for good), and
 #   stops_a              how often A's application stopped in the window
 #   fenced_a             runs on A that fenced (or kept fenced) it
-#   deadline_a           A's dead man's switch fired (its service started)
+#   deadline_a           A's dead man's switch fired (its service started: a oneshot says "Starting")
 #   back                 cutoff: from the rejoin until A's member answered; cluster-down: from
 #                        the restart until the application ran on exactly one site
 #   after_thaw           freeze: from the thaw until A's application stopped
@@ -617,7 +617,7 @@ record_auto() {
   stops_a=$(awk -v t0="$t0" -v t1="$t1" '$1 > t1 { exit } $1 <= t0 { s = $2; next }
     { if (s == 1 && $2 == 0) n++; s = $2 } END { print n + 0 }' "$(drill_samples A)")
   # The dead man's switch fired on A: its service started (the runs re-arm only its timer).
-  deadline=$(drill_count "${j[A]}" "$t0" "$t1" 'Started failover-manager-deadline-[0-9a-f]+\.service')
+  deadline=$(drill_count "${j[A]}" "$t0" "$t1" '(Starting|Started) failover-manager-deadline-[0-9a-f]+\.service')
   stopped=$(drill_state_since "$t0" "$t1" 1 0 "$(drill_samples A)")
   [ "$stopped" = - ] || [ "$(drill_state_at "$t0" 1 "$(drill_samples A)")" = 1 ] || stopped=-
   [ "$stopped" = - ] || stopped=$(drill_since "$t0" "$stopped")
