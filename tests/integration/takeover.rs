@@ -383,6 +383,45 @@ fn automatic_mode_takes_over_when_the_primary_site_is_cut_off_and_never_runs_twi
         r.stdout
     );
     c.etcdctl_ok(W, &["del", &format!("{KEY}/ack/dc1/zz")]);
+    // A fleet of 100 hosts: one read all the same (measured, not asserted).
+    let mut txn = String::new();
+    for n in 0..100 {
+        txn.push_str(&format!(
+            "put {KEY}/ack/dc{}/h{n} \"1 standby\"\n",
+            1 + n % 2
+        ));
+    }
+    let out = c
+        .member(W)
+        .command(&["etcdctl", "txn"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(format!("\n{txn}\n\n").as_bytes())?;
+            }
+            child.wait()
+        });
+    assert!(
+        out.is_ok_and(|s| s.success()),
+        "100 acknowledgements written"
+    );
+    let t = Instant::now();
+    let r = run(a, &["status", "--output", "json"]);
+    let took = t.elapsed();
+    assert_eq!(
+        json(&r)["hosts"].as_array().map(Vec::len),
+        Some(102),
+        "{}",
+        r.stderr
+    );
+    eprintln!(
+        "measured: status of a fleet of 102 hosts (a process, one read, the lease's TTL) in {took:?}"
+    );
+    c.etcdctl_ok(W, &["del", "--prefix", &format!("{KEY}/ack/dc1/h")]);
+    c.etcdctl_ok(W, &["del", "--prefix", &format!("{KEY}/ack/dc2/h")]);
 
     // A planned move back, from B: A's hosts are in step, so B stops first, then A starts, on a
     // lease of its own.
