@@ -441,15 +441,14 @@ reset() { # PRIMARY
 }
 
 # --- one round's figures ------------------------------------------------------------------------
-# record FAULT ROUND T0 T1 LEADER OLD NEW PROMOTE BACK: reads back [T0, T1] and writes the row.
-record() {
-  local fault=$1 r=$2 t0=$3 t1=$4 ld=$5 old=$6 new=$7 promote=$8 back=$9 h
-  local stopped=- verified=- dual gap=0 g
-  declare -A j end flips fenced fail limit
+# per_host T0 T1 NAME: each host's journal and samples over [T0, T1], into the caller's j, end,
+# flips, fenced, fail, limit and gap (bash's dynamic scope); journals kept as NAME.HOST.
+per_host() {
+  local t0=$1 t1=$2 name=$3 h g
   for h in A B; do
     j[$h]=$DRILL_TMP/journal.$h
     drill_journal "$h" "$t0" >"${j[$h]}"
-    [ -z "$journals" ] || cp -- "${j[$h]}" "$journals/$fault.$r.$h"
+    [ -z "$journals" ] || cp -- "${j[$h]}" "$journals/$name.$h"
     end[$h]=$(drill_state_at "$t1" 1 "$(drill_samples "$h")")
     flips[$h]=$(drill_flips "$t0" "$t1" 1 "$(drill_samples "$h")")
     fenced[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\[[0-9]+\]: fenced: role unknown')
@@ -458,6 +457,14 @@ record() {
     g=$(drill_max_gap "$t0" "$t1" "$(drill_samples "$h")")
     [ "$g" -le "$gap" ] || gap=$g
   done
+}
+
+# record FAULT ROUND T0 T1 LEADER OLD NEW PROMOTE BACK: reads back [T0, T1] and writes the row.
+record() {
+  local fault=$1 r=$2 t0=$3 t1=$4 ld=$5 old=$6 new=$7 promote=$8 back=$9 h
+  local stopped=- verified=- dual gap=0 g
+  declare -A j end flips fenced fail limit
+  per_host "$t0" "$t1" "$fault.$r"
   if [ "$old" != - ]; then
     stopped=$(drill_state_since "$t0" "$t1" 1 0 "$(drill_samples "$old")")
     [ "$stopped" = - ] || [ "$(drill_state_at "$t0" 1 "$(drill_samples "$old")")" = 1 ] || stopped=-
@@ -601,18 +608,7 @@ record_auto() {
   local fault=$1 r=$2 t0=$3 t1=$4 ld=$5 new=$6 back=$7 status=$8 thaw=$9 skew=${10} h
   local stopped=- verified=- dual gap=0 g stops_a deadline
   declare -A j end flips fenced fail limit
-  for h in A B; do
-    j[$h]=$DRILL_TMP/journal.$h
-    drill_journal "$h" "$t0" >"${j[$h]}"
-    [ -z "$journals" ] || cp -- "${j[$h]}" "$journals/auto.$fault.$r.$h"
-    end[$h]=$(drill_state_at "$t1" 1 "$(drill_samples "$h")")
-    flips[$h]=$(drill_flips "$t0" "$t1" 1 "$(drill_samples "$h")")
-    fenced[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\[[0-9]+\]: fenced: role unknown')
-    fail[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Failed with result')
-    limit[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Start request repeated too quickly')
-    g=$(drill_max_gap "$t0" "$t1" "$(drill_samples "$h")")
-    [ "$g" -le "$gap" ] || gap=$g
-  done
+  per_host "$t0" "$t1" "auto.$fault.$r"
   # A's application stopping: every change from running to not.
   stops_a=$(awk -v t0="$t0" -v t1="$t1" '$1 > t1 { exit } $1 <= t0 { s = $2; next }
     { if (s == 1 && $2 == 0) n++; s = $2 } END { print n + 0 }' "$(drill_samples A)")
