@@ -1,14 +1,10 @@
-# shellcheck shell=bash
 # drill/etcd-report-auto.sh: DRILL.md's automatic-mode etcd section, from the results of
 # `drill/etcd.sh --mode automatic`. Sourced by drill/etcd-report.sh (which defines res, how,
-# col, cell, f2, ended, present and leaders) when the results say "# mode automatic".
+# col, cell, f2, ended, present, leaders and the timings timer, fence, ct and stop) when the
+# results say "# mode automatic".
 # shellcheck shell=bash disable=SC2154,SC2016
 
 AUTO_FAULTS=(cutoff freeze link-cut flap cluster-down switchover timer-stopped clock-step)
-timer=$(meta timer)
-fence=$(meta fence_after)
-ct=$(meta check_timeout)
-stop=$(meta stop)
 ttl=$(meta lease_ttl)
 cut_win=$(meta cut_win)
 rejoin_win=$(meta rejoin_win)

@@ -53,16 +53,18 @@ before_promote() { # FAULT
   col "$1" promote-stopped | awk '{ n++; if ($1 != "-" && $1 > 0) k++ } END { printf "%d/%d", k, n }'
 }
 
+# The timings both modes' reports show.
+timer=$(meta timer)
+fence=$(meta fence_after)
+ct=$(meta check_timeout)
+stop=$(meta stop)
+
 if [ "$(meta mode)" = automatic ]; then
   # shellcheck source=drill/etcd-report-auto.sh
   . "$(dirname "${BASH_SOURCE[0]}")/etcd-report-auto.sh"
   exit 0
 fi
 
-timer=$(meta timer)
-fence=$(meta fence_after)
-ct=$(meta check_timeout)
-stop=$(meta stop)
 cadence=$(meta cadence)
 bound=$(meta bound)
 promote=$(meta promote_after)
