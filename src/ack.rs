@@ -1,38 +1,70 @@
-//! The acknowledgement (`KEY/ack/SITE/HOST` = `REVISION ROLE`): after a run that left this
-//! host's units in sync with the role the key gives it, the run itself records so in etcd, for
-//! a switchover to wait on and for people to read. Written only when the key still has the
-//! revision the run acted on, and only when it changes: a steady-state run writes nothing (the
-//! last value written is remembered in /run, which a reboot empties).
+//! The acknowledgement (`KEY/ack/SITE/HOST` = `REVISION ROLE AT FENCE`): after a run that left
+//! this host's units in sync with the role the key gives it, the run itself records so in etcd,
+//! for a switchover or a promotion to wait on and for `status` to show.
+//!
+//! - `AT`: this host's wall clock when written, in Unix seconds: for people ("how long ago"),
+//!   never for a decision.
+//! - `FENCE`: the most seconds this host can go on running its primary units after the last
+//!   read that confirmed its role (fence_after, then stopping them, and 2% for the clock's
+//!   rate); `-` when it does not fence itself. `promote` waits that long.
+//!
+//! Written only while the key still has the revision the run acted on, and only when the first
+//! two fields or FENCE change, or the last write is `HEARTBEAT` old: a steady-state run writes
+//! at most one key every `HEARTBEAT` (the last value written is remembered in /run, which a
+//! reboot empties). Older versions wrote `REVISION ROLE` alone; readers take the first fields.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::domain::Role;
 use crate::secure_fs::{self, FsError};
 
 pub const PATH: &str = "/run/failover-manager/ack";
 
+/// How often a host in steady state writes its acknowledgement again: what lets `status` tell
+/// a host that is up from one not heard from.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+
 /// What to write where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
     /// `KEY/ack/SITE/HOST`.
     pub key: String,
-    /// `REVISION ROLE`: the key's mod revision (0: no key) and the role it gave this host.
+    /// `REVISION ROLE AT FENCE`.
     pub value: String,
     /// The key's mod revision the run acted on: the write happens only while it still is.
     pub revision: i64,
+    /// AT.
+    pub at: u64,
 }
 
 /// The acknowledgement of a run whose units are in sync with `role`; `None` for an unknown
 /// role or a host name that cannot be part of a key.
-pub fn of(key: &str, site: &str, host: &str, role: Role, revision: i64) -> Option<Ack> {
+pub fn of(
+    key: &str,
+    site: &str,
+    host: &str,
+    role: Role,
+    revision: i64,
+    at: u64,
+    fence: Option<u64>,
+) -> Option<Ack> {
     if role == Role::Unknown || !crate::election::is_site_name(host) {
         return None;
     }
+    let fence = fence.map_or_else(|| "-".to_owned(), |s| s.to_string());
     Some(Ack {
         key: format!("{key}/ack/{site}/{host}"),
-        value: format!("{revision} {role}"),
+        value: format!("{revision} {role} {at} {fence}"),
         revision,
+        at,
     })
+}
+
+/// The seconds `FENCE` says: fence_after + stopping the primary units, plus 2% for a clock
+/// that runs slow against etcd's (the same bound as automatic mode's lease TTL).
+pub fn fence_seconds(budget: &crate::config::Budget) -> u64 {
+    budget.min_ttl().as_secs()
 }
 
 /// The line kept in `PATH` for an acknowledgement written.
@@ -40,12 +72,30 @@ pub fn line(a: &Ack) -> String {
     format!("{} {}\n", a.key, a.value)
 }
 
-/// Whether `a` was the last acknowledgement written from this host.
-pub fn written(path: &Path, a: &Ack) -> bool {
-    matches!(
-        secure_fs::read_small("acknowledgement", path, 4096),
-        Ok(Some(b)) if b == line(a).as_bytes()
-    )
+/// Whether `a` must be written, given the line kept for the last one (`None`: none kept): it
+/// says something new, or the last one is a heartbeat old (or from a wall clock ahead of now).
+pub fn due(kept: Option<&str>, a: &Ack) -> bool {
+    let Some(kept) = kept else { return true };
+    let old: Vec<&str> = kept.split_whitespace().collect();
+    let now = line(a);
+    let new: Vec<&str> = now.split_whitespace().collect();
+    // KEY REVISION ROLE AT FENCE
+    if old.len() != 5 || new.len() != 5 {
+        return true;
+    }
+    let same = old[..3] == new[..3] && old[4] == new[4];
+    let Ok(then) = old[3].parse::<u64>() else {
+        return true;
+    };
+    !same || then > a.at || a.at - then >= HEARTBEAT.as_secs()
+}
+
+/// Whether `a` must be written, given what `path` kept.
+pub fn due_at(path: &Path, a: &Ack) -> bool {
+    match secure_fs::read_small("acknowledgement", path, 4096) {
+        Ok(Some(b)) => due(std::str::from_utf8(&b).ok(), a),
+        _ => true,
+    }
 }
 
 pub fn remember(path: &Path, a: &Ack) -> Result<(), FsError> {
@@ -69,20 +119,55 @@ mod tests {
     #[test]
     fn the_value_the_switchover_waits_for() {
         assert_eq!(
-            of("/fm/primary", "dc1", "a", Role::Standby, 42),
+            of("/fm/primary", "dc1", "a", Role::Standby, 42, 1000, Some(12)),
             Some(Ack {
                 key: "/fm/primary/ack/dc1/a".into(),
-                value: "42 standby".into(),
-                revision: 42
+                value: "42 standby 1000 12".into(),
+                revision: 42,
+                at: 1000,
             })
         );
         assert_eq!(
-            of("/k", "dc2", "b-1.example", Role::Primary, 0).map(|a| a.value),
-            Some("0 primary".into())
+            of("/k", "dc2", "b-1.example", Role::Primary, 0, 7, None).map(|a| a.value),
+            Some("0 primary 7 -".into())
         );
-        assert_eq!(of("/k", "dc1", "a", Role::Unknown, 4), None);
-        assert_eq!(of("/k", "dc1", "", Role::Primary, 4), None);
-        assert_eq!(of("/k", "dc1", "a/b", Role::Primary, 4), None);
+        assert_eq!(of("/k", "dc1", "a", Role::Unknown, 4, 1, None), None);
+        assert_eq!(of("/k", "dc1", "", Role::Primary, 4, 1, None), None);
+        assert_eq!(of("/k", "dc1", "a/b", Role::Primary, 4, 1, None), None);
+    }
+
+    #[test]
+    fn written_when_it_says_something_new_or_a_heartbeat_later() {
+        let at = |t: u64, rev: i64, role: Role, fence: Option<u64>| {
+            of("/k", "dc1", "a", role, rev, t, fence).expect("an ack")
+        };
+        let first = at(1000, 7, Role::Primary, Some(12));
+        let kept = line(&first);
+        assert!(due(None, &first));
+        assert!(!due(Some(&kept), &at(1000, 7, Role::Primary, Some(12))));
+        assert!(!due(Some(&kept), &at(1029, 7, Role::Primary, Some(12))));
+        assert!(
+            due(Some(&kept), &at(1030, 7, Role::Primary, Some(12))),
+            "heartbeat"
+        );
+        assert!(
+            due(Some(&kept), &at(1001, 8, Role::Primary, Some(12))),
+            "revision"
+        );
+        assert!(
+            due(Some(&kept), &at(1001, 7, Role::Standby, Some(12))),
+            "role"
+        );
+        assert!(due(Some(&kept), &at(1001, 7, Role::Primary, None)), "fence");
+        assert!(
+            due(Some(&kept), &at(999, 7, Role::Primary, Some(12))),
+            "clock stepped back"
+        );
+        assert!(
+            due(Some("/k/ack/dc1/a 7 primary\n"), &first),
+            "an older version's line"
+        );
+        assert!(due(Some("garbage"), &first));
     }
 
     #[test]
@@ -91,11 +176,11 @@ mod tests {
             return;
         };
         let path = s.path.join("run").join("ack");
-        let a = of("/k", "dc1", "a", Role::Primary, 7).expect("an ack");
-        assert!(!written(&path, &a));
+        let a = of("/k", "dc1", "a", Role::Primary, 7, 100, None).expect("an ack");
+        assert!(due_at(&path, &a));
         assert!(remember(&path, &a).is_ok());
-        assert!(written(&path, &a));
-        let b = of("/k", "dc1", "a", Role::Standby, 9).expect("an ack");
-        assert!(!written(&path, &b));
+        assert!(!due_at(&path, &a));
+        let b = of("/k", "dc1", "a", Role::Standby, 9, 100, None).expect("an ack");
+        assert!(due_at(&path, &b));
     }
 }

@@ -47,7 +47,8 @@ pub const EXIT_STATUS: &[(u8, &str)] = &[
     ),
     (
         75,
-        "Another run held the lock for all of --lock-wait: this run was skipped.",
+        "Another run held the lock for all of --lock-wait: this run was skipped; promote \
+         --no-wait before the old site is sure to have stopped: try again later.",
     ),
     (
         78,
@@ -115,6 +116,34 @@ pub enum Command {
     /// Move the role to SITE with no overlap (check.etcd): the old site stops first, then
     /// SITE starts; back to the old site if it does not stop in time
     Switchover(SwitchoverArgs),
+    /// After the site holding the role was lost (manual mode): wait until its hosts have
+    /// fenced themselves, then give the role to SITE, recording who and when in etcd
+    Promote(PromoteArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PromoteArgs {
+    /// The site to give the role to
+    #[arg(value_name = "SITE", value_parser = values::site)]
+    pub site: String,
+
+    /// Do not wait: when it is not safe yet, start the countdown (the old site is told to stop)
+    /// and exit 75 saying how long is left; run it again then
+    #[arg(long, conflicts_with = "force")]
+    pub no_wait: bool,
+
+    /// Give SITE the role now, without waiting for the old site to fence itself: it may still
+    /// run the application. Recorded in etcd
+    #[arg(long)]
+    pub force: bool,
+
+    /// How long to wait for SITE's hosts to acknowledge running it, once the key names SITE
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = values::positive)]
+    pub timeout: std::time::Duration,
+
+    /// Say what it would wait for and how long, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -245,6 +274,7 @@ mod tests {
             Invalid,
             Healthy,
             Degraded,
+            NotYet,
         ] {
             // A new variant breaks this match: add it to the list and its words to EXIT_STATUS.
             let words = match status {
@@ -258,6 +288,7 @@ mod tests {
                 Invalid => "validate found errors",
                 Healthy => "every host in step with the key (status)",
                 Degraded => "status found something to look at",
+                NotYet => "promote --no-wait before",
             };
             let code = ExitCode::of(&Ok::<Status, _>(status)).code();
             assert_eq!(codes_saying(words), [code], "{status:?}: {words:?}");

@@ -17,6 +17,10 @@ use crate::etcd::{Created, Kv};
 
 /// A switchover's neutral value (`switching:A->B`): names no site, so every host is a standby.
 pub const SWITCHING: &str = "switching:";
+/// A promotion's neutral value (`promoting:A->B`), the same to every host.
+pub const PROMOTING: &str = "promoting:";
+/// The last promotion's record, below the key: `KEY/promotion` (see `promote`).
+pub const PROMOTION: &str = "promotion";
 
 /// This host, as the election sees it.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +44,7 @@ pub struct Me<'a> {
 pub enum Holder {
     Nobody,
     Site(String),
-    /// A switchover's neutral value.
+    /// A switchover's or a promotion's neutral value.
     Switching(String),
     /// Neither a site name nor a switchover's value (at most 40 characters of it, escaped).
     Garbage(String),
@@ -58,7 +62,9 @@ pub fn holder(kv: Option<&Kv>) -> Holder {
     };
     match std::str::from_utf8(&kv.value) {
         Ok(v) if is_site_name(v) => Holder::Site(v.to_owned()),
-        Ok(v) if v.starts_with(SWITCHING) && v.len() <= 200 => Holder::Switching(v.to_owned()),
+        Ok(v) if (v.starts_with(SWITCHING) || v.starts_with(PROMOTING)) && v.len() <= 200 => {
+            Holder::Switching(v.to_owned())
+        }
         _ => Holder::Garbage(
             String::from_utf8_lossy(&kv.value)
                 .chars()

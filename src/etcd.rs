@@ -496,10 +496,29 @@ impl Client {
         lease: i64,
         until: Instant,
     ) -> Result<Option<i64>, EtcdError> {
+        self.replace_and_put(key, revision, value, lease, &[], until)
+    }
+
+    /// `replace`, and in the same transaction `also` (key, value) put without a lease.
+    pub fn replace_and_put(
+        &self,
+        key: &str,
+        revision: i64,
+        value: &str,
+        lease: i64,
+        also: &[(&str, &str)],
+        until: Instant,
+    ) -> Result<Option<i64>, EtcdError> {
         let k = B64.encode(key);
+        let mut puts = vec![
+            json!({ "request_put": { "key": k, "value": B64.encode(value), "lease": lease.to_string() } }),
+        ];
+        puts.extend(also.iter().map(
+            |(k, v)| json!({ "request_put": { "key": B64.encode(k), "value": B64.encode(v) } }),
+        ));
         let body = json!({
             "compare": [{ "key": k, "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string() }],
-            "success": [{ "request_put": { "key": k, "value": B64.encode(value), "lease": lease.to_string() } }],
+            "success": puts,
         });
         let t: WireTxn = self.post("/v3/kv/txn", &body, until)?;
         Ok(t.succeeded.then_some(t.header.revision))

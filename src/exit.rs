@@ -27,6 +27,8 @@ pub enum Status {
     Healthy,
     /// `status`: something for a person to look at, or etcd could not be read.
     Degraded,
+    /// `promote --no-wait`: not safe yet; the countdown runs in etcd.
+    NotYet,
 }
 
 /// What stopped a command: each maps to an exit code below.
@@ -44,7 +46,7 @@ pub enum Error {
     Systemd(#[from] SystemdError),
     #[error(transparent)]
     Fence(#[from] crate::secure_fs::FsError),
-    /// Not a reader that has gone (EPIPE): that only ends the output (`run::write_out`).
+    /// Not a reader that has gone (EPIPE): that only ends the output (`output::write_out`).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
     /// The config cannot serve this command (`watch` without `check.etcd`), or what it names
@@ -64,7 +66,8 @@ pub enum ExitCode {
     Usage,
     /// The check could not tell the role: nothing was changed.
     RoleUnknown,
-    /// Another run held the lock for all of `--lock-wait` (EX_TEMPFAIL): this run was skipped.
+    /// Not now, try again later (EX_TEMPFAIL): another run held the lock for all of
+    /// `--lock-wait` (this run was skipped), or `promote --no-wait` before it is safe.
     Locked,
     /// The config is invalid (EX_CONFIG from sysexits.h).
     ConfigInvalid,
@@ -91,6 +94,7 @@ impl ExitCode {
                 ExitCode::Failure
             }
             Ok(Status::RoleUnknown) => ExitCode::RoleUnknown,
+            Ok(Status::NotYet) => ExitCode::Locked,
             Ok(Status::Invalid) => ExitCode::ConfigInvalid,
             Err(Error::Config(_) | Error::Insecure(_) | Error::Setup(_)) => ExitCode::ConfigInvalid,
             Err(Error::Lock(LockError::Busy { .. })) => ExitCode::Locked,

@@ -541,12 +541,21 @@ fn acknowledge(config: &Config, host: &dyn Host, r: &Report) {
     if !in_sync {
         return;
     }
+    let at = host
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let fence = config.check.fence_after.map(|after| {
+        crate::ack::fence_seconds(&crate::config::Budget::of(config, after, Duration::ZERO))
+    });
     let Some(a) = crate::ack::of(
         &etcd.key,
         site,
         &host.host_name(),
         r.plan.role,
         answer.key_revision,
+        at,
+        fence,
     ) else {
         return;
     };

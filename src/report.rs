@@ -105,7 +105,7 @@ pub fn etcd_why(a: &crate::witness::Answer) -> String {
         Why::Holds => format!("names this site{}", token()),
         Why::Took => format!("was free: this host took the role for its site{}", token()),
         Why::HeldBy(site) => format!("names {site}"),
-        Why::Switching(value) => format!("holds {value:?}: a switchover is under way"),
+        Why::Switching(value) => format!("holds {value:?}: {}", moving(value)),
         Why::NoKey => "does not exist: no site is primary".into(),
         Why::WouldTake => "does not exist: a run would take the role for this site".into(),
         Why::NotCandidate => {
@@ -712,12 +712,21 @@ pub fn diff(plan: &Plan, check: &CheckResult, style: Style) -> String {
 
 // ---- status ---------------------------------------------------------------------------------
 
+/// What a neutral value says is under way.
+fn moving(value: &str) -> &'static str {
+    if value.starts_with(crate::election::PROMOTING) {
+        "a promotion is under way"
+    } else {
+        "a switchover is under way"
+    }
+}
+
 fn holder_text(h: &crate::election::Holder) -> String {
     use crate::election::Holder;
     match h {
         Holder::Site(s) => s.clone(),
         Holder::Nobody => "(no key: no site holds the role)".into(),
-        Holder::Switching(v) => format!("{v:?} (a switchover is under way)"),
+        Holder::Switching(v) => format!("{v:?} ({})", moving(v)),
         Holder::Garbage(v) => format!("\"{v}\" (names no site)"),
     }
 }
@@ -739,6 +748,20 @@ fn flag_text(f: &crate::status::Flag) -> String {
             "{host} acknowledged revision {acked} last: behind the key (down, cut off, paused, or a stop or start that failed)"
         ),
         Flag::Unreadable { host } => format!("{host}: its acknowledgement is not one"),
+        Flag::Silent { host, seconds } => format!(
+            "{host} not heard from for {} (down, cut off from etcd, its timer stopped, or its clock off)",
+            ago(*seconds)
+        ),
+    }
+}
+
+/// Seconds as "42s", "3m12s", "2h5m": how long ago, for a table.
+fn ago(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
     }
 }
 
@@ -750,6 +773,7 @@ fn flag_code(f: &crate::status::Flag) -> &'static str {
         Flag::HolderNotRunning(_) => "holder_not_running",
         Flag::Behind { .. } => "behind",
         Flag::Unreadable { .. } => "unreadable",
+        Flag::Silent { .. } => "not_heard_from",
     }
 }
 
@@ -768,7 +792,10 @@ pub fn status_text(key: &str, v: &crate::status::View, ttl: Option<i64>, style: 
         out.push(')');
     }
     out.push('\n');
-    let rows: Vec<[String; 4]> = v
+    if let Some(p) = &v.promotion {
+        out.push_str(&format!("last promotion: {p}\n"));
+    }
+    let rows: Vec<[String; 5]> = v
         .rows
         .iter()
         .map(|r| {
@@ -776,10 +803,14 @@ pub fn status_text(key: &str, v: &crate::status::View, ttl: Option<i64>, style: 
                 Acked::Role { revision, role } => (role.to_string(), revision.to_string()),
                 Acked::Garbage(g) => (format!("? \"{g}\""), "-".into()),
             };
-            [r.site.clone(), r.host.clone(), role, rev]
+            let when = match (r.at, v.now) {
+                (Some(at), Some(now)) => format!("{} ago", ago(now.saturating_sub(at))),
+                _ => "-".into(),
+            };
+            [r.site.clone(), r.host.clone(), role, rev, when]
         })
         .collect();
-    let head = ["SITE", "HOST", "ROLE", "ACKNOWLEDGED"].map(String::from);
+    let head = ["SITE", "HOST", "ROLE", "ACKNOWLEDGED", "WHEN"].map(String::from);
     let width = |i: usize| {
         rows.iter()
             .chain(std::iter::once(&head))
@@ -787,17 +818,19 @@ pub fn status_text(key: &str, v: &crate::status::View, ttl: Option<i64>, style: 
             .max()
             .unwrap_or(0)
     };
-    let w = [width(0), width(1), width(2)];
+    let w = [width(0), width(1), width(2), width(3)];
     for r in std::iter::once(&head).chain(&rows) {
         out.push_str(&format!(
-            "{:w0$}  {:w1$}  {:w2$}  {}\n",
+            "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}\n",
             r[0],
             r[1],
             r[2],
             r[3],
+            r[4],
             w0 = w[0],
             w1 = w[1],
-            w2 = w[2]
+            w2 = w[2],
+            w3 = w[3]
         ));
     }
     if v.rows.is_empty() {
@@ -838,10 +871,18 @@ pub fn status_json(
             "revision": v.revision,
             "lease": v.lease,
             "ttl_left_s": ttl,
+            "promotion": v.promotion,
             "hosts": v.rows.iter().map(|r| match &r.ack {
                 Acked::Role { revision, role } => serde_json::json!({
                     "site": r.site, "host": r.host, "role": role, "revision": revision,
                     "behind": *revision < v.revision,
+                    "at": r.at,
+                    "ago_s": r.at.zip(v.now).map(|(at, now)| now.saturating_sub(at)),
+                    "fence_s": match r.fence {
+                        crate::status::Fence::Within(s) => serde_json::json!(s),
+                        crate::status::Fence::Never => serde_json::json!("never"),
+                        crate::status::Fence::Unknown => serde_json::Value::Null,
+                    },
                 }),
                 Acked::Garbage(g) => serde_json::json!({
                     "site": r.site, "host": r.host, "role": null, "revision": null, "unreadable": g,

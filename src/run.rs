@@ -2,7 +2,7 @@
 //! prints what it returned and writes the metrics), diff, validate, pause or resume.
 //! Returns a status; the exit code is decided in `exit`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use crate::cli::{Cli, Command, Format, ReconcileArgs, ValidateArgs};
@@ -12,6 +12,7 @@ use crate::exit::{Error, Status};
 use crate::lock::{self, LockError};
 use crate::maintenance::{self, Pause};
 use crate::metrics;
+use crate::output::print_out;
 use crate::plan::{self, Plan};
 use crate::reconcile::{self, End, Host, Options, Report, System};
 use crate::report;
@@ -40,8 +41,9 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
         Some(Command::Diff(args)) => diff(&config, args.output, &host),
         Some(Command::Validate(args)) => validate(&config, args, cli.quiet, &host),
         Some(Command::Watch(args)) => crate::watch::run(&config, &args.unit),
-        Some(Command::Status(args)) => status(&config, args.output),
-        Some(Command::Switchover(args)) => switchover(&config, args),
+        Some(Command::Status(args)) => crate::fleet::status(&config, args.output),
+        Some(Command::Switchover(args)) => crate::fleet::switchover(&config, args),
+        Some(Command::Promote(args)) => crate::fleet::promote(&config, args),
         Some(Command::Pause(_) | Command::Resume) => Ok(Status::Converged),
     }
 }
@@ -218,212 +220,6 @@ fn diff(config: &Config, format: Format, host: &dyn Host) -> Result<Status, Erro
     })
 }
 
-/// `status`: the key and the acknowledgements, in one read (and the lease's time left).
-fn status(config: &Config, format: Format) -> Result<Status, Error> {
-    let Some(etcd) = config.check.etcd() else {
-        return Err(Error::Setup(
-            "status reads check.etcd, and this config has check.command".into(),
-        ));
-    };
-    let client = crate::witness::client(etcd).map_err(Error::Setup)?;
-    let until = std::time::Instant::now() + config.check.timeout;
-    let read = client.range_tree(&etcd.key, until);
-    let (view, ttl, error) = match read {
-        Ok((_, kvs)) => {
-            let view = crate::status::assess(&etcd.key, &kvs);
-            let ttl = view.lease.and_then(|l| client.time_to_live(l, until).ok());
-            (Some(view), ttl, None)
-        }
-        Err(e) => (None, None, Some(e.to_string())),
-    };
-    match format {
-        Format::Json => print_out(&report::status_json(
-            &etcd.key,
-            view.as_ref(),
-            ttl,
-            error.as_deref(),
-        ))?,
-        Format::Text => {
-            let color = std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            match (&view, &error) {
-                (Some(v), _) => print_out(&report::status_text(
-                    &etcd.key,
-                    v,
-                    ttl,
-                    report::Style { color },
-                ))?,
-                (None, Some(e)) => log::error!("cannot read {} from etcd: {e}", etcd.key),
-                (None, None) => {}
-            }
-        }
-    }
-    Ok(match view {
-        Some(v) if v.healthy() => Status::Healthy,
-        _ => Status::Degraded,
-    })
-}
-
-/// `switchover SITE` (see `switchover`).
-fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<Status, Error> {
-    use crate::switchover::{self, Refusal};
-    let Some(etcd) = config.check.etcd() else {
-        return Err(Error::Setup(
-            "switchover moves check.etcd's key, and this config has check.command".into(),
-        ));
-    };
-    let key = etcd.key.as_str();
-    let client = crate::witness::client(etcd).map_err(Error::Setup)?;
-    let budget = config.check.timeout;
-    let read = || {
-        client
-            .range_tree(key, std::time::Instant::now() + budget)
-            .ok()
-            .map(|(_, kvs)| crate::status::assess(key, &kvs))
-    };
-    let failed = |message: String| {
-        log::error!("switchover: {message}");
-        Ok(Status::Failed)
-    };
-    let view = match client.range_tree(key, std::time::Instant::now() + budget) {
-        Ok((_, kvs)) => crate::status::assess(key, &kvs),
-        Err(e) => return failed(format!("cannot read {key}: {e}; nothing changed")),
-    };
-    let plan = match switchover::plan(&view, &args.site) {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            print_out(&format!(
-                "{} holds the role already: nothing to do",
-                args.site
-            ))?;
-            return Ok(Status::Converged);
-        }
-        Err(Refusal::NoHolder(h)) => {
-            return failed(format!(
-                "{key} names no site to move the role from ({h:?}); nothing changed"
-            ));
-        }
-        Err(Refusal::NeverAcknowledged(site)) => {
-            return failed(format!(
-                "no host of {site} has ever acknowledged its role under {key}/ack/{site}/:                  nothing would tell when it has stopped or started; nothing changed"
-            ));
-        }
-        Err(Refusal::NotInStep { site, hosts }) => {
-            return failed(format!(
-                "{} of {site} not in step with {key} (revision {}): down, cut off or paused?                  nothing changed",
-                hosts.join(", "),
-                view.revision
-            ));
-        }
-    };
-    let say = |s: String| print_out(&format!("switchover: {s}"));
-    if args.dry_run {
-        say(format!(
-            "would move {key} from {} (revision {}) to {}, waiting for {} of {} to stop, then {} of {} to start",
-            plan.from,
-            plan.revision,
-            plan.to,
-            plan.from_hosts.join(", "),
-            plan.from,
-            plan.to_hosts.join(", "),
-            plan.to
-        ))?;
-        return Ok(Status::Converged);
-    }
-    let until = || std::time::Instant::now() + budget;
-    let lease = || -> Result<i64, String> {
-        match etcd.lease_ttl {
-            Some(ttl) => client.grant(ttl, until()).map_err(|e| e.to_string()),
-            None => Ok(0),
-        }
-    };
-    // 1: nobody holds the role.
-    let neutral = switchover::neutral(&plan.from, &plan.to);
-    let r1 = match client.replace(key, plan.revision, &neutral, 0, until()) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return failed(format!(
-                "{key} changed meanwhile (another switchover?); nothing changed"
-            ));
-        }
-        Err(e) => return failed(format!("cannot write {key}: {e}; nothing changed")),
-    };
-    say(format!(
-        "{key} = {neutral} (revision {r1}); waiting for {} to stop: {}",
-        plan.from,
-        plan.from_hosts.join(", ")
-    ))?;
-    // 2: the old site stopped.
-    let stopped = switchover::wait(args.timeout, read, |v| {
-        switchover::waiting_for(v, &plan.from, &plan.from_hosts, r1, Role::Standby)
-    });
-    if let Err(left) = stopped {
-        let back = lease().and_then(|l| {
-            client
-                .replace(key, r1, &plan.from, l, until())
-                .map_err(|e| e.to_string())
-        });
-        return failed(match back {
-            Ok(Some(r)) => format!(
-                "{} did not confirm its units stopped within {} (no acknowledgement from: {});                  {key} = {} again (revision {r}): {} never had the role",
-                plan.from,
-                humantime::format_duration(args.timeout),
-                left.join(", "),
-                plan.from,
-                plan.to
-            ),
-            _ => format!(
-                "{} did not confirm its units stopped within {} (no acknowledgement from: {}),                  and {key} could not be set back (changed meanwhile, or etcd unreachable): it                  may still hold {neutral}, which names no site (every host a standby)",
-                plan.from,
-                humantime::format_duration(args.timeout),
-                left.join(", ")
-            ),
-        });
-    }
-    // 3: the new site holds the role.
-    let r2 = match lease().and_then(|l| {
-        client
-            .replace(key, r1, &plan.to, l, until())
-            .map_err(|e| e.to_string())
-    }) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return failed(format!(
-                "{key} changed after {} stopped: it no longer holds {neutral}; not moved",
-                plan.from
-            ));
-        }
-        Err(e) => {
-            return failed(format!(
-                "cannot give the role to {}: {e}; {key} may still hold {neutral}, which names                  no site (every host a standby): run the switchover again",
-                plan.to
-            ));
-        }
-    };
-    say(format!(
-        "{key} = {} (revision {r2}); waiting for {} to start: {}",
-        plan.to,
-        plan.to,
-        plan.to_hosts.join(", ")
-    ))?;
-    // 4: the new site runs it.
-    match switchover::wait(args.timeout, read, |v| {
-        switchover::waiting_for(v, &plan.to, &plan.to_hosts, r2, Role::Primary)
-    }) {
-        Ok(()) => {
-            say(format!("done: {} holds the role (revision {r2})", plan.to))?;
-            Ok(Status::Converged)
-        }
-        Err(left) => failed(format!(
-            "{key} = {}, but {} did not confirm its units running within {} (no              acknowledgement from: {}): see `failover-manager status` there",
-            plan.to,
-            plan.to,
-            humantime::format_duration(args.timeout),
-            left.join(", ")
-        )),
-    }
-}
-
 fn validate(
     config: &Config,
     args: &ValidateArgs,
@@ -546,90 +342,4 @@ fn resume(path: &Path, quiet: bool) -> Result<Status, Error> {
         }
     }
     Ok(Status::Converged)
-}
-
-/// Every line the tool prints on stdout goes through here.
-fn print_out(s: &str) -> Result<(), Error> {
-    write_out(&mut std::io::stdout().lock(), s)
-}
-
-/// A reader that has gone (`failover-manager diff | head`: EPIPE) ends the output, not the
-/// command, and is no error: what the command did or found still decides its exit status
-/// (drift or in sync, for `diff`), as with any filter whose reader stops early.
-fn write_out(out: &mut impl Write, s: &str) -> Result<(), Error> {
-    let line_end: &[u8] = if s.ends_with('\n') { b"" } else { b"\n" };
-    let written = out
-        .write_all(s.as_bytes())
-        .and_then(|()| out.write_all(line_end))
-        .and_then(|()| out.flush());
-    match written {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(Error::from),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::ErrorKind;
-
-    /// Takes writes until `fail_at` bytes, then fails every write (and flush) with `kind`.
-    struct Sink {
-        taken: Vec<u8>,
-        fail_at: usize,
-        kind: ErrorKind,
-    }
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let room = self.fail_at.saturating_sub(self.taken.len());
-            if room == 0 {
-                return Err(self.kind.into());
-            }
-            let n = buf.len().min(room);
-            self.taken.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            match self.taken.len() < self.fail_at {
-                true => Ok(()),
-                false => Err(self.kind.into()),
-            }
-        }
-    }
-
-    #[test]
-    fn a_reader_that_has_gone_is_no_error_but_a_failed_write_is() {
-        for (text, fail_at, kind, taken, ok) in [
-            ("drift", usize::MAX, ErrorKind::BrokenPipe, "drift\n", true),
-            ("a\nb\n", usize::MAX, ErrorKind::BrokenPipe, "a\nb\n", true),
-            // `diff | head -1`: the reader goes after the first line, or before anything.
-            ("a\nb", 2, ErrorKind::BrokenPipe, "a\n", true),
-            ("a\nb", 0, ErrorKind::BrokenPipe, "", true),
-            ("a", 1, ErrorKind::BrokenPipe, "a", true),
-            // Anything else is still a failure (exit 1): a full disk under `> file`.
-            ("a\nb", 2, ErrorKind::StorageFull, "a\n", false),
-            ("a", 0, ErrorKind::PermissionDenied, "", false),
-        ] {
-            let mut sink = Sink {
-                taken: Vec::new(),
-                fail_at,
-                kind,
-            };
-            let result = write_out(&mut sink, text);
-            assert_eq!(
-                String::from_utf8_lossy(&sink.taken),
-                taken,
-                "{text:?} {kind:?}"
-            );
-            assert_eq!(
-                result.is_ok(),
-                ok,
-                "{text:?} at {fail_at} {kind:?}: {result:?}"
-            );
-            if let Err(e) = result {
-                assert!(matches!(e, Error::Output(_)), "{e:?}");
-            }
-        }
-    }
 }

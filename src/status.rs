@@ -6,13 +6,30 @@ use crate::domain::Role;
 use crate::election::{self, Holder};
 use crate::etcd::Kv;
 
-/// What one host acknowledged last (`KEY/ack/SITE/HOST` = `REVISION ROLE`).
+/// What one host acknowledged last (`KEY/ack/SITE/HOST` = `REVISION ROLE AT FENCE`, see `ack`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub site: String,
     pub host: String,
     pub ack: Acked,
+    /// When it was written, by the host's wall clock (Unix seconds); `None` from older versions.
+    pub at: Option<u64>,
+    pub fence: Fence,
 }
+
+/// How long the host may go on running its primary units after it last read the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fence {
+    /// At most this many seconds.
+    Within(u64),
+    /// Never stops on its own: it has no `check.fence_after`.
+    Never,
+    /// Not said (an older version's acknowledgement, or garbage).
+    Unknown,
+}
+
+/// A host is "not heard from" once its acknowledgement is this old: three heartbeats missed.
+pub const SILENT_AFTER: u64 = 3 * crate::ack::HEARTBEAT.as_secs();
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acked {
@@ -36,6 +53,9 @@ pub enum Flag {
     Behind { host: String, acked: i64 },
     /// A host's acknowledgement is not one.
     Unreadable { host: String },
+    /// A host has not written its acknowledgement for `seconds` (down, cut off from etcd, its
+    /// timer stopped, or its clock far off).
+    Silent { host: String, seconds: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +66,11 @@ pub struct View {
     pub lease: Option<i64>,
     pub rows: Vec<Row>,
     pub flags: Vec<Flag>,
+    /// The wall clock of the reader when read (Unix seconds): "how long ago" counts from it.
+    pub now: Option<u64>,
+    /// The last `promote`'s record (`KEY/promotion`), as written (escaped, at most 200
+    /// characters).
+    pub promotion: Option<String>,
 }
 
 impl View {
@@ -54,33 +79,55 @@ impl View {
     }
 }
 
-fn parse_ack(value: &[u8]) -> Acked {
+/// `REVISION ROLE [AT FENCE]`.
+fn parse_ack(value: &[u8]) -> (Acked, Option<u64>, Fence) {
     let text = String::from_utf8_lossy(value);
     let garbage = || {
-        Acked::Garbage(
-            text.chars()
-                .take(40)
-                .collect::<String>()
-                .escape_debug()
-                .to_string(),
+        (
+            Acked::Garbage(
+                text.chars()
+                    .take(40)
+                    .collect::<String>()
+                    .escape_debug()
+                    .to_string(),
+            ),
+            None,
+            Fence::Unknown,
         )
     };
-    let Some((revision, role)) = text.split_once(' ') else {
-        return garbage();
+    let fields: Vec<&str> = text.split(' ').collect();
+    let (revision, role, at, fence) = match fields[..] {
+        [revision, role] => (revision, role, None, None),
+        [revision, role, at, fence] => (revision, role, Some(at), Some(fence)),
+        _ => return garbage(),
     };
     let role = match role {
         "primary" => Role::Primary,
         "standby" => Role::Standby,
         _ => return garbage(),
     };
-    match revision.parse() {
-        Ok(revision) => Acked::Role { revision, role },
-        Err(_) => garbage(),
-    }
+    let Ok(revision) = revision.parse() else {
+        return garbage();
+    };
+    let at = match at.map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => return garbage(),
+    };
+    let fence = match fence {
+        None => Fence::Unknown,
+        Some("-") => Fence::Never,
+        Some(f) => match f.parse() {
+            Ok(s) => Fence::Within(s),
+            Err(_) => return garbage(),
+        },
+    };
+    (Acked::Role { revision, role }, at, fence)
 }
 
-/// The key (`name` = `key`) and the acknowledgements below `key/ack/`, as read together.
-pub fn assess(key: &str, kvs: &[(String, Kv)]) -> View {
+/// The key (`name` = `key`) and the acknowledgements below `key/ack/`, as read together at
+/// `now` (the reader's wall clock, Unix seconds; `None`: no host is judged silent).
+pub fn assess(key: &str, kvs: &[(String, Kv)], now: Option<u64>) -> View {
     let own = kvs.iter().find(|(n, _)| n == key).map(|(_, kv)| kv);
     let holder = election::holder(own);
     let revision = own.map_or(0, |k| k.mod_revision);
@@ -89,10 +136,13 @@ pub fn assess(key: &str, kvs: &[(String, Kv)]) -> View {
         .iter()
         .filter_map(|(name, kv)| {
             let (site, host) = name.strip_prefix(&prefix)?.split_once('/')?;
+            let (ack, at, fence) = parse_ack(&kv.value);
             Some(Row {
                 site: site.to_owned(),
                 host: host.to_owned(),
-                ack: parse_ack(&kv.value),
+                ack,
+                at,
+                fence,
             })
         })
         .collect();
@@ -130,7 +180,7 @@ pub fn assess(key: &str, kvs: &[(String, Kv)]) -> View {
                 flags.push(Flag::HolderNotRunning(site.clone()));
             }
         }
-        // A switchover under way is no fault; it ends in a site.
+        // A switchover or a promotion under way is no fault; it ends in a site.
         Holder::Switching(_) => {}
         Holder::Nobody | Holder::Garbage(_) => flags.push(Flag::NoHolder),
     }
@@ -148,18 +198,51 @@ pub fn assess(key: &str, kvs: &[(String, Kv)]) -> View {
             Acked::Role { .. } => {}
         }
     }
+    if let Some(now) = now {
+        for r in &rows {
+            if let Some(seconds) = r.at.map(|at| now.saturating_sub(at))
+                && seconds > SILENT_AFTER
+            {
+                flags.push(Flag::Silent {
+                    host: format!("{}/{}", r.site, r.host),
+                    seconds,
+                });
+            }
+        }
+    }
+    let promotion = kvs
+        .iter()
+        .find(|(n, _)| *n == format!("{key}/{}", crate::election::PROMOTION))
+        .map(|(_, kv)| {
+            String::from_utf8_lossy(&kv.value)
+                .chars()
+                .take(200)
+                .collect::<String>()
+                .escape_debug()
+                .to_string()
+        });
     View {
         holder,
         revision,
         lease: own.map(|k| k.lease).filter(|l| *l != 0),
         rows,
         flags,
+        now,
+        promotion,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assess(key: &str, kvs: &[(String, Kv)]) -> View {
+        super::assess(key, kvs, None)
+    }
+
+    fn assess_at(key: &str, kvs: &[(String, Kv)]) -> View {
+        assess(key, kvs)
+    }
 
     fn kv(value: &str, rev: i64) -> Kv {
         Kv {
@@ -242,8 +325,8 @@ mod tests {
             both.flags[0],
             Flag::PrimaryOnSites(vec!["dc1".into(), "dc2".into()])
         );
-        assert_eq!(assess("/k", &[]).flags, [Flag::NoHolder]);
-        assert!(assess("/k", &tree(&[("/k", "switching:dc1->dc2", 3)])).healthy());
+        assert_eq!(assess_at("/k", &[]).flags, [Flag::NoHolder]);
+        assert!(assess_at("/k", &tree(&[("/k", "switching:dc1->dc2", 3)])).healthy());
     }
 
     #[test]
@@ -261,9 +344,9 @@ mod tests {
         assert_eq!(
             text,
             "/k: dc2 (revision 50)\n\
-             SITE  HOST  ROLE     ACKNOWLEDGED\n\
-             dc1   a     primary  42\n\
-             dc2   b     primary  50\n\
+             SITE  HOST  ROLE     ACKNOWLEDGED  WHEN\n\
+             dc1   a     primary  42            -\n\
+             dc2   b     primary  50            -\n\
              ! hosts of dc1 and dc2 all say they run the primary units\n\
              ! dc1/a acknowledged revision 42 last: behind the key (down, cut off, paused, or a stop or start that failed)\n"
         );
@@ -273,5 +356,54 @@ mod tests {
         assert_eq!(json["healthy"], false);
         assert_eq!(json["flags"][0]["code"], "primary_on_two_sites");
         assert_eq!(json["hosts"][0]["behind"], true);
+    }
+
+    #[test]
+    fn how_long_ago_and_who_has_not_been_heard_from() {
+        let kvs = tree(&[
+            ("/k", "dc1", 50),
+            ("/k/ack/dc1/a", "50 primary 10000 12", 51),
+            ("/k/ack/dc2/b", "50 standby 9800 -", 52),
+            ("/k/ack/dc2/c", "50 standby", 53),
+            ("/k/ack/dc2/d", "50 standby soon 12", 54),
+            (
+                "/k/promotion",
+                "to=dc1 from=dc2 by=ops@w at=T state=done wait=31s",
+                55,
+            ),
+        ]);
+        let v = super::assess("/k", &kvs, Some(10_030));
+        assert_eq!(
+            v.flags,
+            [
+                Flag::Unreadable {
+                    host: "dc2/d".into()
+                },
+                Flag::Silent {
+                    host: "dc2/b".into(),
+                    seconds: 230
+                },
+            ]
+        );
+        assert_eq!(v.rows[0].fence, Fence::Within(12));
+        assert_eq!(v.rows[1].fence, Fence::Never);
+        assert_eq!((v.rows[2].at, v.rows[2].fence), (None, Fence::Unknown));
+        let text =
+            crate::report::status_text("/k", &v, None, crate::report::Style { color: false });
+        assert!(
+            text.starts_with(
+                "/k: dc1 (revision 50)\n\
+                 last promotion: to=dc1 from=dc2 by=ops@w at=T state=done wait=31s\n\
+                 SITE  HOST  ROLE                    ACKNOWLEDGED  WHEN\n\
+                 dc1   a     primary                 50            30s ago\n\
+                 dc2   b     standby                 50            3m50s ago\n\
+                 dc2   c     standby                 50            -\n\
+                 dc2   d     ? \"50 standby soon 12\"  -             -\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("! dc2/b not heard from for 3m50s"), "{text}");
+        // Without the reader's clock nobody is judged silent.
+        assert_eq!(super::assess("/k", &kvs, None).flags.len(), 1);
     }
 }

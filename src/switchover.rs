@@ -10,6 +10,9 @@
 //! 4. wait for SITE's hosts to acknowledge the new revision as primary.
 //!
 //! When FROM does not acknowledge in time, the key goes back to FROM (SITE never had the role).
+//! When SITE does not acknowledge running it in time: if some of its hosts did, the role stays
+//! (the application runs there); if none did, it goes back the same way (SITE stops, then FROM
+//! starts), or stays neutral (every host a standby) when SITE does not confirm it stopped.
 //! Refused up front: a site nobody ever acknowledged from, and a SITE whose hosts are not in
 //! step with the key now (down, cut off, paused).
 
@@ -158,7 +161,7 @@ mod tests {
                 )
             })
             .collect();
-        assess("/k", &kvs)
+        assess("/k", &kvs, None)
     }
 
     #[test]

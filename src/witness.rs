@@ -228,7 +228,7 @@ pub fn acknowledge(
     budget: Duration,
 ) -> Result<bool, String> {
     let path = std::path::Path::new(crate::ack::PATH);
-    if crate::ack::written(path, a) {
+    if !crate::ack::due_at(path, a) {
         return Ok(false);
     }
     let until = Instant::now() + budget;
