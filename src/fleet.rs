@@ -586,8 +586,9 @@ fn countdown(
                     plan.from.as_deref().unwrap_or("the old site")
                 ));
             }
-            // The lease is gone: etcd counted the whole wait.
-            (Ok(ttl), Ok(_)) if ttl <= 0 => {
+            // The lease is gone: etcd counted the whole wait. (0 is not gone: etcd rounds
+            // the time left down to whole seconds.)
+            (Ok(ttl), Ok(_)) if ttl < 0 => {
                 end_line(tty);
                 return Wait::Safe(format!(
                     "{} passed: the old site has fenced itself",

@@ -109,7 +109,11 @@ fn manual_mode_reads_the_key_through_any_member_and_bad_values_are_unknown() {
     // The run acknowledged what it verified, for a switchover to wait on; a steady-state run
     // writes nothing more.
     let ack = format!("{KEY}/ack/dc1/a");
-    assert_eq!(c.get(W, &ack), format!("{epoch} primary"));
+    // REVISION ROLE AT FENCE: no fence_after here, so `-`.
+    let fields: Vec<String> = c.get(W, &ack).split(' ').map(str::to_owned).collect();
+    assert_eq!(fields.len(), 4, "{fields:?}");
+    assert_eq!(fields[..2], [epoch.to_string(), "primary".to_owned()]);
+    assert_eq!(fields[3], "-");
     let written = c.etcdctl_ok(W, &["get", "-w", "fields", &ack]);
     assert_eq!(run(a, &[]).status, 0);
     assert_eq!(
@@ -124,7 +128,7 @@ fn manual_mode_reads_the_key_through_any_member_and_bad_values_are_unknown() {
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(r.stdout.contains("stopped app.service"), "{}", r.stdout);
     assert!(!a.path("/run/failover-manager/epoch").exists());
-    assert!(c.get(W, &ack).ends_with(" standby"), "{}", c.get(W, &ack));
+    assert!(c.get(W, &ack).contains(" standby "), "{}", c.get(W, &ack));
 
     // A value that names no site: unknown, exit 3, one line of reason, nothing changed.
     c.put(W, KEY, "dc1");
@@ -682,4 +686,161 @@ fn tls_with_a_client_certificate_and_a_password_and_refusals_are_unknown_or_unsa
         "{}",
         r.stderr
     );
+}
+
+/// Waits until `site`'s host `name` acknowledged `role` at the key's current revision.
+fn acked(c: &Cluster, site: &str, name: &str, role: &str) -> bool {
+    let rev = c.etcdctl_ok(W, &["get", KEY, "-w", "fields"]);
+    let rev = rev
+        .lines()
+        .find_map(|l| l.strip_prefix("\"ModRevision\" : "))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    c.get(W, &format!("{KEY}/ack/{site}/{name}"))
+        .starts_with(&format!("{rev} {role} "))
+}
+
+#[test]
+fn manual_mode_promote_after_a_site_is_lost_and_a_switchover_that_goes_back() {
+    let Some(c) = Cluster::boot() else { return };
+    // FENCE: fence_after 3 s + stopping app.service 1 s, + 2 % = 5 s.
+    let fence = "  fence_after: 3s\n";
+    install(&c, A, "dc1", "", fence);
+    install(&c, B, "dc2", "", fence);
+    let (a, b) = (c.member(A), c.member(B));
+    c.put(W, KEY, "dc1");
+    for sb in [a, b] {
+        sb.systemctl(&["start", "failover-manager.timer", WATCH]);
+    }
+    assert!(
+        eventually(Duration::from_secs(15), || acked(&c, "dc1", "a", "primary")
+            && acked(&c, "dc2", "b", "standby")),
+        "both acknowledged"
+    );
+    assert!(c.get(W, &format!("{KEY}/ack/dc1/a")).ends_with(" 5"), "FENCE");
+
+    // A switchover to a site whose application cannot start: the role comes back to A, with
+    // no overlap, and the command says so.
+    let broken = "/etc/systemd/system/app.service.d/broken.conf";
+    b.write(broken, "[Service]\nExecStartPre=/bin/false\n");
+    b.daemon_reload();
+    let r = run(a, &["switchover", "dc2", "--timeout", "8s"]);
+    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("dc2 did not confirm its units running")
+            && r.stderr.contains("dc1 again")
+            && r.stderr.contains("it runs the application"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(c.get(W, KEY), "dc1");
+    assert_eq!(a.state("app.service"), "active");
+    assert_ne!(b.state("app.service"), "active", "it never started");
+    b.ok(&["rm", broken]);
+    b.daemon_reload();
+
+    // promote while the old site is still there: it stops when it reads the neutral value, and
+    // the wait ends as soon as it acknowledged so.
+    let r = run(b, &["promote", "dc3"]);
+    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("no host of dc3 has ever acknowledged"),
+        "{}",
+        r.stderr
+    );
+    let r = run(b, &["promote", "dc2", "--dry-run"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("wait 5s for dc1/a to fence itself"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.get(W, KEY), "dc1", "a dry run changes nothing");
+    let r = run(b, &["promote", "dc2"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("every host of dc1 acknowledged it stopped")
+            && r.stdout.contains("done: dc2 holds the role"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(b.state("app.service"), "active");
+    assert_eq!(a.state("app.service"), "inactive");
+    let a_stopped = *app_times(a, "stopped").last().expect("A's app stopped");
+    let b_started = *app_times(b, "starting").last().expect("B's app started");
+    assert!(a_stopped < b_started, "no overlap");
+
+    // B's site is lost: cut off from every member. From A: --no-wait starts the countdown and
+    // says how long is left; then promote waits it out, and B has fenced itself before A
+    // starts.
+    assert!(
+        eventually(Duration::from_secs(10), || acked(&c, "dc2", "b", "primary")),
+        "B acknowledged"
+    );
+    c.isolate(B);
+    let lost = Instant::now();
+    // If B's member led, the other two elect a leader first.
+    c.wait_healthy(A, Duration::from_secs(30));
+    let r = run(a, &["promote", "dc1", "--no-wait"]);
+    assert_eq!(r.status, 75, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("not safe yet: dc2 may run the primary units for"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.get(W, KEY), "promoting:dc2->dc1");
+    let record = c.get(W, &format!("{KEY}/promotion"));
+    assert!(
+        record.starts_with("to=dc1 from=dc2 by=") && record.contains("state=waiting"),
+        "{record}"
+    );
+    let r = run(a, &["status"]);
+    assert!(
+        r.stdout.contains("(a promotion is under way)") && r.stdout.contains("last promotion:"),
+        "{}",
+        r.stdout
+    );
+    let r = run(a, &["promote", "dc1"]);
+    let done = lost.elapsed();
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("passed: the old site has fenced itself")
+            && r.stdout.contains("done: dc1 holds the role"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        done >= Duration::from_secs(5),
+        "waited the whole FENCE: {done:?}"
+    );
+    assert_eq!(a.state("app.service"), "active");
+    assert_eq!(b.state("app.service"), "inactive", "B fenced itself");
+    let b_stopped = *app_times(b, "stopped").last().expect("B's app stopped");
+    let a_started = *app_times(a, "starting").last().expect("A's app started");
+    assert!(b_stopped < a_started, "no overlap: B fenced itself first");
+    let record = c.get(W, &format!("{KEY}/promotion"));
+    assert!(record.contains("state=done"), "{record}");
+    eprintln!(
+        "measured: B cut off -> promote dc1 --no-wait, promote dc1 -> done after {done:?}; B's app stopped {:.1} s before A's started",
+        (a_started - b_stopped) as f64 / 1e9
+    );
+    // B back: it reads dc1 and stays a standby.
+    c.rejoin(B);
+    c.wait_healthy(B, Duration::from_secs(30));
+    assert!(
+        eventually(Duration::from_secs(15), || acked(&c, "dc2", "b", "standby")),
+        "B in step again"
+    );
+    let r = run(a, &["status"]);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    let r = run(b, &["promote", "dc1"]);
+    assert_eq!(
+        (r.status, r.stdout.trim()),
+        (0, "dc1 holds the role already: nothing to do")
+    );
+    for sb in [a, b] {
+        sb.systemctl(&["stop", "failover-manager.timer", WATCH]);
+    }
 }
