@@ -1,7 +1,9 @@
-//! The acknowledgement (`KEY/ack/SITE/HOST` = `REVISION ROLE AT FENCE`): after a run that left
-//! this host's units in sync with the role the key gives it, the run itself records so in etcd,
-//! for a switchover or a promotion to wait on and for `status` to show.
+//! The acknowledgement (`KEY/ack/SITE/HOST` = `REVISION ROLE AT FENCE [UNITS]`): after a run
+//! that acted on the role the key gives this host, the run itself records in etcd how it left
+//! the units, for a switchover or a promotion to wait on and for `status` to show.
 //!
+//! - `UNITS`: the units that did not reach their state (comma-separated); absent when all did,
+//!   which is what a switchover and a promotion wait for.
 //! - `AT`: this host's wall clock when written, in Unix seconds: for people ("how long ago"),
 //!   never for a decision.
 //! - `FENCE`: the most seconds this host can go on running its primary units after the last
@@ -38,26 +40,37 @@ pub struct Ack {
     pub at: u64,
 }
 
-/// The acknowledgement of a run whose units are in sync with `role`; `None` for an unknown
-/// role or a host name that cannot be part of a key.
-pub fn of(
-    key: &str,
-    site: &str,
-    host: &str,
-    role: Role,
-    revision: i64,
-    at: u64,
-    fence: Option<u64>,
-) -> Option<Ack> {
-    if role == Role::Unknown || !crate::election::is_site_name(host) {
+/// What a run says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said<'a> {
+    pub role: Role,
+    /// The key's mod revision the run acted on.
+    pub revision: i64,
+    /// AT.
+    pub at: u64,
+    /// FENCE in seconds (`None`: it does not fence itself).
+    pub fence: Option<u64>,
+    /// The units that did not reach their state.
+    pub pending: &'a [String],
+}
+
+/// The acknowledgement of a run that acted on `said.role`; `None` for an unknown role or a
+/// host name that cannot be part of a key.
+pub fn of(key: &str, site: &str, host: &str, said: &Said) -> Option<Ack> {
+    if said.role == Role::Unknown || !crate::election::is_site_name(host) {
         return None;
     }
-    let fence = fence.map_or_else(|| "-".to_owned(), |s| s.to_string());
+    let fence = said.fence.map_or_else(|| "-".to_owned(), |s| s.to_string());
+    let mut value = format!("{} {} {} {fence}", said.revision, said.role, said.at);
+    if !said.pending.is_empty() {
+        value.push(' ');
+        value.push_str(&said.pending.join(","));
+    }
     Some(Ack {
         key: format!("{key}/ack/{site}/{host}"),
-        value: format!("{revision} {role} {at} {fence}"),
-        revision,
-        at,
+        value,
+        revision: said.revision,
+        at: said.at,
     })
 }
 
@@ -79,11 +92,11 @@ pub fn due(kept: Option<&str>, a: &Ack) -> bool {
     let old: Vec<&str> = kept.split_whitespace().collect();
     let now = line(a);
     let new: Vec<&str> = now.split_whitespace().collect();
-    // KEY REVISION ROLE AT FENCE
-    if old.len() != 5 || new.len() != 5 {
+    // KEY REVISION ROLE AT FENCE [UNITS]
+    if old.len() < 5 || new.len() < 5 {
         return true;
     }
-    let same = old[..3] == new[..3] && old[4] == new[4];
+    let same = old[..3] == new[..3] && old[4..] == new[4..];
     let Ok(then) = old[3].parse::<u64>() else {
         return true;
     };
@@ -116,6 +129,25 @@ pub fn host_name() -> String {
 mod tests {
     use super::*;
 
+    fn of(
+        key: &str,
+        site: &str,
+        host: &str,
+        role: Role,
+        revision: i64,
+        at: u64,
+        fence: Option<u64>,
+    ) -> Option<Ack> {
+        let said = Said {
+            role,
+            revision,
+            at,
+            fence,
+            pending: &[],
+        };
+        super::of(key, site, host, &said)
+    }
+
     #[test]
     fn the_value_the_switchover_waits_for() {
         assert_eq!(
@@ -134,6 +166,19 @@ mod tests {
         assert_eq!(of("/k", "dc1", "a", Role::Unknown, 4, 1, None), None);
         assert_eq!(of("/k", "dc1", "", Role::Primary, 4, 1, None), None);
         assert_eq!(of("/k", "dc1", "a/b", Role::Primary, 4, 1, None), None);
+        let pending = ["app.service".to_owned(), "web.service".to_owned()];
+        let said = Said {
+            role: Role::Primary,
+            revision: 42,
+            at: 1000,
+            fence: Some(5),
+            pending: &pending,
+        };
+        let a = super::of("/k", "dc1", "a", &said).expect("an ack");
+        assert_eq!(a.value, "42 primary 1000 5 app.service,web.service");
+        let kept = line(&a);
+        let synced = of("/k", "dc1", "a", Role::Primary, 42, 1001, Some(5)).expect("an ack");
+        assert!(due(Some(&kept), &synced), "the units reached their state");
     }
 
     #[test]

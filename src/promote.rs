@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::domain::Role;
 use crate::election::{Holder, PROMOTING};
-use crate::status::{Acked, Fence, View};
+use crate::status::{Fence, View};
 
 pub use crate::election::PROMOTION as RECORD;
 
@@ -123,12 +123,7 @@ pub fn all_stopped(view: &View, plan: &Plan, revision: i64) -> bool {
     !plan.hosts.is_empty()
         && plan.hosts.iter().all(|h| {
             view.rows.iter().any(|r| {
-                format!("{}/{}", r.site, r.host) == *h
-                    && r.ack
-                        == Acked::Role {
-                            revision,
-                            role: Role::Standby,
-                        }
+                format!("{}/{}", r.site, r.host) == *h && r.ack.in_sync(revision, Role::Standby)
             })
         })
 }

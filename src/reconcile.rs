@@ -527,36 +527,43 @@ fn release(config: &Config, host: &dyn Host, r: &Report) {
     }
 }
 
-/// A run that left the units in sync with a definite role says so in etcd (`ack`).
+/// A run that acted on a definite role says in etcd how it left the units (`ack`).
 fn acknowledge(config: &Config, host: &dyn Host, r: &Report) {
     let (Some(etcd), Some(site), Some(answer)) =
         (config.check.etcd(), config.site.as_deref(), r.check.etcd())
     else {
         return;
     };
-    let in_sync = match &r.end {
-        End::Acted { .. } => r.status() == Status::Converged && !r.plan.fenced,
-        _ => false,
-    };
-    if !in_sync {
+    // Interrupted, or fenced (the role is unknown): nothing to say about the role.
+    let acted = matches!(
+        &r.end,
+        End::Acted {
+            interrupted: false,
+            ..
+        }
+    ) && !r.plan.fenced;
+    if !acted {
         return;
     }
-    let at = host
-        .now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let fence = config.check.fence_after.map(|after| {
-        crate::ack::fence_seconds(&crate::config::Budget::of(config, after, Duration::ZERO))
-    });
-    let Some(a) = crate::ack::of(
-        &etcd.key,
-        site,
-        &host.host_name(),
-        r.plan.role,
-        answer.key_revision,
-        at,
-        fence,
-    ) else {
+    let pending: Vec<String> = r
+        .results
+        .iter()
+        .filter(|s| s.failed())
+        .map(|s| s.name.clone())
+        .collect();
+    let said = crate::ack::Said {
+        role: r.plan.role,
+        revision: answer.key_revision,
+        at: host
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        fence: config.check.fence_after.map(|after| {
+            crate::ack::fence_seconds(&crate::config::Budget::of(config, after, Duration::ZERO))
+        }),
+        pending: &pending,
+    };
+    let Some(a) = crate::ack::of(&etcd.key, site, &host.host_name(), &said) else {
         return;
     };
     match host.acknowledge(etcd, &a) {

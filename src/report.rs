@@ -748,6 +748,11 @@ fn flag_text(f: &crate::status::Flag) -> String {
             "{host} acknowledged revision {acked} last: behind the key (down, cut off, paused, or a stop or start that failed)"
         ),
         Flag::Unreadable { host } => format!("{host}: its acknowledgement is not one"),
+        Flag::OutOfSync { host, units } => format!(
+            "{host}: {} did not reach {} state (see journalctl -u failover-manager there)",
+            units.join(", "),
+            if units.len() == 1 { "its" } else { "their" }
+        ),
         Flag::Silent { host, seconds } => format!(
             "{host} not heard from for {} (down, cut off from etcd, its timer stopped, or its clock off)",
             ago(*seconds)
@@ -773,6 +778,7 @@ fn flag_code(f: &crate::status::Flag) -> &'static str {
         Flag::HolderNotRunning(_) => "holder_not_running",
         Flag::Behind { .. } => "behind",
         Flag::Unreadable { .. } => "unreadable",
+        Flag::OutOfSync { .. } => "not_in_sync",
         Flag::Silent { .. } => "not_heard_from",
     }
 }
@@ -800,7 +806,14 @@ pub fn status_text(key: &str, v: &crate::status::View, ttl: Option<i64>, style: 
         .iter()
         .map(|r| {
             let (role, rev) = match &r.ack {
-                Acked::Role { revision, role } => (role.to_string(), revision.to_string()),
+                Acked::Role {
+                    revision,
+                    role,
+                    pending,
+                } if pending.is_empty() => (role.to_string(), revision.to_string()),
+                Acked::Role { revision, role, .. } => {
+                    (format!("{role} (not in sync)"), revision.to_string())
+                }
                 Acked::Garbage(g) => (format!("? \"{g}\""), "-".into()),
             };
             let when = match (r.at, v.now) {
@@ -873,8 +886,9 @@ pub fn status_json(
             "ttl_left_s": ttl,
             "promotion": v.promotion,
             "hosts": v.rows.iter().map(|r| match &r.ack {
-                Acked::Role { revision, role } => serde_json::json!({
+                Acked::Role { revision, role, pending } => serde_json::json!({
                     "site": r.site, "host": r.host, "role": role, "revision": revision,
+                    "in_sync": pending.is_empty(), "units_not_in_state": pending,
                     "behind": *revision < v.revision,
                     "at": r.at,
                     "ago_s": r.at.zip(v.now).map(|(at, now)| now.saturating_sub(at)),

@@ -33,8 +33,13 @@ pub const SILENT_AFTER: u64 = 3 * crate::ack::HEARTBEAT.as_secs();
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acked {
-    /// In sync with `role` while the key was at `revision`.
-    Role { revision: i64, role: Role },
+    /// Acted on `role` while the key was at `revision`; `pending`: the units that did not
+    /// reach their state (none: in sync).
+    Role {
+        revision: i64,
+        role: Role,
+        pending: Vec<String>,
+    },
     /// Not an acknowledgement (at most 40 characters of it, escaped).
     Garbage(String),
 }
@@ -53,6 +58,8 @@ pub enum Flag {
     Behind { host: String, acked: i64 },
     /// A host's acknowledgement is not one.
     Unreadable { host: String },
+    /// A host acted on the key's revision, but these units did not reach their state.
+    OutOfSync { host: String, units: Vec<String> },
     /// A host has not written its acknowledgement for `seconds` (down, cut off from etcd, its
     /// timer stopped, or its clock far off).
     Silent { host: String, seconds: u64 },
@@ -73,13 +80,20 @@ pub struct View {
     pub promotion: Option<String>,
 }
 
+impl Acked {
+    /// In sync with `role` at `revision`: every unit in its state.
+    pub fn in_sync(&self, revision: i64, role: Role) -> bool {
+        matches!(self, Acked::Role { revision: r, role: o, pending } if *r == revision && *o == role && pending.is_empty())
+    }
+}
+
 impl View {
     pub fn healthy(&self) -> bool {
         self.flags.is_empty()
     }
 }
 
-/// `REVISION ROLE [AT FENCE]`.
+/// `REVISION ROLE [AT FENCE [UNITS]]`.
 fn parse_ack(value: &[u8]) -> (Acked, Option<u64>, Fence) {
     let text = String::from_utf8_lossy(value);
     let garbage = || {
@@ -96,11 +110,15 @@ fn parse_ack(value: &[u8]) -> (Acked, Option<u64>, Fence) {
         )
     };
     let fields: Vec<&str> = text.split(' ').collect();
-    let (revision, role, at, fence) = match fields[..] {
-        [revision, role] => (revision, role, None, None),
-        [revision, role, at, fence] => (revision, role, Some(at), Some(fence)),
+    let (revision, role, at, fence, pending) = match fields[..] {
+        [revision, role] => (revision, role, None, None, None),
+        [revision, role, at, fence] => (revision, role, Some(at), Some(fence), None),
+        [revision, role, at, fence, units] if !units.is_empty() => {
+            (revision, role, Some(at), Some(fence), Some(units))
+        }
         _ => return garbage(),
     };
+    let pending = pending.map_or_else(Vec::new, |u| u.split(',').map(str::to_owned).collect());
     let role = match role {
         "primary" => Role::Primary,
         "standby" => Role::Standby,
@@ -122,7 +140,15 @@ fn parse_ack(value: &[u8]) -> (Acked, Option<u64>, Fence) {
             Err(_) => return garbage(),
         },
     };
-    (Acked::Role { revision, role }, at, fence)
+    (
+        Acked::Role {
+            revision,
+            role,
+            pending,
+        },
+        at,
+        fence,
+    )
 }
 
 /// The key (`name` = `key`) and the acknowledgements below `key/ack/`, as read together at
@@ -168,14 +194,9 @@ pub fn assess(key: &str, kvs: &[(String, Kv)], now: Option<u64>) -> View {
     }
     match &holder {
         Holder::Site(site) => {
-            let running = rows.iter().any(|r| {
-                r.site == *site
-                    && r.ack
-                        == Acked::Role {
-                            revision,
-                            role: Role::Primary,
-                        }
-            });
+            let running = rows
+                .iter()
+                .any(|r| r.site == *site && r.ack.in_sync(revision, Role::Primary));
             if !running {
                 flags.push(Flag::HolderNotRunning(site.clone()));
             }
@@ -185,12 +206,16 @@ pub fn assess(key: &str, kvs: &[(String, Kv)], now: Option<u64>) -> View {
         Holder::Nobody | Holder::Garbage(_) => flags.push(Flag::NoHolder),
     }
     for r in &rows {
-        match r.ack {
+        match &r.ack {
             Acked::Role {
                 revision: acked, ..
-            } if acked < revision => flags.push(Flag::Behind {
+            } if *acked < revision => flags.push(Flag::Behind {
                 host: format!("{}/{}", r.site, r.host),
-                acked,
+                acked: *acked,
+            }),
+            Acked::Role { pending, .. } if !pending.is_empty() => flags.push(Flag::OutOfSync {
+                host: format!("{}/{}", r.site, r.host),
+                units: pending.clone(),
             }),
             Acked::Garbage(_) => flags.push(Flag::Unreadable {
                 host: format!("{}/{}", r.site, r.host),
@@ -366,6 +391,7 @@ mod tests {
             ("/k/ack/dc2/b", "50 standby 9800 -", 52),
             ("/k/ack/dc2/c", "50 standby", 53),
             ("/k/ack/dc2/d", "50 standby soon 12", 54),
+            ("/k/ack/dc2/e", "50 standby 10020 12 replica.service", 56),
             (
                 "/k/promotion",
                 "to=dc1 from=dc2 by=ops@w at=T state=done wait=31s",
@@ -378,6 +404,10 @@ mod tests {
             [
                 Flag::Unreadable {
                     host: "dc2/d".into()
+                },
+                Flag::OutOfSync {
+                    host: "dc2/e".into(),
+                    units: vec!["replica.service".into()]
                 },
                 Flag::Silent {
                     host: "dc2/b".into(),
@@ -398,12 +428,15 @@ mod tests {
                  dc1   a     primary                 50            30s ago\n\
                  dc2   b     standby                 50            3m50s ago\n\
                  dc2   c     standby                 50            -\n\
-                 dc2   d     ? \"50 standby soon 12\"  -             -\n"
+                 dc2   d     ? \"50 standby soon 12\"  -             -\n\
+                 dc2   e     standby (not in sync)   50            10s ago\n"
             ),
             "{text}"
         );
         assert!(text.contains("! dc2/b not heard from for 3m50s"), "{text}");
         // Without the reader's clock nobody is judged silent.
-        assert_eq!(super::assess("/k", &kvs, None).flags.len(), 1);
+        assert_eq!(super::assess("/k", &kvs, None).flags.len(), 2);
+        assert!(!v.rows[4].ack.in_sync(50, Role::Standby));
+        assert!(v.rows[2].ack.in_sync(50, Role::Standby));
     }
 }

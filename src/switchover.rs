@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::domain::Role;
 use crate::election::{Holder, SWITCHING};
-use crate::status::{Acked, View};
+use crate::status::View;
 
 /// Why a switchover does not start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,13 +75,7 @@ pub fn plan(view: &View, to: &str) -> Result<Option<Plan>, Refusal> {
         .rows
         .iter()
         .filter(|r| r.site == to)
-        .filter(|r| {
-            r.ack
-                != Acked::Role {
-                    revision: view.revision,
-                    role: Role::Standby,
-                }
-        })
+        .filter(|r| !r.ack.in_sync(view.revision, Role::Standby))
         .map(|r| r.host.clone())
         .collect();
     if !behind.is_empty() {
@@ -113,7 +107,7 @@ pub fn waiting_for(
             !view
                 .rows
                 .iter()
-                .any(|r| r.site == site && &r.host == *h && r.ack == Acked::Role { revision, role })
+                .any(|r| r.site == site && &r.host == *h && r.ack.in_sync(revision, role))
         })
         .cloned()
         .collect()

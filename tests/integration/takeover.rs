@@ -718,7 +718,10 @@ fn manual_mode_promote_after_a_site_is_lost_and_a_switchover_that_goes_back() {
             && acked(&c, "dc2", "b", "standby")),
         "both acknowledged"
     );
-    assert!(c.get(W, &format!("{KEY}/ack/dc1/a")).ends_with(" 5"), "FENCE");
+    assert!(
+        c.get(W, &format!("{KEY}/ack/dc1/a")).ends_with(" 5"),
+        "FENCE"
+    );
 
     // A switchover to a site whose application cannot start: the role comes back to A, with
     // no overlap, and the command says so.
@@ -761,7 +764,8 @@ fn manual_mode_promote_after_a_site_is_lost_and_a_switchover_that_goes_back() {
     let r = run(b, &["promote", "dc2"]);
     assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains("every host of dc1 acknowledged it stopped")
+        r.stdout
+            .contains("every host of dc1 acknowledged it stopped")
             && r.stdout.contains("done: dc2 holds the role"),
         "{}",
         r.stdout
@@ -786,7 +790,8 @@ fn manual_mode_promote_after_a_site_is_lost_and_a_switchover_that_goes_back() {
     let r = run(a, &["promote", "dc1", "--no-wait"]);
     assert_eq!(r.status, 75, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains("not safe yet: dc2 may run the primary units for"),
+        r.stdout
+            .contains("not safe yet: dc2 may run the primary units for"),
         "{}",
         r.stdout
     );
