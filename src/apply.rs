@@ -131,7 +131,7 @@ fn batch(
             action,
             outcome: match b.outcomes[j].take() {
                 Some(o) => o,
-                None => outcome(&b.phases[j], &b.steps[j], b.names[j], mgr, t0, since),
+                None => outcome(&b.phases[j], b.names[j], mgr, t0, since),
             },
         })
         .collect()
@@ -320,7 +320,6 @@ impl<'a> Batch<'a> {
 /// The report of one verified step: a failure carries systemd's cause and the unit's journal.
 fn outcome(
     phase: &Phase,
-    step: &Step,
     name: &str,
     mgr: &dyn Manager,
     t0: Instant,
@@ -333,7 +332,7 @@ fn outcome(
         Phase::Failed(f) if f.wants_details() => {
             let details = mgr.details_many(&[name]).ok().and_then(|mut d| d.pop());
             Outcome::Failed {
-                reason: f.reason(step, details.as_ref()),
+                reason: f.reason(details.as_ref()),
                 state: f.state.clone(),
                 cause: details.as_ref().map(|d| d.cause()).unwrap_or_default(),
                 journal: mgr.journal_tail(name, Some(since), JOURNAL_LINES),
@@ -341,7 +340,7 @@ fn outcome(
             }
         }
         Phase::Failed(f) => Outcome::Failed {
-            reason: f.reason(step, None),
+            reason: f.reason(None),
             state: f.state.clone(),
             cause: String::new(),
             journal: Vec::new(),

@@ -1,7 +1,8 @@
 //! The words of the domain, as values: roles, desired and observed unit states and the one
 //! rule that classifies a state, actions, and why a step failed or was skipped. Imports
-//! nothing else of the crate; every module that decides uses these, and `report` alone turns
-//! them into words.
+//! nothing else of the crate; every module that decides uses these. A failure and a skip are
+//! one vocabulary each: the value, its stable code (JSON, metrics, hooks) and its words, all
+//! here; `report` makes every other word.
 
 use std::fmt;
 use std::time::Duration;
@@ -248,6 +249,122 @@ pub enum SkipReason {
     Interrupted,
     /// The loop ended without deciding it (never expected).
     NotVerified,
+}
+
+impl FailReason {
+    /// A stable, machine-readable name (`reason_code` in the JSON, the metrics, the hooks).
+    pub fn code(&self) -> &'static str {
+        match self {
+            FailReason::CannotQueue(_) => "cannot_queue",
+            FailReason::CannotLoad => "cannot_load",
+            FailReason::DependencyFailed => "dependency_failed",
+            FailReason::ConditionNotMet => "condition_not_met",
+            FailReason::JobFailed(_) => "job_failed",
+            FailReason::Crashed => "crashed",
+            FailReason::Exited => "exited",
+            FailReason::StoppingAgain => "stopping_again",
+            FailReason::Timeout { .. } => "timeout",
+            FailReason::NotSettled { .. } => "not_settled",
+            FailReason::Unverifiable(_) => "unverifiable",
+            FailReason::Interrupted => "interrupted",
+        }
+    }
+
+    /// In one line; `state` is the last state seen.
+    pub fn words(&self, state: &UnitState) -> String {
+        match self {
+            FailReason::CannotQueue(Action::Start) => "could not be started".into(),
+            FailReason::CannotQueue(Action::Stop) => "could not be stopped".into(),
+            FailReason::CannotLoad => "cannot be loaded".into(),
+            FailReason::DependencyFailed => job_text("dependency"),
+            FailReason::ConditionNotMet => {
+                "was skipped: a Condition…= of the unit is not met".into()
+            }
+            FailReason::JobFailed(result) => job_text(result),
+            FailReason::Crashed => "failed".into(),
+            FailReason::Exited => "exited (a oneshot needs RemainAfterExit=yes)".into(),
+            FailReason::StoppingAgain => "is stopping again".into(),
+            FailReason::Timeout { sub, job, limit } => {
+                let sub = if sub.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({sub})")
+                };
+                let job = job
+                    .as_deref()
+                    .map(|r| format!("; {}", job_text(r)))
+                    .unwrap_or_default();
+                format!(
+                    "still {state}{sub} after {} (verify_timeout{job})",
+                    fmt_duration(*limit)
+                )
+            }
+            FailReason::NotSettled { how, after, window } => {
+                let what = match how {
+                    SettleBreak::Went(s) => format!("went {s}"),
+                    SettleBreak::Restarted => "was restarted".into(),
+                };
+                format!(
+                    "{what} {} after it became active (within its {} settle window)",
+                    fmt_duration(*after),
+                    fmt_duration(*window)
+                )
+            }
+            FailReason::Unverifiable(e) => format!("could not be verified: {e}"),
+            FailReason::Interrupted => "interrupted before it was verified".into(),
+        }
+    }
+}
+
+impl SkipReason {
+    /// A stable, machine-readable name (`reason_code` in the JSON).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SkipReason::EarlierStartFailed(_) => "earlier_start_failed",
+            SkipReason::StopFailed(_) => "stop_failed",
+            SkipReason::Interrupted => "interrupted",
+            SkipReason::NotVerified => "not_verified",
+        }
+    }
+
+    /// In one line.
+    pub fn words(&self) -> String {
+        match self {
+            SkipReason::EarlierStartFailed(unit) => format!("{unit} failed before it"),
+            SkipReason::StopFailed(unit) => {
+                format!("{unit} did not stop, and both roles must never run at once")
+            }
+            SkipReason::Interrupted => "interrupted".into(),
+            SkipReason::NotVerified => "not verified".into(),
+        }
+    }
+}
+
+/// What systemd's job results mean, in the words of `systemctl start`'s own messages.
+fn job_text(result: &str) -> String {
+    match result {
+        "canceled" => "its job was canceled (another start or stop replaced it)".into(),
+        "timeout" => "its job timed out (JobTimeoutSec=)".into(),
+        "dependency" => "was not started: a dependency failed".into(),
+        "assert" => "an Assert…= of the unit failed".into(),
+        "unsupported" => "is not supported on this system".into(),
+        "collected" => "its queued job was garbage-collected".into(),
+        "once" => "was started once already and cannot be started again".into(),
+        "invalid" => "its job was invalid".into(),
+        other => format!("its job ended {other}"),
+    }
+}
+
+/// "120ms", "1.2s", "1m 5s": short enough for a one-line message.
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m {}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
 }
 
 /// What became of one step.

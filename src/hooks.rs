@@ -6,7 +6,6 @@ use crate::config::Hooks;
 use crate::domain::{Action, Outcome, Role, StepResult};
 use crate::plan::Plan;
 use crate::process::{self, Exit, Finished};
-use crate::report::{fail_code, skip_code};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -95,8 +94,8 @@ fn reasons(results: &[StepResult]) -> String {
         .iter()
         .filter_map(|r| match &r.outcome {
             Outcome::Done { .. } => None,
-            Outcome::Failed { reason, .. } => Some(format!("{}={}", r.name, fail_code(reason))),
-            Outcome::Skipped { reason } => Some(format!("{}={}", r.name, skip_code(reason))),
+            Outcome::Failed { reason, .. } => Some(format!("{}={}", r.name, reason.code())),
+            Outcome::Skipped { reason } => Some(format!("{}={}", r.name, reason.code())),
         })
         .collect::<Vec<_>>()
         .join(" ")

@@ -227,8 +227,8 @@ fn failed_gauges(g: &mut Gauges, plan: &Plan, results: &[StepResult]) {
         .filter_map(|r| {
             let code = match &r.outcome {
                 Outcome::Done { .. } => return None,
-                Outcome::Failed { reason, .. } => crate::report::fail_code(reason),
-                Outcome::Skipped { reason } => crate::report::skip_code(reason),
+                Outcome::Failed { reason, .. } => reason.code(),
+                Outcome::Skipped { reason } => reason.code(),
             };
             let when = plan.units.get(r.unit).map_or("", |u| u.when.as_str());
             Some((

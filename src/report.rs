@@ -5,10 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::check::{Answer, CheckResult};
-use crate::domain::{
-    Action, Desired, FailReason, Outcome, Role, SettleBreak, SkipReason, StepResult, UnitState,
-    When,
-};
+use crate::domain::{Action, Desired, Outcome, Role, StepResult, UnitState, When};
 use crate::election::Why;
 use crate::fence::{self, View};
 use crate::plan::{Plan, UnitPlan};
@@ -17,17 +14,7 @@ pub fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// "120ms", "1.2s", "1m 5s": short enough for a one-line message.
-pub fn fmt_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{}m {}s", ms / 60_000, (ms % 60_000) / 1000)
-    }
-}
+pub use crate::domain::fmt_duration;
 
 /// "standby→primary" when the units say the host held the other role, else just the role
 /// ("fenced" for a host that fences itself).
@@ -179,104 +166,6 @@ pub fn switch(o: &crate::deadline::Outcome, spec: &crate::deadline::Spec) -> Str
     }
 }
 
-/// What systemd's job results mean, in the words of `systemctl start`'s own messages.
-fn job_text(result: &str) -> String {
-    match result {
-        "canceled" => "its job was canceled (another start or stop replaced it)".into(),
-        "timeout" => "its job timed out (JobTimeoutSec=)".into(),
-        "dependency" => "was not started: a dependency failed".into(),
-        "assert" => "an Assert…= of the unit failed".into(),
-        "unsupported" => "is not supported on this system".into(),
-        "collected" => "its queued job was garbage-collected".into(),
-        "once" => "was started once already and cannot be started again".into(),
-        "invalid" => "its job was invalid".into(),
-        other => format!("its job ended {other}"),
-    }
-}
-
-/// Why a step failed, in one line; `state` is the last state seen.
-pub fn fail_reason(reason: &FailReason, state: &UnitState) -> String {
-    match reason {
-        FailReason::CannotQueue(Action::Start) => "could not be started".into(),
-        FailReason::CannotQueue(Action::Stop) => "could not be stopped".into(),
-        FailReason::CannotLoad => "cannot be loaded".into(),
-        FailReason::DependencyFailed => job_text("dependency"),
-        FailReason::ConditionNotMet => "was skipped: a Condition…= of the unit is not met".into(),
-        FailReason::JobFailed(result) => job_text(result),
-        FailReason::Crashed => "failed".into(),
-        FailReason::Exited => "exited (a oneshot needs RemainAfterExit=yes)".into(),
-        FailReason::StoppingAgain => "is stopping again".into(),
-        FailReason::Timeout { sub, job, limit } => {
-            let sub = if sub.is_empty() {
-                String::new()
-            } else {
-                format!(" ({sub})")
-            };
-            let job = job
-                .as_deref()
-                .map(|r| format!("; {}", job_text(r)))
-                .unwrap_or_default();
-            format!(
-                "still {state}{sub} after {} (verify_timeout{job})",
-                fmt_duration(*limit)
-            )
-        }
-        FailReason::NotSettled { how, after, window } => {
-            let what = match how {
-                SettleBreak::Went(s) => format!("went {s}"),
-                SettleBreak::Restarted => "was restarted".into(),
-            };
-            format!(
-                "{what} {} after it became active (within its {} settle window)",
-                fmt_duration(*after),
-                fmt_duration(*window)
-            )
-        }
-        FailReason::Unverifiable(e) => format!("could not be verified: {e}"),
-        FailReason::Interrupted => "interrupted before it was verified".into(),
-    }
-}
-
-/// A stable, machine-readable name for a failure (`reason_code` in the JSON).
-pub fn fail_code(reason: &FailReason) -> &'static str {
-    match reason {
-        FailReason::CannotQueue(_) => "cannot_queue",
-        FailReason::CannotLoad => "cannot_load",
-        FailReason::DependencyFailed => "dependency_failed",
-        FailReason::ConditionNotMet => "condition_not_met",
-        FailReason::JobFailed(_) => "job_failed",
-        FailReason::Crashed => "crashed",
-        FailReason::Exited => "exited",
-        FailReason::StoppingAgain => "stopping_again",
-        FailReason::Timeout { .. } => "timeout",
-        FailReason::NotSettled { .. } => "not_settled",
-        FailReason::Unverifiable(_) => "unverifiable",
-        FailReason::Interrupted => "interrupted",
-    }
-}
-
-/// Why a step was not attempted, in one line.
-pub fn skip_reason(reason: &SkipReason) -> String {
-    match reason {
-        SkipReason::EarlierStartFailed(unit) => format!("{unit} failed before it"),
-        SkipReason::StopFailed(unit) => {
-            format!("{unit} did not stop, and both roles must never run at once")
-        }
-        SkipReason::Interrupted => "interrupted".into(),
-        SkipReason::NotVerified => "not verified".into(),
-    }
-}
-
-/// A stable, machine-readable name for a skip (`reason_code` in the JSON).
-pub fn skip_code(reason: &SkipReason) -> &'static str {
-    match reason {
-        SkipReason::EarlierStartFailed(_) => "earlier_start_failed",
-        SkipReason::StopFailed(_) => "stop_failed",
-        SkipReason::Interrupted => "interrupted",
-        SkipReason::NotVerified => "not_verified",
-    }
-}
-
 /// The check as the JSON shows it.
 #[derive(Debug, Serialize)]
 pub struct JsonCheck<'a> {
@@ -355,16 +244,16 @@ fn json_outcome(o: &Outcome) -> JsonOutcome<'_> {
             journal,
             elapsed,
         } => JsonOutcome::Failed {
-            reason: fail_reason(reason, state),
-            reason_code: fail_code(reason),
+            reason: reason.words(state),
+            reason_code: reason.code(),
             state,
             cause,
             journal,
             elapsed: *elapsed,
         },
         Outcome::Skipped { reason } => JsonOutcome::Skipped {
-            reason: skip_reason(reason),
-            reason_code: skip_code(reason),
+            reason: reason.words(),
+            reason_code: reason.code(),
         },
     }
 }
@@ -620,7 +509,7 @@ pub fn changes(plan: &Plan, results: &[StepResult]) -> (Vec<String>, Vec<String>
                 journal,
                 elapsed,
             } => {
-                let reason = fail_reason(reason, state);
+                let reason = reason.words(state);
                 let cause = if cause.is_empty() {
                     String::new()
                 } else {
@@ -639,7 +528,7 @@ pub fn changes(plan: &Plan, results: &[StepResult]) -> (Vec<String>, Vec<String>
                 err.push(format!(
                     "{t}: did not {verb} {}: {}",
                     r.name,
-                    skip_reason(reason)
+                    reason.words()
                 ));
             }
         }

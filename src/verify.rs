@@ -119,32 +119,12 @@ pub enum Observation<'a> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
-    pub why: Why,
+    /// As far as the reads during the wait tell (`reason` says it fully).
+    pub reason: FailReason,
     /// The last state seen ("unknown" when none was).
     pub state: UnitState,
     /// Our job's result, when it ended and said more than `done`.
     pub job: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Why {
-    NotLoaded,
-    /// The unit is `failed`.
-    Failed,
-    /// A start ended with the unit inactive and no job left.
-    Exited,
-    /// A start found the unit stopping.
-    Stopping,
-    Timeout {
-        sub: String,
-    },
-    /// Left the active state, or was restarted, within its settle window.
-    Settle {
-        how: SettleBreak,
-        after: Duration,
-    },
-    Unreachable(String),
-    Interrupted,
 }
 
 /// What a read of a unit says about a start in flight.
@@ -152,12 +132,12 @@ pub enum Why {
 enum Progress {
     Reached,
     Pending,
-    Failed(Why),
+    Failed(FailReason),
 }
 
 fn start_progress(d: &UnitDetails) -> Progress {
     if !d.load_state.is_empty() && d.load_state != "loaded" {
-        return Progress::Failed(Why::NotLoaded);
+        return Progress::Failed(FailReason::CannotLoad);
     }
     match d.active_state.class() {
         Class::Running => Progress::Reached,
@@ -165,9 +145,11 @@ fn start_progress(d: &UnitDetails) -> Progress {
         // Before the queued job runs (or while it waits for an After= dependency), the unit
         // still shows where it was: inactive, failed, or stopping.
         Class::Stopped | Class::OnItsWay(Desired::Stopped) if d.job_pending => Progress::Pending,
-        Class::OnItsWay(Desired::Stopped) => Progress::Failed(Why::Stopping),
-        Class::Stopped if d.active_state == UnitState::Failed => Progress::Failed(Why::Failed),
-        Class::Stopped => Progress::Failed(Why::Exited),
+        Class::OnItsWay(Desired::Stopped) => Progress::Failed(FailReason::StoppingAgain),
+        Class::Stopped if d.active_state == UnitState::Failed => {
+            Progress::Failed(FailReason::Crashed)
+        }
+        Class::Stopped => Progress::Failed(FailReason::Exited),
     }
 }
 
@@ -208,7 +190,11 @@ pub fn advance(phase: Phase, obs: Observation, step: &Step, now: Instant) -> Pha
             let after = now.saturating_duration_since(active_at);
             let fail = |how: SettleBreak| {
                 Phase::Failed(Failure {
-                    why: Why::Settle { how, after },
+                    reason: FailReason::NotSettled {
+                        how,
+                        after,
+                        window: step.settle,
+                    },
                     state: d.active_state.clone(),
                     job: None,
                 })
@@ -249,7 +235,7 @@ pub fn advance(phase: Phase, obs: Observation, step: &Step, now: Instant) -> Pha
                 _ => (UnitState::Active, None),
             };
             Phase::Failed(Failure {
-                why: Why::Unreachable(why.to_owned()),
+                reason: FailReason::Unverifiable(why.to_owned()),
                 state,
                 job,
             })
@@ -264,7 +250,7 @@ pub fn advance(phase: Phase, obs: Observation, step: &Step, now: Instant) -> Pha
                 _ => (UnitState::Active, None),
             };
             Phase::Failed(Failure {
-                why: Why::Interrupted,
+                reason: FailReason::Interrupted,
                 state,
                 job,
             })
@@ -287,14 +273,16 @@ fn waiting(job: Job, d: &UnitDetails, step: &Step, now: Instant) -> Phase {
             invocation: d.invocation_id.clone(),
             restarts: d.n_restarts.clone(),
         },
-        Progress::Failed(why) => Phase::Failed(Failure {
-            why,
+        Progress::Failed(reason) => Phase::Failed(Failure {
+            reason,
             state: d.active_state.clone(),
             job: job_result(&job),
         }),
         Progress::Pending if now >= step.deadline() => Phase::Failed(Failure {
-            why: Why::Timeout {
+            reason: FailReason::Timeout {
                 sub: d.sub_state.clone(),
+                job: job_result(&job),
+                limit: step.verify_timeout,
             },
             state: d.active_state.clone(),
             job: job_result(&job),
@@ -311,44 +299,35 @@ fn waiting(job: Job, d: &UnitDetails, step: &Step, now: Instant) -> Phase {
 
 impl Failure {
     /// Why the step failed. `details` is a fuller read of the unit taken after the failure
-    /// (its Result=, ConditionResult=), when there was one.
-    pub fn reason(&self, step: &Step, details: Option<&UnitDetails>) -> FailReason {
+    /// (its Result=, ConditionResult=), when there was one: a start that crashed or exited for
+    /// a reason systemd names (our job's result, a dependency, a condition) says that one.
+    pub fn reason(&self, details: Option<&UnitDetails>) -> FailReason {
         let result = details.map_or("", |d| d.result.as_str());
         let condition = details.map_or("", |d| d.condition_result.as_str());
         let job = self.job.as_deref();
-        match &self.why {
-            Why::NotLoaded => FailReason::CannotLoad,
-            Why::Failed | Why::Exited if job == Some("dependency") || result == "dependency" => {
+        match &self.reason {
+            FailReason::Crashed | FailReason::Exited
+                if job == Some("dependency") || result == "dependency" =>
+            {
                 FailReason::DependencyFailed
             }
-            Why::Exited if condition == "no" => FailReason::ConditionNotMet,
-            Why::Failed | Why::Exited
+            FailReason::Exited if condition == "no" => FailReason::ConditionNotMet,
+            FailReason::Crashed | FailReason::Exited
                 if job.is_some_and(|r| !matches!(r, "failed" | "skipped")) =>
             {
                 FailReason::JobFailed(job.unwrap_or_default().to_owned())
             }
-            Why::Failed => FailReason::Crashed,
-            Why::Exited => FailReason::Exited,
-            Why::Stopping => FailReason::StoppingAgain,
-            Why::Timeout { sub } => FailReason::Timeout {
-                sub: sub.clone(),
-                job: self.job.clone(),
-                limit: step.verify_timeout,
-            },
-            Why::Settle { how, after } => FailReason::NotSettled {
-                how: how.clone(),
-                after: *after,
-                window: step.settle,
-            },
-            Why::Unreachable(e) => FailReason::Unverifiable(e.clone()),
-            Why::Interrupted => FailReason::Interrupted,
+            other => other.clone(),
         }
     }
 
     /// Whether a report should carry the unit's details and journal (an interrupted run
     /// stops at once and asks systemd nothing more).
     pub fn wants_details(&self) -> bool {
-        !matches!(self.why, Why::Interrupted | Why::Unreachable(_))
+        !matches!(
+            self.reason,
+            FailReason::Interrupted | FailReason::Unverifiable(_)
+        )
     }
 }
 
@@ -360,8 +339,8 @@ mod tests {
 
     impl Failure {
         /// The reason as the report says it.
-        fn words(&self, step: &Step, details: Option<&UnitDetails>) -> String {
-            crate::report::fail_reason(&self.reason(step, details), &self.state)
+        fn words(&self, _: &Step, details: Option<&UnitDetails>) -> String {
+            self.reason(details).words(&self.state)
         }
     }
 
@@ -442,7 +421,7 @@ mod tests {
                 (3, Observation::State(&dead)),
             ],
         );
-        assert_eq!(failed(&p).why, Why::Failed);
+        assert_eq!(failed(&p).reason, FailReason::Crashed);
         assert_eq!(failed(&p).words(&s, None), "failed");
         // A oneshot without RemainAfterExit: done, and inactive.
         let gone = unit(UnitState::Inactive, "dead", false, "");
@@ -588,8 +567,8 @@ mod tests {
             ],
         );
         assert!(matches!(
-            &failed(&p).why,
-            Why::Settle {
+            &failed(&p).reason,
+            FailReason::NotSettled {
                 how: SettleBreak::Restarted,
                 ..
             }
@@ -740,7 +719,7 @@ mod tests {
                 (2, Observation::Interrupted),
             ],
         );
-        assert_eq!(failed(&p).why, Why::Interrupted);
+        assert_eq!(failed(&p).reason, FailReason::Interrupted);
     }
 
     #[test]
