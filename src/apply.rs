@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::UnitConfig;
 use crate::domain::{Action, FailReason, Outcome, SkipReason, StepResult, UnitState};
-use crate::interrupt;
+use crate::interrupt::Time;
 use crate::plan::Plan;
 use crate::systemd::{Event, Manager};
 use crate::verify::{self, Job, Observation, Phase, Step};
@@ -30,11 +30,12 @@ pub fn apply(
     units: &[UnitConfig],
     parallel: bool,
     mgr: &dyn Manager,
+    time: &dyn Time,
 ) -> Vec<StepResult> {
     if parallel {
-        apply_parallel(plan, units, mgr)
+        apply_parallel(plan, units, mgr, time)
     } else {
-        apply_ordered(plan, units, mgr)
+        apply_ordered(plan, units, mgr, time)
     }
 }
 
@@ -47,7 +48,12 @@ fn blocker(results: &[StepResult]) -> Option<SkipReason> {
 }
 
 /// One step at a time, each a batch of one: verified (and settled) before the next begins.
-fn apply_ordered(plan: &Plan, units: &[UnitConfig], mgr: &dyn Manager) -> Vec<StepResult> {
+fn apply_ordered(
+    plan: &Plan,
+    units: &[UnitConfig],
+    mgr: &dyn Manager,
+    time: &dyn Time,
+) -> Vec<StepResult> {
     let mut results: Vec<StepResult> = Vec::with_capacity(plan.steps.len());
     for &i in &plan.steps {
         let Some(action) = plan.units[i].action else {
@@ -56,7 +62,7 @@ fn apply_ordered(plan: &Plan, units: &[UnitConfig], mgr: &dyn Manager) -> Vec<St
         match (action, blocker(&results)) {
             (Action::Start, Some(reason)) => results.push(skipped(plan, i, action, reason)),
             // Stops always run: leaving a unit of the wrong role up is the worse outcome.
-            _ => results.extend(batch(action, &[i], plan, units, mgr)),
+            _ => results.extend(batch(action, &[i], plan, units, mgr, time)),
         }
     }
     results
@@ -71,19 +77,24 @@ fn skipped(plan: &Plan, i: usize, action: Action, reason: SkipReason) -> StepRes
     }
 }
 
-fn apply_parallel(plan: &Plan, units: &[UnitConfig], mgr: &dyn Manager) -> Vec<StepResult> {
+fn apply_parallel(
+    plan: &Plan,
+    units: &[UnitConfig],
+    mgr: &dyn Manager,
+    time: &dyn Time,
+) -> Vec<StepResult> {
     let (stops, starts): (Vec<usize>, Vec<usize>) = plan
         .steps
         .iter()
         .partition(|&&i| plan.units[i].action == Some(Action::Stop));
-    let mut results = batch(Action::Stop, &stops, plan, units, mgr);
+    let mut results = batch(Action::Stop, &stops, plan, units, mgr, time);
     match blocker(&results) {
         Some(reason) => results.extend(
             starts
                 .iter()
                 .map(|&i| skipped(plan, i, Action::Start, reason.clone())),
         ),
-        None => results.extend(batch(Action::Start, &starts, plan, units, mgr)),
+        None => results.extend(batch(Action::Start, &starts, plan, units, mgr, time)),
     }
     results
 }
@@ -97,20 +108,21 @@ fn batch(
     plan: &Plan,
     units: &[UnitConfig],
     mgr: &dyn Manager,
+    time: &dyn Time,
 ) -> Vec<StepResult> {
     if idxs.is_empty() {
         return Vec::new();
     }
-    let t0 = Instant::now();
-    let since = SystemTime::now();
-    let mut b = Batch::new(action, idxs, plan, units, t0);
+    let t0 = time.now();
+    let since = time.wall();
+    let mut b = Batch::new(action, idxs, plan, units, t0, time);
     b.queue(mgr, since);
     loop {
         let pending = b.pending();
         if pending.is_empty() {
             break;
         }
-        if interrupt::requested() {
+        if time.interrupted() {
             // Stop at once: report what was last seen, without another question to systemd.
             b.observe_all(&pending, &Observation::Interrupted);
             break;
@@ -131,7 +143,7 @@ fn batch(
             action,
             outcome: match b.outcomes[j].take() {
                 Some(o) => o,
-                None => outcome(&b.phases[j], b.names[j], mgr, t0, since),
+                None => outcome(&b.phases[j], b.names[j], mgr, t0, since, time),
             },
         })
         .collect()
@@ -139,6 +151,7 @@ fn batch(
 
 /// The steps of one batch, each with its state machine and what the loop knows of it.
 struct Batch<'a> {
+    time: &'a dyn Time,
     action: Action,
     names: Vec<&'a str>,
     steps: Vec<Step>,
@@ -160,9 +173,11 @@ impl<'a> Batch<'a> {
         plan: &Plan,
         units: &'a [UnitConfig],
         t0: Instant,
+        time: &'a dyn Time,
     ) -> Batch<'a> {
         let n = idxs.len();
         Batch {
+            time,
             action,
             names: idxs.iter().map(|&i| units[i].name.as_str()).collect(),
             steps: idxs
@@ -202,7 +217,7 @@ impl<'a> Batch<'a> {
             ) {
                 continue;
             }
-            if interrupt::requested() {
+            if self.time.interrupted() {
                 self.outcomes[j] = Some(Outcome::Skipped {
                     reason: SkipReason::Interrupted,
                 });
@@ -216,7 +231,10 @@ impl<'a> Batch<'a> {
                         state: UnitState::unknown(),
                         cause: e.to_string(),
                         journal: mgr.journal_tail(self.names[j], Some(since), JOURNAL_LINES),
-                        elapsed: self.steps[j].started.elapsed(),
+                        elapsed: self
+                            .time
+                            .now()
+                            .saturating_duration_since(self.steps[j].started),
                     });
                 }
             }
@@ -235,7 +253,7 @@ impl<'a> Batch<'a> {
     }
 
     fn observe_all(&mut self, pending: &[usize], obs: &Observation) {
-        let now = Instant::now();
+        let now = self.time.now();
         for &j in pending {
             self.observe(j, obs, now);
             self.next_read[j] = now + RETRY;
@@ -245,7 +263,7 @@ impl<'a> Batch<'a> {
     /// Reads every pending unit that is due (something happened to it, or a deadline or its
     /// REREAD came) in one call; false when none was.
     fn read(&mut self, mgr: &dyn Manager, pending: &[usize]) -> bool {
-        let now = Instant::now();
+        let now = self.time.now();
         let due: Vec<usize> = pending
             .iter()
             .copied()
@@ -271,7 +289,7 @@ impl<'a> Batch<'a> {
             .collect();
         match mgr.observe(&names, &identity) {
             Ok(details) => {
-                let now = Instant::now();
+                let now = self.time.now();
                 for (&j, d) in due.iter().zip(&details) {
                     self.observe(j, &Observation::State(d), now);
                     self.next_read[j] = now + REREAD;
@@ -294,12 +312,12 @@ impl<'a> Batch<'a> {
                     .map_or(self.next_read[j], |d| d.min(self.next_read[j])),
             })
             .min()
-            .unwrap_or_else(Instant::now)
+            .unwrap_or_else(|| self.time.now())
     }
 
     /// What systemd said: our job ended, a unit changed, or the connection was made again.
     fn heard(&mut self, e: &Event, pending: &[usize]) {
-        let now = Instant::now();
+        let now = self.time.now();
         for &j in pending {
             match e {
                 Event::JobRemoved { job, unit, result } => {
@@ -324,6 +342,7 @@ fn outcome(
     mgr: &dyn Manager,
     t0: Instant,
     since: SystemTime,
+    time: &dyn Time,
 ) -> Outcome {
     match phase {
         Phase::Done { at } => Outcome::Done {
@@ -336,7 +355,7 @@ fn outcome(
                 state: f.state.clone(),
                 cause: details.as_ref().map(|d| d.cause()).unwrap_or_default(),
                 journal: mgr.journal_tail(name, Some(since), JOURNAL_LINES),
-                elapsed: t0.elapsed(),
+                elapsed: time.now().saturating_duration_since(t0),
             }
         }
         Phase::Failed(f) => Outcome::Failed {
@@ -344,7 +363,7 @@ fn outcome(
             state: f.state.clone(),
             cause: String::new(),
             journal: Vec::new(),
-            elapsed: t0.elapsed(),
+            elapsed: time.now().saturating_duration_since(t0),
         },
         // Unreachable: the loop ends only when every unit is decided.
         Phase::Waiting { .. } | Phase::Settling { .. } => Outcome::Skipped {
@@ -371,12 +390,12 @@ mod tests {
 
     fn run(units: &[UnitConfig], observed: &[UnitState], fake: &Fake) -> Vec<StepResult> {
         let p = plan(Role::Primary, units, observed);
-        apply(&p, units, false, fake)
+        apply(&p, units, false, fake, &crate::interrupt::Real)
     }
 
     fn run_parallel(units: &[UnitConfig], observed: &[UnitState], fake: &Fake) -> Vec<StepResult> {
         let p = plan(Role::Primary, units, observed);
-        apply(&p, units, true, fake)
+        apply(&p, units, true, fake, &crate::interrupt::Real)
     }
 
     #[test]
@@ -606,5 +625,69 @@ mod tests {
         let r = run(&units, &[UnitState::Activating], &fake);
         assert!(!r[0].failed(), "{r:?}");
         assert!(fake.calls("st").is_empty(), "no second job");
+    }
+
+    /// SIGTERM once `after` questions have been asked of it: the clock is the real one.
+    struct SigtermAfter {
+        asked: std::cell::Cell<usize>,
+        after: usize,
+    }
+
+    impl Time for SigtermAfter {
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+        fn wall(&self) -> SystemTime {
+            SystemTime::now()
+        }
+        fn interrupted(&self) -> bool {
+            self.asked.set(self.asked.get() + 1);
+            self.asked.get() > self.after
+        }
+        fn sleep(&self, _: Duration) -> bool {
+            !self.interrupted()
+        }
+    }
+
+    #[test]
+    fn an_interrupt_during_a_verification_ends_it_at_once_with_what_was_seen() {
+        let units = [
+            UnitConfig {
+                verify_timeout: Duration::from_secs(60),
+                ..unit("a", When::Primary)
+            },
+            unit("b", When::Primary),
+        ];
+        // a starts and never gets there; SIGTERM comes while its start is being verified:
+        // asked when queueing, then at each round of the loop (its job's end is heard, then
+        // the unit read: activating).
+        let fake = Fake::new(&[]).script("a", &[loaded(UnitState::Activating, "i1")]);
+        let time = SigtermAfter {
+            asked: std::cell::Cell::new(0),
+            after: 3,
+        };
+        let t = Instant::now();
+        let p = plan(
+            Role::Primary,
+            &units,
+            &[UnitState::Inactive, UnitState::Inactive],
+        );
+        let r = apply(&p, &units, false, &fake, &time);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(fake.calls("st"), ["start a"], "nothing queued after it");
+        match &r[0].outcome {
+            Outcome::Failed {
+                reason,
+                state,
+                journal,
+                ..
+            } => {
+                assert_eq!(reason, &FailReason::Interrupted);
+                assert_eq!(state, &UnitState::Activating, "the last state seen");
+                assert!(journal.is_empty(), "systemd is asked nothing more");
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(matches!(&r[1].outcome, Outcome::Skipped { .. }), "{r:?}");
     }
 }

@@ -2,6 +2,7 @@
 //! a role; anything but a configured code is `Unknown`), or the etcd witness (`witness`). An
 //! unknown role is never acted on.
 
+use crate::interrupt::Time;
 use std::time::{Duration, Instant};
 
 use crate::clock::{self, Stamp};
@@ -67,9 +68,9 @@ pub fn role_for(exit: &Exit, cfg: &CheckConfig) -> Role {
     }
 }
 
-pub fn run(cfg: &CheckConfig, ctx: &Context) -> CheckResult {
+pub fn run(cfg: &CheckConfig, ctx: &Context, time: &dyn Time) -> CheckResult {
     match &cfg.source {
-        Source::Command(argv) => run_command(cfg, argv),
+        Source::Command(argv) => run_command(cfg, argv, time),
         Source::Etcd(etcd) => {
             let started = Instant::now();
             let me = Me {
@@ -89,6 +90,7 @@ pub fn run(cfg: &CheckConfig, ctx: &Context) -> CheckResult {
                         ("FAILOVER_MANAGER_SITE", me.site),
                         ("FAILOVER_MANAGER_ETCD_KEY", &etcd.key),
                     ],
+                    time,
                 ),
             };
             let a = witness::ask(etcd, &me, cfg.timeout, &gate);
@@ -104,13 +106,13 @@ pub fn run(cfg: &CheckConfig, ctx: &Context) -> CheckResult {
     }
 }
 
-fn run_command(cfg: &CheckConfig, argv: &[String]) -> CheckResult {
+fn run_command(cfg: &CheckConfig, argv: &[String], time: &dyn Time) -> CheckResult {
     let sent = clock::now();
     let crate::process::Finished {
         exit,
         output,
         duration,
-    } = crate::process::run(argv, cfg.timeout, &[]);
+    } = crate::process::run(argv, cfg.timeout, &[], time);
     let role = role_for(&exit, cfg);
     log::debug!("check {argv:?} {exit} after {duration:?}: {role}");
     CheckResult {
@@ -123,12 +125,17 @@ fn run_command(cfg: &CheckConfig, argv: &[String]) -> CheckResult {
 }
 
 /// `before_acquire`: exit 0 lets this host take the role; anything else says why not.
-fn gate(argv: &[String], timeout: Duration, env: &[(&str, &str)]) -> Result<(), String> {
+fn gate(
+    argv: &[String],
+    timeout: Duration,
+    env: &[(&str, &str)],
+    time: &dyn Time,
+) -> Result<(), String> {
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let f = crate::process::run(argv, timeout, &env);
+    let f = crate::process::run(argv, timeout, &env, time);
     let program = argv.first().map_or("", String::as_str);
     match f.exit {
         Exit::Code(0) => Ok(()),
@@ -162,7 +169,7 @@ mod tests {
     }
 
     fn run_at(c: &CheckConfig) -> CheckResult {
-        run(c, &CTX)
+        run(c, &CTX, &crate::interrupt::Real)
     }
 
     #[test]

@@ -103,7 +103,12 @@ fn reasons(results: &[StepResult]) -> String {
 
 /// Runs the hook for `event`, if one is configured. `Err` carries the message for a hook that
 /// did not exit 0.
-pub fn run(hooks: &Hooks, event: Event, env: &[(String, String)]) -> Result<(), String> {
+pub fn run(
+    hooks: &Hooks,
+    event: Event,
+    env: &[(String, String)],
+    time: &dyn crate::interrupt::Time,
+) -> Result<(), String> {
     let hook = match event {
         Event::Promote => &hooks.on_promote,
         Event::Demote => &hooks.on_demote,
@@ -114,7 +119,7 @@ pub fn run(hooks: &Hooks, event: Event, env: &[(String, String)]) -> Result<(), 
         exit,
         output,
         duration,
-    } = process::run(&hook.command, hook.timeout, env);
+    } = process::run(&hook.command, hook.timeout, env, time);
     log::info!(
         "hook {} {exit} in {}",
         event.key(),
@@ -232,6 +237,7 @@ mod tests {
             &hooks,
             Event::Failure,
             &[("FM_T".into(), "pager down".into())],
+            &crate::interrupt::Real,
         );
         let msg = r.err().unwrap_or_default();
         assert!(msg.starts_with("hook on_failure exited 4 after "), "{msg}");
@@ -240,7 +246,7 @@ mod tests {
             "{msg}"
         );
         assert_eq!(
-            run(&hooks, Event::Promote, &[]),
+            run(&hooks, Event::Promote, &[], &crate::interrupt::Real),
             Ok(()),
             "no on_promote configured"
         );

@@ -3,7 +3,38 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Time and interrupts as every wait loop reads them (apply, systemd, process, the host):
+/// `Real` is the process's own (the signal flag, the monotonic and the wall clock); a test
+/// passes its own, to interrupt a wait at a chosen point.
+pub trait Time {
+    fn now(&self) -> Instant;
+    fn wall(&self) -> SystemTime;
+    /// SIGTERM or SIGINT came: stop waiting.
+    fn interrupted(&self) -> bool;
+    /// Sleeps up to `d`, waking early on an interrupt; false if interrupted.
+    fn sleep(&self, d: Duration) -> bool;
+}
+
+/// This process's clocks and signals.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Real;
+
+impl Time for Real {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn interrupted(&self) -> bool {
+        requested()
+    }
+    fn sleep(&self, d: Duration) -> bool {
+        sleep(d)
+    }
+}
 
 static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
 

@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::interrupt;
+use crate::interrupt::Time;
 
 /// How the check process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +45,18 @@ const TAIL_LINES: usize = 10;
 /// After SIGTERM to the check's process group, how long before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_millis(500);
 
-pub fn run(argv: &[String], timeout: Duration, env: &[(String, String)]) -> Finished {
-    let started = Instant::now();
-    let (exit, output) = run_command(argv, timeout, env);
+pub fn run(
+    argv: &[String],
+    timeout: Duration,
+    env: &[(String, String)],
+    time: &dyn Time,
+) -> Finished {
+    let started = time.now();
+    let (exit, output) = run_command(argv, timeout, env, time);
     Finished {
         exit,
         output,
-        duration: started.elapsed(),
+        duration: time.now().saturating_duration_since(started),
     }
 }
 
@@ -61,6 +66,7 @@ fn run_command(
     argv: &[String],
     timeout: Duration,
     env: &[(String, String)],
+    time: &dyn Time,
 ) -> (Exit, Vec<String>) {
     let Some((program, args)) = argv.split_first() else {
         return (Exit::SpawnFailed("empty command".into()), Vec::new());
@@ -101,23 +107,23 @@ fn run_command(
         let _ = tx.send(read_tail(reader));
     });
 
-    let deadline = Instant::now() + timeout;
+    let deadline = time.now() + timeout;
     let exit = loop {
         // Blocks until the child exits or the slice ends: no latency added to a quick check,
         // and an interrupt is still noticed within the slice.
         let slice = deadline
-            .saturating_duration_since(Instant::now())
+            .saturating_duration_since(time.now())
             .min(Duration::from_millis(20));
         match handle.wait_timeout(slice) {
             Ok(Some(out)) => break exit_of(&out.status),
             Ok(None) => {}
             Err(e) => break Exit::SpawnFailed(format!("wait: {e}")),
         }
-        if interrupt::requested() {
+        if time.interrupted() {
             kill_group(pgid, &handle);
             break Exit::Interrupted;
         }
-        if Instant::now() >= deadline {
+        if time.now() >= deadline {
             kill_group(pgid, &handle);
             break Exit::TimedOut;
         }
@@ -203,7 +209,12 @@ mod tests {
 
     fn run_sh(script: &str, timeout_ms: u64) -> Finished {
         let argv = ["sh".to_string(), "-c".to_string(), script.to_string()];
-        run(&argv, Duration::from_millis(timeout_ms), &[])
+        run(
+            &argv,
+            Duration::from_millis(timeout_ms),
+            &[],
+            &crate::interrupt::Real,
+        )
     }
 
     #[test]
@@ -217,6 +228,7 @@ mod tests {
             &argv,
             Duration::from_secs(5),
             &[("FM_X".into(), "hello".into())],
+            &crate::interrupt::Real,
         );
         assert_eq!(f.exit, Exit::Code(0));
         assert_eq!(f.output, ["hello"]);

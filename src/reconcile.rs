@@ -4,7 +4,7 @@
 //! the caller (`run`) prints, writes the metrics and picks the exit status from the `Report`.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::apply;
 use crate::check::{self, CheckResult};
@@ -15,6 +15,7 @@ use crate::domain::{Role, StepResult, UnitState};
 use crate::exit::{Error, Status};
 use crate::fence;
 use crate::hooks;
+use crate::interrupt::{Real, Time};
 use crate::lock::{self, Lock, LockError};
 use crate::maintenance::{self, Pause, PauseError};
 use crate::plan::{self, Plan};
@@ -30,10 +31,8 @@ pub trait Host {
     fn paused(&self) -> Result<Option<Pause>, PauseError>;
     fn check(&self, cfg: &CheckConfig, ctx: &check::Context) -> CheckResult;
     /// Sleeps; false when interrupted.
-    fn sleep(&self, d: Duration) -> bool;
-    /// SIGTERM/SIGINT arrived.
-    fn interrupted(&self) -> bool;
-    fn now(&self) -> SystemTime;
+    /// The clocks and SIGTERM/SIGINT, as every wait reads them.
+    fn time(&self) -> &dyn Time;
     /// The boot clock (`clock`), which safety durations are counted on.
     fn clock(&self) -> Stamp;
     /// Writes the fencing token where units can read it (`None`: removes it).
@@ -66,12 +65,14 @@ pub trait Host {
 /// This machine: systemd over D-Bus, the files under /run and /var/lib, real processes.
 pub struct System {
     systemd: Systemd,
+    time: Real,
 }
 
 impl System {
     pub fn new() -> System {
         System {
             systemd: Systemd::new(),
+            time: Real,
         }
     }
 }
@@ -87,16 +88,10 @@ impl Host for System {
         maintenance::read(Path::new(maintenance::PATH))
     }
     fn check(&self, cfg: &CheckConfig, ctx: &check::Context) -> CheckResult {
-        check::run(cfg, ctx)
+        check::run(cfg, ctx, &self.time)
     }
-    fn sleep(&self, d: Duration) -> bool {
-        crate::interrupt::sleep(d)
-    }
-    fn interrupted(&self) -> bool {
-        crate::interrupt::requested()
-    }
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
+    fn time(&self) -> &dyn Time {
+        &self.time
     }
     fn clock(&self) -> Stamp {
         crate::clock::now()
@@ -138,7 +133,7 @@ impl Host for System {
         event: hooks::Event,
         env: &[(String, String)],
     ) -> Result<(), String> {
-        hooks::run(hooks, event, env)
+        hooks::run(hooks, event, env, &self.time)
     }
 }
 
@@ -301,7 +296,7 @@ fn decide(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> En
             return End::Failed(e);
         }
     }
-    if host.interrupted() {
+    if host.time().interrupted() {
         log::error!("interrupted while running the check; nothing was changed");
         return End::Interrupted;
     }
@@ -380,7 +375,7 @@ fn rearm_after_acting(config: &Config, opts: Options, host: &dyn Host, r: &mut R
         .clock()
         .since(&r.check.sent)
         .is_none_or(|d| d > deadline::slack(after));
-    if !started || !aged || host.interrupted() {
+    if !started || !aged || host.time().interrupted() {
         return;
     }
     let again = host.check(
@@ -457,7 +452,7 @@ pub fn assess_fence(
         old,
         &check.sent,
         &host.clock(),
-        host.now(),
+        host.time().wall(),
         config.check.fence_after,
     );
     let mut stored = true;
@@ -555,7 +550,8 @@ fn acknowledge(config: &Config, host: &dyn Host, r: &Report) {
         role: r.plan.role,
         revision: answer.key_revision,
         at: host
-            .now()
+            .time()
+            .wall()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         fence: config.check.fence_after.map(|after| {
@@ -600,13 +596,13 @@ fn confirm_change(config: &Config, opts: Options, host: &dyn Host, r: &mut Repor
         roles: vec![first],
     });
     for n in 2..=config.check.confirm {
-        if !host.sleep(config.check.confirm_interval) || host.interrupted() {
+        if !host.time().sleep(config.check.confirm_interval) || host.time().interrupted() {
             log::error!("interrupted while confirming the role; nothing was changed");
             return Some(End::Interrupted);
         }
         let ctx = context(config, opts.dry_run, r.paused.is_some());
         let again = host.check(&config.check, &ctx);
-        if host.interrupted() {
+        if host.time().interrupted() {
             log::error!("interrupted while confirming the role; nothing was changed");
             return Some(End::Interrupted);
         }
@@ -653,13 +649,19 @@ fn confirm_change(config: &Config, opts: Options, host: &dyn Host, r: &mut Repor
 
 /// Applies the plan and runs the hooks (not after an interrupt).
 fn act(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> End {
-    r.results = apply::apply(&r.plan, &config.units, config.parallel, host.manager());
+    r.results = apply::apply(
+        &r.plan,
+        &config.units,
+        config.parallel,
+        host.manager(),
+        host.time(),
+    );
     if opts.observe_after && !r.results.is_empty() {
         let names: Vec<&str> = config.units.iter().map(|u| u.name.as_str()).collect();
         // For the metrics only: a failure to look again must not hide the run's own result.
         r.observed_after = host.manager().is_active(&names).ok();
     }
-    let interrupted = host.interrupted();
+    let interrupted = host.time().interrupted();
     let mut hook_errors = Vec::new();
     if !interrupted {
         let epoch = r.check.etcd().and_then(|a| a.verdict.epoch);
@@ -689,6 +691,7 @@ mod tests {
     use crate::systemd::fake::Fake;
     use std::cell::{Cell, RefCell};
     use std::collections::VecDeque;
+    use std::time::SystemTime;
 
     type Env = Vec<(String, String)>;
 
@@ -768,6 +771,23 @@ mod tests {
         }
     }
 
+    /// The monotonic clock is the real one (the fake systemd's waits are short); the wall
+    /// clock stands still; SIGTERM comes when a test says.
+    impl Time for World {
+        fn now(&self) -> std::time::Instant {
+            std::time::Instant::now()
+        }
+        fn wall(&self) -> SystemTime {
+            self.now
+        }
+        fn interrupted(&self) -> bool {
+            self.interrupted.get()
+        }
+        fn sleep(&self, _: Duration) -> bool {
+            !self.interrupted.get()
+        }
+    }
+
     impl Host for World {
         fn manager(&self) -> &dyn Manager {
             &self.systemd
@@ -822,14 +842,8 @@ mod tests {
                 sent,
             }
         }
-        fn sleep(&self, _: Duration) -> bool {
-            !self.interrupted.get()
-        }
-        fn interrupted(&self) -> bool {
-            self.interrupted.get()
-        }
-        fn now(&self) -> SystemTime {
-            self.now
+        fn time(&self) -> &dyn Time {
+            self
         }
         fn clock(&self) -> Stamp {
             crate::clock::at("boot", self.clock.boottime_ms + self.later_ms.get())

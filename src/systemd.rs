@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::domain::{Action, UnitState};
-use crate::interrupt;
+use crate::interrupt::{Real, Time};
 use crate::sdbus::{Arg, Bus, CallError, Errno, Message, Value};
 
 #[cfg(test)]
@@ -292,6 +292,8 @@ struct Listed {
 /// The real thing, over D-Bus.
 #[derive(Default)]
 pub struct Systemd {
+    /// What its waits read the clock and SIGTERM/SIGINT from.
+    time: Real,
     conn: RefCell<Option<Conn>>,
     connected_once: Cell<bool>,
     /// A connection was made again since the last `wait`: tell its caller.
@@ -574,7 +576,7 @@ impl Systemd {
         what: &str,
         mut f: impl FnMut(&mut Conn) -> Result<T, CallError>,
     ) -> Result<T, SystemdError> {
-        let first = Instant::now();
+        let first = self.time.now();
         let mut backoff = Duration::from_millis(10);
         loop {
             let started = Instant::now();
@@ -593,7 +595,9 @@ impl Systemd {
                         Err(e) if !self.connected_once.get() => return Err(e),
                         Err(e) => {
                             drop(guard);
-                            if first.elapsed() >= RECONNECT_FOR || !interrupt::sleep(backoff) {
+                            if self.time.now().saturating_duration_since(first) >= RECONNECT_FOR
+                                || !self.time.sleep(backoff)
+                            {
                                 return Err(e);
                             }
                             backoff = (backoff * 2).min(Duration::from_millis(100));
@@ -618,7 +622,9 @@ impl Systemd {
                 Ok(v) => return Ok(v),
                 Err(e) if transient(&e) => {
                     *self.conn.borrow_mut() = None;
-                    if first.elapsed() >= RECONNECT_FOR || !interrupt::sleep(backoff) {
+                    if self.time.now().saturating_duration_since(first) >= RECONNECT_FOR
+                        || !self.time.sleep(backoff)
+                    {
                         return Err(SystemdError::Call {
                             method: member,
                             error: e.to_string(),
@@ -889,8 +895,8 @@ impl Manager for Systemd {
                         }
                     }
                     if lost.is_none() && events.is_empty() {
-                        let now = Instant::now();
-                        if now < until && !interrupt::requested() {
+                        let now = self.time.now();
+                        if now < until && !self.time.interrupted() {
                             if let Err(e) = conn.bus.wait((until - now).min(WAIT_SLICE)) {
                                 lost = Some(e.to_string());
                             }
@@ -913,7 +919,7 @@ impl Manager for Systemd {
                 self.reconnected.set(false);
                 return Ok(vec![Event::Reconnected]);
             }
-            if !events.is_empty() || Instant::now() >= until || interrupt::requested() {
+            if !events.is_empty() || self.time.now() >= until || self.time.interrupted() {
                 return Ok(events);
             }
         }
