@@ -13,8 +13,10 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 
 use super::inputs;
-use super::values::{self, MAX_DURATION};
-use super::{Config, ConfigError, lines, normalize_unit_name, parse};
+use super::text::lines;
+use super::unit_name::normalize_unit_name;
+use super::{Config, ConfigError, parse};
+use crate::cli::values::{self, MAX_DURATION};
 
 /// Whether `answer` is one `parse` may give for `text`.
 fn sound(text: &str, answer: Result<Config, ConfigError>) -> Result<(), TestCaseError> {
