@@ -29,22 +29,9 @@ impl Stamp {
 pub fn now() -> Stamp {
     Stamp {
         boot_id: boot_id(),
-        boottime_ms: u64::try_from(read(libc::CLOCK_BOOTTIME).as_millis()).unwrap_or(u64::MAX),
+        boottime_ms: u64::try_from(crate::sys::read(crate::sys::Clock::Boot).as_millis())
+            .unwrap_or(u64::MAX),
     }
-}
-
-fn read(clock: libc::clockid_t) -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; both clocks exist on every Linux that
-    // systemd 252 runs on, so the call cannot fail (a zero reading would only shorten waits).
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
 }
 
 /// The kernel's random ID of this boot. Unreadable (no /proc): an empty ID, which never equals

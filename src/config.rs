@@ -528,13 +528,10 @@ units:
 
     #[test]
     fn load_refuses_what_is_not_a_regular_file_without_blocking() {
-        use std::os::unix::ffi::OsStrExt;
         let dir = std::env::temp_dir().join(format!("fm-config-fifo-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let fifo = dir.join("fifo.yaml");
-        let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap_or_default();
-        // SAFETY: a valid NUL-terminated path; mkfifo(3) only creates a file.
-        let made = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } == 0;
+        let made = crate::sys::mkfifo(&fifo, 0o600).is_ok();
         // A blocking open of a FIFO without a writer never returns: load in a thread.
         let (tx, rx) = std::sync::mpsc::channel();
         let path = fifo.clone();

@@ -1,6 +1,9 @@
 //! failover-manager: runs this role's systemd units on this host, and only those.
 //! `main` only wires: parse, run, map the result to an exit code.
 
+// `unsafe` only where C is bound: `sys` (libc) and `sdbus` (sd-bus).
+#![deny(unsafe_code)]
+
 mod ack;
 mod apply;
 mod check;
@@ -28,11 +31,14 @@ mod promote;
 mod reconcile;
 mod report;
 mod run;
+#[allow(unsafe_code)]
 mod sdbus;
 mod secure_fs;
 mod security;
 mod status;
 mod switchover;
+#[allow(unsafe_code)]
+mod sys;
 mod systemd;
 mod validate;
 mod verify;

@@ -61,10 +61,7 @@ fn who() -> String {
     ["SUDO_USER", "LOGNAME", "USER"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| {
-            // SAFETY: getuid(2) has no preconditions and cannot fail.
-            format!("uid {}", unsafe { libc::getuid() })
-        })
+        .unwrap_or_else(|| format!("uid {}", crate::sys::uid()))
 }
 
 /// `Ok(None)` when not paused. A pause file that cannot be parsed still pauses: it was put

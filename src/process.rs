@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::interrupt::Time;
+use crate::sys::{ProcessGroup, Signal, signal_group};
 
 /// How the check process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +130,9 @@ fn run_command(
         }
     };
     // Whatever the check left running in its group (a backgrounded helper) goes with it.
-    signal_group(pgid, libc::SIGKILL);
+    if let Some(group) = pgid.and_then(ProcessGroup::led_by) {
+        signal_group(group, Signal::Kill);
+    }
     // A process that escaped the group (setsid) may still hold the pipe: do not wait for it.
     let output = rx
         .recv_timeout(Duration::from_millis(500))
@@ -146,23 +149,12 @@ fn exit_of(status: &std::process::ExitStatus) -> Exit {
     }
 }
 
-fn signal_group(pgid: Option<u32>, sig: libc::c_int) {
-    let Some(pgid) = pgid.and_then(|p| libc::pid_t::try_from(p).ok()) else {
-        return;
-    };
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) with a negative pid signals a process group; no memory is touched.
-    // The group is the check's own (process_group(0) at spawn), never ours.
-    unsafe {
-        libc::kill(-pgid, sig);
-    }
-}
-
 /// SIGTERM to the group, then SIGKILL if the leader has not gone after a short grace.
 fn kill_group(pgid: Option<u32>, handle: &duct::Handle) {
-    signal_group(pgid, libc::SIGTERM);
+    // The check's own group (process_group(0) at spawn), never ours.
+    let group = pgid.and_then(ProcessGroup::led_by);
+    let signal = |s| group.into_iter().for_each(|g| signal_group(g, s));
+    signal(Signal::Term);
     let grace = Instant::now() + KILL_GRACE;
     while Instant::now() < grace {
         if matches!(handle.try_wait(), Ok(Some(_))) {
@@ -170,7 +162,7 @@ fn kill_group(pgid: Option<u32>, handle: &duct::Handle) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    signal_group(pgid, libc::SIGKILL);
+    signal(Signal::Kill);
     let _ = handle.wait();
 }
 

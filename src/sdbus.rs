@@ -361,6 +361,38 @@ impl Drop for Message {
     }
 }
 
+/// A D-Bus fixed-size type and the one Rust type sd-bus reads or writes for it: the pairing
+/// is made here once, so a read or an append with a wrong letter does not compile.
+trait Fixed: Default + sealed::Sealed {
+    const CODE: u8;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for u32 {}
+    impl Sealed for i32 {}
+    impl Sealed for u64 {}
+    impl Sealed for super::Bool {}
+}
+
+/// sd-bus's boolean: a C int.
+#[derive(Debug, Default, Clone, Copy)]
+#[repr(transparent)]
+struct Bool(c_int);
+
+impl Fixed for u32 {
+    const CODE: u8 = b'u';
+}
+impl Fixed for i32 {
+    const CODE: u8 = b'i';
+}
+impl Fixed for u64 {
+    const CODE: u8 = b't';
+}
+impl Fixed for Bool {
+    const CODE: u8 = b'b';
+}
+
 fn kind(c: u8) -> c_char {
     c as c_char
 }
@@ -417,12 +449,16 @@ impl Message {
         Errno::check(r).map(|_| ()).map_err(CallError::from_errno)
     }
 
-    /// A fixed-size value: `t` takes a u64, `b` an int (sd-bus's bool is a C int).
-    fn fixed<T>(&self, t: u8, v: &T) -> Result<(), CallError> {
-        // SAFETY: `v` points at a value of the size sd-bus reads for type `t` (callers pair
-        // u64 with 't' and c_int with 'b').
+    /// A fixed-size value, of the D-Bus type its Rust type stands for.
+    fn fixed<T: Fixed>(&self, v: &T) -> Result<(), CallError> {
+        // SAFETY: `v` points at a value of the size sd-bus reads for `T::CODE` (`Fixed` pairs
+        // each type letter with the one Rust type of that size).
         let r = unsafe {
-            ffi::sd_bus_message_append_basic(self.ptr.as_ptr(), kind(t), (v as *const T).cast())
+            ffi::sd_bus_message_append_basic(
+                self.ptr.as_ptr(),
+                kind(T::CODE),
+                (v as *const T).cast(),
+            )
         };
         Errno::check(r).map(|_| ()).map_err(CallError::from_errno)
     }
@@ -439,7 +475,7 @@ impl Message {
                 }
                 Value::U64(n) => {
                     self.open(b'v', c"t")?;
-                    self.fixed::<u64>(b't', n)?;
+                    self.fixed(n)?;
                 }
                 Value::Exec(path, argv) => {
                     self.open(b'v', c"a(sasb)")?;
@@ -447,7 +483,7 @@ impl Message {
                     self.open(b'r', c"sasb")?;
                     self.append(&Arg::Str(path))?;
                     self.append(&Arg::Strs(argv))?;
-                    self.fixed::<c_int>(b'b', &0)?;
+                    self.fixed(&Bool(0))?;
                     self.close()?;
                     self.close()?;
                 }
@@ -499,14 +535,14 @@ impl Message {
         self.read_ptr(b'o')
     }
 
-    fn read_fixed<T: Default>(&self, t: u8) -> Result<T, Errno> {
+    fn read_fixed<T: Fixed>(&self) -> Result<T, Errno> {
         let mut v = T::default();
-        // SAFETY: the caller pairs each type letter with the Rust type sd-bus writes for it
-        // (u: u32, i: i32, t: u64, b: c_int); sd-bus checks the letter against the message.
+        // SAFETY: `Fixed` pairs each type letter with the Rust type sd-bus writes for it
+        // (u: u32, i: i32, t: u64, b: a C int); sd-bus checks the letter against the message.
         let r = unsafe {
             ffi::sd_bus_message_read_basic(
                 self.ptr.as_ptr(),
-                kind(t),
+                kind(T::CODE),
                 ptr::from_mut(&mut v).cast::<c_void>(),
             )
         };
@@ -517,19 +553,19 @@ impl Message {
     }
 
     pub fn read_u32(&self) -> Result<u32, Errno> {
-        self.read_fixed::<u32>(b'u')
+        self.read_fixed()
     }
 
     pub fn read_i32(&self) -> Result<i32, Errno> {
-        self.read_fixed::<i32>(b'i')
+        self.read_fixed()
     }
 
     pub fn read_u64(&self) -> Result<u64, Errno> {
-        self.read_fixed::<u64>(b't')
+        self.read_fixed()
     }
 
     pub fn read_bool(&self) -> Result<bool, Errno> {
-        self.read_fixed::<c_int>(b'b').map(|b| b != 0)
+        self.read_fixed::<Bool>().map(|b| b.0 != 0)
     }
 
     /// The next argument, a byte array (`ay`).

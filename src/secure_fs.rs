@@ -59,10 +59,7 @@ fn io_err(what: &str, path: &Path) -> impl Fn(std::io::Error) -> FsError {
 /// Fixes the umask at start: whatever the caller's (`umask 000`), nothing we create, and
 /// nothing the check or a hook creates, is writable by others.
 pub fn set_umask() {
-    // SAFETY: umask(2) cannot fail and only changes this process's file creation mask.
-    unsafe {
-        libc::umask(0o022);
-    }
+    crate::sys::set_umask(0o022);
 }
 
 /// Refuses `dir` unless it is a directory that only root can change, through itself or any
@@ -394,9 +391,7 @@ mod tests {
             return;
         };
         let fifo = s.path.join("paused");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap_or_default();
-        // SAFETY: mkfifo(3) with a valid NUL-terminated path.
-        unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
+        let _ = crate::sys::mkfifo(&fifo, 0o644);
         // A FIFO would block the open forever: refused at once instead.
         let r = read_small("pause file", &fifo, 100);
         assert!(matches!(r, Err(FsError::NotRegular { .. })), "{r:?}");

@@ -266,8 +266,7 @@ fn secret_problem(mode: u32) -> Option<String> {
 }
 
 pub fn running_as_root() -> bool {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    crate::sys::euid() == 0
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //! It is libyaml's scanner rather than a scan of our own so that it can never disagree with the
 //! parser about what is a bracket and what is text inside a quoted or plain scalar. Syntax
 //! errors are left to serde_norway, which reports them with their position.
+// libyaml (as unsafe-libyaml, a C translation) is bound here: its scanner is C-shaped.
+#![allow(unsafe_code)]
 
 use std::mem::MaybeUninit;
 
