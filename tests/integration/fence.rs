@@ -42,6 +42,7 @@ fn hooks(r: &Ran) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
     let Some(r) = fencing("3s")
         .primary()
@@ -143,6 +144,7 @@ fn a_primary_that_cannot_confirm_its_role_fences_itself_after_fence_after() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn with_no_record_the_wait_starts_at_the_first_unknown_run() {
     // First boot, or a restore without /var/lib: nothing remembers a definite answer. The
     // app runs (started by hand) and the check cannot tell.
@@ -170,6 +172,7 @@ fn with_no_record_the_wait_starts_at_the_first_unknown_run() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_paused_host_and_a_dry_run_never_fence() {
     let Some(r) = fencing("1s")
         .running(&["app.service"])

@@ -268,6 +268,7 @@ fn version_names_the_package_version_and_the_git_revision() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn make_install_installs_everything_and_uninstall_removes_it() {
     let dest = TempDir::new("make-install");
     let destdir = dest.0.to_str().expect("utf-8 temp dir");
@@ -368,6 +369,7 @@ fn host() -> Option<Sandbox> {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn make_install_into_a_real_systemd_works_there() {
     let Some(sb) = host() else { return };
     let root = sb.path("/");
@@ -458,6 +460,7 @@ impl Drop for KeepDebs {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn deb_installs_units_disabled_and_not_started_and_works() {
     let Some(mut cargo_deb) = cargo_deb() else {
         return;

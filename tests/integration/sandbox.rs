@@ -17,23 +17,55 @@ pub struct Sandbox {
     launcher: Child,
 }
 
-/// The sandbox tests need root. Under CI they must run, so not being root fails them; elsewhere
-/// they are skipped, loudly.
+/// Why a test is ignored in a build made without root (build.rs sets `cfg(fm_not_root)` then):
+/// every test that boots a sandbox carries
+/// `#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]`.
+/// `cargo test -- --include-ignored` still runs them, and they fail.
+///
+/// Where a sandbox test starts. A test that runs must run: without root this panics, so such a
+/// test is reported ignored (built without root) or failed (run without root, or under
+/// `CI=true`, where build.rs never ignores them), never passed having done nothing. Always
+/// true when it returns: the callers that check it date from when a test skipped itself.
 pub fn available() -> bool {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but not running as root: the real-systemd tests cannot run");
-    }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: real-systemd sandbox test (needs root) ***\n"
+    assert!(
+        running_as_root(),
+        "this test boots a real systemd sandbox and needs root{}",
+        if cfg!(fm_not_root) {
+            " (it is ignored in a build without root: run it as root)"
+        } else {
+            ": run it as root (a build as another user marks it ignored, except under CI=true)"
+        }
     );
-    false
+    true
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The build decided which tests to ignore (build.rs): it must have been made by the user that
+/// runs it. A build made as another user, then run as root, would ignore tests that can run; one
+/// made as root (or under CI=true) and run without root fails every sandbox test (this says why).
+#[test]
+fn built_for_the_user_that_runs_them() {
+    let root = running_as_root();
+    assert_eq!(
+        cfg!(fm_not_root),
+        !root,
+        "built {} root, running {} root: rebuild as this user (touch build.rs){}",
+        if cfg!(fm_not_root) {
+            "without"
+        } else {
+            "as (or under CI=true for)"
+        },
+        if root { "as" } else { "without" },
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            "; under CI=true the tests need root"
+        } else {
+            ""
+        }
+    );
 }
 
 impl Sandbox {
