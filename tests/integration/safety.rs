@@ -146,10 +146,10 @@ fn a_run_that_cannot_get_the_lock_exits_75_naming_the_holder() {
         return;
     };
     let mut holder = sb
-        .command(&["sh", "-c", "mkdir -p /run/failover-manager; echo $$ > /run/failover-manager/lock; exec flock /run/failover-manager/lock sleep 30"])
+        .command(&["sh", "-c", "mkdir -p /run/failover-manager; echo $$ > /run/failover-manager/lock; exec flock /run/failover-manager/lock sh -c 'touch /run/fm-test/lock-held; exec sleep 30'"])
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    sb.wait_for_file("/run/fm-test/lock-held", Duration::from_secs(10));
     let pid = sb.read("/run/failover-manager/lock").trim().to_owned();
     let out = sb.exec(&[BIN, "reconcile", "--lock-wait", "300ms"]);
     let _ = holder.kill();
@@ -175,10 +175,10 @@ fn a_lock_held_for_longer_than_any_run_is_reported_as_stuck() {
         return;
     };
     let mut holder = sb
-        .command(&["sh", "-c", "mkdir -p /run/failover-manager; echo $$ > /run/failover-manager/lock; touch -d '2 hours ago' /run/failover-manager/lock; exec flock /run/failover-manager/lock sleep 30"])
+        .command(&["sh", "-c", "mkdir -p /run/failover-manager; echo $$ > /run/failover-manager/lock; touch -d '2 hours ago' /run/failover-manager/lock; exec flock /run/failover-manager/lock sh -c 'touch /run/fm-test/lock-held; exec sleep 30'"])
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    sb.wait_for_file("/run/fm-test/lock-held", Duration::from_secs(10));
     let out = sb.exec(&[BIN, "reconcile", "--lock-wait", "200ms"]);
     let _ = holder.kill();
     let _ = holder.wait();
@@ -206,8 +206,9 @@ fn sigterm_mid_verify_stops_waiting_at_once_and_reports() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    // Activating: its start job was queued, so the run is past queueing it and waits for it
+    // (or is about to, and sees the signal first: the same outcome).
     assert!(sb.wait_state("app.service", "activating", Duration::from_secs(10)));
-    std::thread::sleep(Duration::from_millis(200));
     let signalled = Instant::now();
     sb.ok(&[
         "pkill",
@@ -234,7 +235,11 @@ fn sigterm_mid_verify_stops_waiting_at_once_and_reports() {
 #[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn sigterm_during_a_hanging_check_kills_it_and_changes_nothing() {
     let t = host()
-        .check_command(&["/bin/sh", "-c", "sleep 300 & exec sleep 301"])
+        .check_command(&[
+            "/bin/sh",
+            "-c",
+            "touch /run/fm-test/check-started; sleep 300 & exec sleep 301",
+        ])
         .check_timeout("60s");
     let Some(sb) = t.setup() else { return };
     let run = sb
@@ -242,7 +247,7 @@ fn sigterm_during_a_hanging_check_kills_it_and_changes_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(500));
+    sb.wait_for_file("/run/fm-test/check-started", Duration::from_secs(10));
     let signalled = Instant::now();
     sb.ok(&[
         "pkill",

@@ -201,6 +201,20 @@ impl Sandbox {
         }
     }
 
+    /// Polls until `inside` exists, and panics if it does not within `timeout`: the handshake
+    /// with a helper that creates it once it is ready (holds a lock, has started), instead of a
+    /// guess at how long that takes.
+    pub fn wait_for_file(&self, inside: &str, timeout: std::time::Duration) {
+        let end = std::time::Instant::now() + timeout;
+        while !self.path(inside).exists() {
+            assert!(
+                std::time::Instant::now() < end,
+                "{inside} did not appear within {timeout:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     pub fn install_unit(&self, name: &str, body: &str) {
         // Where `make install` puts units (PREFIX=/usr/local), leaving /etc free for mask/enable.
         self.write(&format!("/usr/local/lib/systemd/system/{name}"), body);

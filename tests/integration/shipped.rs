@@ -245,10 +245,16 @@ fn exit_75_from_a_skipped_minute_is_a_success_for_systemd() {
     sb.daemon_reload();
     sb.ok(&["mkdir", "-p", "/run/failover-manager"]);
     let mut holder = sb
-        .command(&["flock", "/run/failover-manager/lock", "sleep", "30"])
+        .command(&[
+            "flock",
+            "/run/failover-manager/lock",
+            "sh",
+            "-c",
+            "touch /run/fm-test/lock-held; exec sleep 30",
+        ])
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    sb.wait_for_file("/run/fm-test/lock-held", Duration::from_secs(10));
     let entries = run_service(&sb);
     let _ = holder.kill();
     let _ = holder.wait();
