@@ -9,7 +9,9 @@
 //! - `--cfg fm_not_root` when the build does not run as root: the tests that need root (real
 //!   systemd sandboxes, files in root's directories) are then `#[ignore]`d, so `cargo test`
 //!   reports them as ignored instead of counting a test that did nothing as passed. Not under
-//!   `CI=true`: there they are compiled in, run, and fail without root.
+//!   `CI=true`: there they are compiled in, run, and fail without root. Likewise
+//!   `--cfg fm_no_promtool` and `--cfg fm_no_cargo_deb` when those programs are not on PATH
+//!   (`make setup` installs them): the tests that run them are ignored.
 //!
 //! Everything is written to OUT_DIR, then copied to `target/<profile>/assets/` (next to the
 //! binary), a stable path for `make install` and cargo-deb:
@@ -44,6 +46,7 @@ fn main() -> Result<()> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/cli.rs");
     root_only_tests();
+    missing_programs();
 
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR")?);
     let out_dir = PathBuf::from(env("OUT_DIR")?);
@@ -106,6 +109,34 @@ fn root_only_tests() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     if !root && !ci {
         println!("cargo:rustc-cfg=fm_not_root");
+    }
+}
+
+/// `cfg(fm_no_promtool)`, `cfg(fm_no_cargo_deb)`: see the header. Reruns when PATH changes, or
+/// when a program found is replaced; one installed later on the same PATH needs a rebuild
+/// (`touch build.rs`) before its tests run (until then they are ignored, never passed).
+fn missing_programs() {
+    println!("cargo::rustc-check-cfg=cfg(fm_no_promtool, fm_no_cargo_deb)");
+    println!("cargo:rerun-if-env-changed=PATH");
+    println!("cargo:rerun-if-env-changed=CARGO_HOME");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    // Where `cargo install` puts cargo-deb, and cargo looks for subcommands.
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    dirs.extend(cargo_home.map(|h| h.join("bin")));
+    for (program, cfg) in [
+        ("promtool", "fm_no_promtool"),
+        ("cargo-deb", "fm_no_cargo_deb"),
+    ] {
+        match dirs.iter().map(|d| d.join(program)).find(|p| p.is_file()) {
+            Some(found) => println!("cargo:rerun-if-changed={}", found.display()),
+            None if !ci => println!("cargo:rustc-cfg={cfg}"),
+            None => {}
+        }
     }
 }
 
