@@ -41,7 +41,7 @@ pub fn install_scripts(sb: &Sandbox) {
     }
 }
 
-/// A sandbox with the scripts installed; None when the sandbox tests cannot run (not root).
+/// A sandbox with the scripts installed (never `None`: see `sandbox::available`).
 fn host() -> Option<Sandbox> {
     let sb = Test::new().unit(Unit::simple("app.service")).setup()?;
     install_scripts(&sb);
