@@ -17,15 +17,12 @@ pub struct Sandbox {
     launcher: Child,
 }
 
-/// Why a test is ignored in a build made without root (build.rs sets `cfg(fm_not_root)` then):
-/// every test that boots a sandbox carries
-/// `#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]`.
-/// `cargo test -- --include-ignored` still runs them, and they fail.
-///
-/// Where a sandbox test starts. A test that runs must run: without root this panics, so such a
-/// test is reported ignored (built without root) or failed (run without root, or under
-/// `CI=true`, where build.rs never ignores them), never passed having done nothing. Always
-/// true when it returns: the callers that check it date from when a test skipped itself.
+/// Where every sandbox test starts (`Sandbox::boot` calls it too). Such a test carries
+/// `#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]`: a build
+/// made without root (build.rs) lists it as ignored. One that runs must run: without root this
+/// panics (`--include-ignored`, a build made as root, or `CI=true`, where nothing is ignored),
+/// so a test is never counted as passed having done nothing. Always true when it returns: its
+/// callers' checks date from when a test skipped itself.
 pub fn available() -> bool {
     assert!(
         running_as_root(),
@@ -70,6 +67,7 @@ fn built_for_the_user_that_runs_them() {
 
 impl Sandbox {
     pub fn boot() -> Sandbox {
+        available(); // without root: a panic that says so, not a script failing somewhere
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!("t{}", N.fetch_add(1, Ordering::Relaxed));
         let mut launcher = Command::new(SCRIPT)
