@@ -31,7 +31,7 @@ setup:
 	tests/setup.sh
 
 # Unit tests, then the real-systemd integration tests (they boot throwaway systemd sandboxes
-# and need root; under CI=true they fail rather than skip without it).
+# and need root: a build without root lists them as ignored; under CI=true they fail instead).
 test: setup
 	$(CARGO) test --locked --all-targets
 

@@ -5,7 +5,13 @@
 //!   each also gzipped (`.1.gz`, what Debian policy wants in a package);
 //! - the bash, zsh and fish completions;
 //! - the version string: `0.1.0 (git abc1234)` in a git checkout, `0.1.0` elsewhere
-//!   (`FM_VERSION`, and `FM_GIT_REV` alone, for the crate).
+//!   (`FM_VERSION`, and `FM_GIT_REV` alone, for the crate);
+//! - `--cfg fm_not_root` when the build does not run as root: the tests that need root (real
+//!   systemd sandboxes, files in root's directories) are then `#[ignore]`d, so `cargo test`
+//!   reports them as ignored instead of counting a test that did nothing as passed. Not under
+//!   `CI=true`: there they are compiled in, run, and fail without root. Likewise
+//!   `--cfg fm_no_promtool` and `--cfg fm_no_cargo_deb` when those programs are not on PATH
+//!   (`make setup` installs them): the tests that run them are ignored.
 //!
 //! Everything is written to OUT_DIR, then copied to `target/<profile>/assets/` (next to the
 //! binary), a stable path for `make install` and cargo-deb:
@@ -39,6 +45,8 @@ const BIN: &str = "failover-manager";
 fn main() -> Result<()> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/cli.rs");
+    root_only_tests();
+    missing_programs();
 
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR")?);
     let out_dir = PathBuf::from(env("OUT_DIR")?);
@@ -86,6 +94,50 @@ fn main() -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// `cfg(fm_not_root)`: see the header. Who builds is not an input cargo tracks, so a build
+/// reruns this when the user's name or CI changes (sudo, runuser and su set USER); whatever
+/// else slips through (a build made as another user, then run as root) is caught by the tests
+/// `built_for_the_user_that_runs_them` in the crate and in tests/integration/sandbox.rs.
+fn root_only_tests() {
+    println!("cargo::rustc-check-cfg=cfg(fm_not_root)");
+    println!("cargo:rerun-if-env-changed=CI");
+    println!("cargo:rerun-if-env-changed=USER");
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if !root && !ci {
+        println!("cargo:rustc-cfg=fm_not_root");
+    }
+}
+
+/// `cfg(fm_no_promtool)`, `cfg(fm_no_cargo_deb)`: see the header. Reruns when PATH changes, or
+/// when a program found is replaced; one installed later on the same PATH needs a rebuild
+/// (`touch build.rs`) before its tests run (until then they are ignored, never passed).
+fn missing_programs() {
+    println!("cargo::rustc-check-cfg=cfg(fm_no_promtool, fm_no_cargo_deb)");
+    println!("cargo:rerun-if-env-changed=PATH");
+    println!("cargo:rerun-if-env-changed=CARGO_HOME");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    // Where `cargo install` puts cargo-deb, and cargo looks for subcommands.
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    dirs.extend(cargo_home.map(|h| h.join("bin")));
+    for (program, cfg) in [
+        ("promtool", "fm_no_promtool"),
+        ("cargo-deb", "fm_no_cargo_deb"),
+    ] {
+        match dirs.iter().map(|d| d.join(program)).find(|p| p.is_file()) {
+            Some(found) => println!("cargo:rerun-if-changed={}", found.display()),
+            None if !ci => println!("cargo:rustc-cfg={cfg}"),
+            None => {}
+        }
+    }
 }
 
 fn env(name: &str) -> Result<String> {

@@ -216,6 +216,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn remembered_once_written_as_root() {
         let Some(s) = secure_fs::Scratch::new("ack") else {
             return;

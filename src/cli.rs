@@ -246,17 +246,59 @@ mod tests {
         let mut used: Vec<u8> = all.iter().map(|c| c.code()).collect();
         used.sort_unstable();
         used.dedup();
-        let documented: Vec<u8> = EXIT_STATUS.iter().map(|(code, _)| *code).collect();
+        let documented: Vec<u8> = man_page_exit_status().iter().map(|(c, _)| *c).collect();
         assert_eq!(documented, used);
     }
 
-    /// The codes whose EXIT_STATUS text says `words`.
+    /// The EXIT STATUS section of failover-manager.1 as build.rs generated it (what is
+    /// installed), read back the way man shows it: each code and its text.
+    fn man_page_exit_status() -> Vec<(u8, String)> {
+        let page = include_str!(concat!(env!("OUT_DIR"), "/assets/man/failover-manager.1"));
+        let section = page
+            .split_once("\n.SH \"EXIT STATUS\"\n")
+            .and_then(|(_, rest)| rest.split("\n.SH ").next())
+            .expect("failover-manager.1 has an EXIT STATUS section");
+        section
+            .split(".TP\n")
+            .filter(|entry| !entry.trim().is_empty())
+            .map(|entry| {
+                let (code, text) = entry.split_once('\n').unwrap_or((entry, ""));
+                let code = code
+                    .strip_prefix("\\fB")
+                    .and_then(|c| c.strip_suffix("\\fR"))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or_else(|| panic!("not a bold exit code: {code:?}"));
+                // The only escapes roff needs in this text: a dash, an apostrophe.
+                let text = text
+                    .trim_end()
+                    .replace('\n', " ")
+                    .replace("\\-", "-")
+                    .replace("\\*(Aq", "'");
+                assert!(
+                    !text.contains('\\'),
+                    "an escape this test cannot read: {text}"
+                );
+                (code, text)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_generated_man_page_says_exit_status_word_for_word() {
+        let want: Vec<(u8, String)> = EXIT_STATUS
+            .iter()
+            .map(|(code, text)| (*code, (*text).to_owned()))
+            .collect();
+        assert_eq!(man_page_exit_status(), want);
+    }
+
+    /// The codes under which the man page's EXIT STATUS says `words`.
     fn codes_saying(words: &str) -> Vec<u8> {
         let words = words.to_lowercase();
-        EXIT_STATUS
-            .iter()
+        man_page_exit_status()
+            .into_iter()
             .filter(|(_, text)| text.to_lowercase().contains(&words))
-            .map(|(code, _)| *code)
+            .map(|(code, _)| code)
             .collect()
     }
 

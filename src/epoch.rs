@@ -34,6 +34,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn written_once_replaced_when_it_moves_removed_on_standby_as_root() {
         let Some(s) = secure_fs::Scratch::new("epoch") else {
             return;

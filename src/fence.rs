@@ -419,6 +419,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn store_and_load_round_trip_as_root() {
         let Some(s) = crate::secure_fs::Scratch::new("fence") else {
             return;

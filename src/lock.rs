@@ -129,6 +129,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn second_holder_waits_then_names_the_first() {
         let Some(s) = crate::secure_fs::Scratch::new("lock") else {
             return;
@@ -158,6 +159,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn the_lock_is_never_opened_through_a_symlink_and_is_0644() {
         use std::os::unix::fs::PermissionsExt;
         let Some(s) = crate::secure_fs::Scratch::new("lock-link") else {

@@ -104,6 +104,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn write_read_remove_round_trip() {
         let Some(s) = crate::secure_fs::Scratch::new("pause") else {
             return;
@@ -127,6 +128,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn a_pause_file_that_is_a_symlink_is_refused_not_followed() {
         let Some(s) = crate::secure_fs::Scratch::new("pause-link") else {
             return;

@@ -479,6 +479,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn write_is_atomic_and_world_readable() {
         use std::os::unix::fs::PermissionsExt;
         let Some(s) = crate::secure_fs::Scratch::new("metrics") else {
@@ -501,6 +502,7 @@ mod tests {
     /// The attack: metrics_file in a directory a user owns; the user replaces the temporary
     /// name (it used to be `.NAME.PID.tmp`) with a symlink to a root-owned file.
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn a_user_owned_directory_is_refused_and_a_planted_link_not_followed() {
         use std::os::unix::fs::PermissionsExt;
         let Some(s) = crate::secure_fs::Scratch::new("metrics-attack") else {

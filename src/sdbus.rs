@@ -632,9 +632,8 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let sock = dir.join("s");
         let _ = std::fs::remove_file(&sock);
-        let Ok(listener) = std::os::unix::net::UnixListener::bind(&sock) else {
-            return;
-        };
+        let listener = std::os::unix::net::UnixListener::bind(&sock)
+            .unwrap_or_else(|e| panic!("cannot listen on {}: {e}", sock.display()));
         let t = std::thread::spawn(move || {
             if let Ok((s, _)) = listener.accept() {
                 drop(s);

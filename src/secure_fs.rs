@@ -261,8 +261,10 @@ pub fn open_in_place(what: &str, path: &Path, mode: u32) -> Result<File, FsError
 }
 
 /// A scratch directory for tests of files written as root: under /run, whose every directory
-/// is root's alone (unlike /tmp, which everyone can write). Root only, so `None` otherwise;
-/// removed on drop.
+/// is root's alone (unlike /tmp, which everyone can write). Removed on drop.
+///
+/// Root only: a test that uses one carries `#[cfg_attr(fm_not_root, ignore = "needs root")]`
+/// (build.rs sets the cfg in a build made without root), and panics if it runs anyway.
 #[cfg(test)]
 pub struct Scratch {
     pub path: PathBuf,
@@ -270,14 +272,26 @@ pub struct Scratch {
 
 #[cfg(test)]
 impl Scratch {
+    /// Always `Some` (it panics instead): the `let Some(s) = .. else { return }` of its callers
+    /// dates from when a test without root skipped itself.
     pub fn new(name: &str) -> Option<Scratch> {
-        if !security::running_as_root() {
-            return None;
-        }
-        let path = PathBuf::from(format!("/run/fm-unit-{}-{name}", std::process::id()));
+        assert!(
+            security::running_as_root(),
+            "this test writes files as root and needs root (a build without root ignores it)"
+        );
+        // Unique in this process too: tests run in parallel threads, and two of them may
+        // choose the same name (lock.rs and this file's tests both said "lock").
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = PathBuf::from(format!("/run/fm-unit-{}-{n}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::DirBuilder::new().mode(0o755).create(&path).ok()?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).ok()?;
+        let made = std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&path)
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)));
+        if let Err(e) = made {
+            panic!("cannot create {}: {e}", path.display());
+        }
         Some(Scratch { path })
     }
 
@@ -302,6 +316,25 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
+    /// build.rs decided which tests to ignore: the build must be the running user's (a build
+    /// made without root and run as root would ignore tests that can run; the other way round,
+    /// or under CI=true without root, every root test fails, and this says why).
+    #[test]
+    fn built_for_the_user_that_runs_them() {
+        assert_eq!(
+            cfg!(fm_not_root),
+            !security::running_as_root(),
+            "built {} root, running {} root: rebuild as this user (touch build.rs); under \
+             CI=true the tests need root",
+            if cfg!(fm_not_root) { "without" } else { "as" },
+            if security::running_as_root() {
+                "as"
+            } else {
+                "without"
+            },
+        );
+    }
+
     fn mode(p: &Path) -> u32 {
         std::fs::symlink_metadata(p)
             .map(|m| m.mode() & 0o7777)
@@ -309,6 +342,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn writes_atomically_with_the_mode_on_the_descriptor() {
         let Some(s) = Scratch::new("write") else {
             return;
@@ -335,6 +369,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn a_directory_a_user_owns_is_refused_and_the_symlinked_target_unchanged() {
         let Some(s) = Scratch::new("attack") else {
             return;
@@ -369,6 +404,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn a_planted_temp_name_is_never_followed() {
         let Some(s) = Scratch::new("planted") else {
             return;
@@ -386,6 +422,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn reads_refuse_fifos_and_files_others_can_write() {
         let Some(s) = Scratch::new("read") else {
             return;
@@ -407,6 +444,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn own_directories_are_created_0755_and_checked() {
         let Some(s) = Scratch::new("dirs") else {
             return;
@@ -433,6 +471,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn a_lock_is_opened_in_place_with_its_mode_and_never_through_a_link() {
         let Some(s) = Scratch::new("lock") else {
             return;

@@ -7,29 +7,15 @@ use std::process::Command;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/prometheus");
 
-/// promtool comes with Debian's prometheus package (installed by tests/setup.sh). Under CI it
-/// must be there; elsewhere the test is skipped, loudly.
-fn promtool() -> Option<&'static str> {
-    if Command::new("promtool").arg("--version").output().is_ok() {
-        return Some("promtool");
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but promtool is missing (apt-get install prometheus, or make setup)"
-    );
-    eprintln!("\n*** SKIPPED: promtool not installed (make setup) ***\n");
-    None
-}
-
+/// promtool comes with Debian's prometheus package (installed by tests/setup.sh). Without it
+/// on PATH the build ignores these tests (build.rs: `cfg(fm_no_promtool)`, never under
+/// CI=true); one that runs must run.
 fn promtool_ok(args: &[&str]) -> String {
-    let Some(p) = promtool() else {
-        return String::new();
-    };
-    let out = Command::new(p)
+    let out = Command::new("promtool")
         .args(args)
         .current_dir(Path::new(DIR))
         .output()
-        .expect("run promtool");
+        .unwrap_or_else(|e| panic!("cannot run promtool (make setup installs it): {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -40,19 +26,17 @@ fn promtool_ok(args: &[&str]) -> String {
 }
 
 #[test]
+#[cfg_attr(fm_no_promtool, ignore = "needs promtool (make setup)")]
 fn alert_rules_are_valid_prometheus_rules() {
     let out = promtool_ok(&["check", "rules", "alerts.yml"]);
-    if !out.is_empty() {
-        assert!(out.contains("SUCCESS: 5 rules found"), "{out}");
-    }
+    assert!(out.contains("SUCCESS: 5 rules found"), "{out}");
 }
 
 #[test]
+#[cfg_attr(fm_no_promtool, ignore = "needs promtool (make setup)")]
 fn every_alert_fires_on_its_fault_and_not_otherwise() {
     let out = promtool_ok(&["test", "rules", "alerts_test.yml"]);
-    if !out.is_empty() {
-        assert!(out.contains("SUCCESS"), "{out}");
-    }
+    assert!(out.contains("SUCCESS"), "{out}");
     // Every rule has a test: a rule without one is a rule nobody has seen fire.
     let rules = std::fs::read_to_string(Path::new(DIR).join("alerts.yml")).unwrap_or_default();
     let tests = std::fs::read_to_string(Path::new(DIR).join("alerts_test.yml")).unwrap_or_default();

@@ -32,6 +32,7 @@ fn takeover() -> Test {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn with_dbus_daemon_down_root_still_takes_over_through_systemds_private_socket() {
     takeover()
         .before(&["systemctl", "stop", "dbus.socket", "dbus.service"])
@@ -48,6 +49,7 @@ fn with_dbus_daemon_down_root_still_takes_over_through_systemds_private_socket()
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn without_the_private_socket_the_system_bus_is_used() {
     let t = takeover();
     let Some(sb) = t.setup() else { return };
@@ -66,6 +68,7 @@ fn without_the_private_socket_the_system_bus_is_used() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn daemon_reexec_in_the_middle_of_a_takeover_still_verifies_every_unit() {
     // Three units of 1 s each, started in order with a settle window: systemd re-executes
     // (dropping every D-Bus connection) while the first starts, reloads during the second,
@@ -107,6 +110,7 @@ fn daemon_reexec_in_the_middle_of_a_takeover_still_verifies_every_unit() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn not_root_reads_through_the_system_bus_and_changes_nothing() {
     let t = takeover();
     let Some(sb) = t.setup() else { return };
@@ -141,6 +145,7 @@ fn not_root_reads_through_the_system_bus_and_changes_nothing() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn an_alias_is_read_and_verified_as_its_unit() {
     // ListUnitsByNames answers for an alias under its unit's own name: still one answer per
     // name asked, in order, and the job's end is matched by its id.

@@ -7,6 +7,7 @@ use crate::test::{Test, fixtures};
 use crate::unit::Unit;
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn invalid_config_exits_78_names_line_and_key_and_changes_nothing() {
     Test::new()
         .unit(Unit::simple("app.service"))
@@ -25,6 +26,7 @@ fn invalid_config_exits_78_names_line_and_key_and_changes_nothing() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn validate_accepts_a_good_config_and_rejects_a_bad_one() {
     let ran = Test::new()
         .unit(Unit::simple("app.service"))
@@ -46,6 +48,7 @@ fn validate_accepts_a_good_config_and_rejects_a_bad_one() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn config_path_flag_and_environment_variable() {
     let ran = Test::new()
         .unit(Unit::simple("app.service"))
@@ -67,6 +70,7 @@ fn config_path_flag_and_environment_variable() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn usage_errors_exit_2() {
     let ran = Test::new()
         .unit(Unit::simple("app.service"))
@@ -91,6 +95,7 @@ fn usage_errors_exit_2() {
 /// end of the pipe closed before the run). Each command ends as it would have with a reader,
 /// and says nothing about the pipe.
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_reader_that_has_gone_changes_neither_the_status_nor_what_is_done() {
     let Some(r) = fixtures::host()
         .primary()

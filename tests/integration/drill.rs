@@ -15,7 +15,8 @@ pub struct Results {
 }
 
 /// Runs `script ARGS… --out - BINARY` under the test's parent-death signal (the drill, and its
-/// hosts with it, die with the test process). `None` when sandboxes cannot run here.
+/// hosts with it, die with the test process). Never `None`: without root it panics (see
+/// `sandbox::available`).
 pub fn run(script: &str, args: &[&str]) -> Option<Results> {
     if !sandbox::available() {
         return None;

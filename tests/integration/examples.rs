@@ -41,7 +41,7 @@ pub fn install_scripts(sb: &Sandbox) {
     }
 }
 
-/// A sandbox with the scripts installed; None when the sandbox tests cannot run (not root).
+/// A sandbox with the scripts installed (never `None`: see `sandbox::available`).
 fn host() -> Option<Sandbox> {
     let sb = Test::new().unit(Unit::simple("app.service")).setup()?;
     install_scripts(&sb);
@@ -100,6 +100,7 @@ pub fn check(name: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn example_config_is_valid_and_its_check_is_a_shipped_one_that_works() {
     let Some(sb) = host() else { return };
     // The units the example manages, so that a `validate` that asks systemd about them finds
@@ -184,6 +185,7 @@ fn example_config_is_valid_and_its_check_is_a_shipped_one_that_works() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn primary_site_file_says_primary_standby_or_cannot_tell() {
     let Some(sb) = host() else { return };
     let cmd = check("primary-site-file");
@@ -254,6 +256,7 @@ fn primary_site_file_says_primary_standby_or_cannot_tell() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn role_file_reads_primary_or_standby_and_nothing_else() {
     let Some(sb) = host() else { return };
     let cmd = check("role-file");
@@ -289,6 +292,7 @@ fn role_file_reads_primary_or_standby_and_nothing_else() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn vip_on_this_host_follows_the_address() {
     let Some(sb) = host() else { return };
     let cmd = check("vip-on-this-host");
@@ -355,6 +359,7 @@ fn vip_on_this_host_follows_the_address() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn dns_points_here_compares_what_the_name_resolves_to_with_this_hosts_addresses() {
     let Some(sb) = host() else { return };
     let cmd = check("dns-points-here");
@@ -441,6 +446,7 @@ fn inode(sb: &Sandbox, inside: &str) -> u64 {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn keepalived_notify_writes_the_role_atomically_for_every_state() {
     let Some(sb) = host() else { return };
     assert!(ls(&sb, "/run/failover-manager").is_empty(), "fresh /run");
@@ -517,6 +523,7 @@ fn keepalived_notify_writes_the_role_atomically_for_every_state() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn keepalived_master_then_backup_moves_the_units_through_role_file() {
     let t = Test::new()
         .unit(Unit::simple("app.service"))
@@ -567,6 +574,7 @@ fn keepalived_master_then_backup_moves_the_units_through_role_file() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn keepalived_notify_starts_a_reconcile_at_once_through_the_shipped_unit() {
     let t = Test::new()
         .unit(Unit::simple("app.service"))

@@ -7,6 +7,7 @@ use crate::test::{CONFIG, Test};
 use crate::unit::Unit;
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn check_binary_missing_is_unknown() {
     host()
         .check_command(&["/usr/local/bin/amIthePrimary"])
@@ -21,6 +22,7 @@ fn check_binary_missing_is_unknown() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn check_killed_by_a_signal_is_unknown() {
     host()
         .check_command(&["/bin/sh", "-c", "echo about to die; kill -KILL $$"])
@@ -33,6 +35,7 @@ fn check_killed_by_a_signal_is_unknown() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn check_printing_megabytes_still_decides_and_shows_only_its_tail() {
     let ran = host()
         .check_command(&[
@@ -55,6 +58,7 @@ fn check_printing_megabytes_still_decides_and_shows_only_its_tail() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn masked_unit_fails_with_systemds_reason() {
     let t = Test::new().unit(Unit::simple("app.service")).primary();
     let Some(sb) = t.setup() else { return };
@@ -70,6 +74,7 @@ fn masked_unit_fails_with_systemds_reason() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn unit_that_does_not_exist_fails_with_systemds_reason() {
     Test::new()
         .unit(Unit::simple("app.service"))
@@ -83,6 +88,7 @@ fn unit_that_does_not_exist_fails_with_systemds_reason() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn systemd_unreachable_is_a_failure_that_says_so() {
     let t = host().primary();
     let Some(sb) = t.setup() else { return };
@@ -155,6 +161,7 @@ fn broken_config(write: impl Fn(&crate::sandbox::Sandbox), message: &str) {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn config_unreadable() {
     broken_config(
         |sb| {
@@ -167,6 +174,7 @@ fn config_unreadable() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn config_truncated() {
     broken_config(
         |sb| sb.write(CONFIG, "check:\n  command: [\"/bin/tr"),
@@ -175,6 +183,7 @@ fn config_truncated() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn config_binary_garbage() {
     broken_config(
         |sb| {
@@ -188,6 +197,7 @@ fn config_binary_garbage() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn config_of_ten_megabytes() {
     broken_config(
         |sb| sb.write(CONFIG, &"# padding\n".repeat(1_000_000)),
@@ -196,6 +206,7 @@ fn config_of_ten_megabytes() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_unit_that_crashes_and_restarts_quickly_is_caught_in_its_settle_window() {
     let looping = Unit {
         name: "loop.service".into(),

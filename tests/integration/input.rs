@@ -169,6 +169,7 @@ fn random_and_mutated_configs_exit_0_or_78() {
 /// Slices pass the unit-name grammar, so they must work for real: stopping one (on the host
 /// that must not run it) takes every unit in it down; starting one sets it up.
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_slice_is_stopped_with_everything_in_it_and_started() {
     let slice = Unit {
         name: "app.slice".into(),

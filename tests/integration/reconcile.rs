@@ -11,6 +11,7 @@ fn site() -> Test {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn standby_to_primary_stops_standby_units_first_then_starts_and_verifies() {
     let ran = site()
         .running(&["replica.service"])
@@ -42,6 +43,7 @@ fn standby_to_primary_stops_standby_units_first_then_starts_and_verifies() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn primary_to_standby_stops_primary_units_and_starts_the_standby_one() {
     let ran = site()
         .running(&["app.service", "web.service"])
@@ -62,6 +64,7 @@ fn primary_to_standby_stops_primary_units_and_starts_the_standby_one() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_stop_that_hangs_blocks_every_start_so_both_roles_never_run() {
     let ran = Test::new()
         .unit(Unit::simple("app.service"))
@@ -88,6 +91,7 @@ fn a_stop_that_hangs_blocks_every_start_so_both_roles_never_run() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn steady_state_prints_nothing_and_exits_0() {
     let ran = site()
         .primary()
@@ -103,6 +107,7 @@ fn steady_state_prints_nothing_and_exits_0() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn unknown_role_changes_nothing_and_exits_3() {
     site()
         .running(&["app.service"])
@@ -121,6 +126,7 @@ fn unknown_role_changes_nothing_and_exits_3() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn check_that_hangs_is_killed_with_its_children_and_changes_nothing() {
     let ran = site()
         .running(&["app.service"])
@@ -141,6 +147,7 @@ fn check_that_hangs_is_killed_with_its_children_and_changes_nothing() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn settle_window_catches_a_unit_that_dies_after_a_second() {
     Test::new()
         .unit(Unit::dies_after_1s("flaky.service").key("settle: 3s"))
@@ -159,6 +166,7 @@ fn settle_window_catches_a_unit_that_dies_after_a_second() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_failed_start_stops_the_group_and_exits_1() {
     Test::new()
         .unit(Unit::simple("db.service"))
@@ -180,6 +188,7 @@ fn a_failed_start_stops_the_group_and_exits_1() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_unit_stuck_activating_times_out() {
     let ran = Test::new()
         .unit(Unit::never_ready("slow.service").key("verify_timeout: 1s"))
@@ -204,6 +213,7 @@ fn a_unit_stuck_activating_times_out() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_failed_unit_restarts_even_while_its_start_waits_for_a_dependency() {
     let dep = Unit {
         name: "dep.service".into(),
@@ -235,6 +245,7 @@ fn a_failed_unit_restarts_even_while_its_start_waits_for_a_dependency() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn dry_run_prints_the_plan_and_creates_no_job() {
     site()
         .running(&["replica.service"])
@@ -255,6 +266,7 @@ fn dry_run_prints_the_plan_and_creates_no_job() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn diff_shows_drift_creates_no_job_and_is_clean_after_reconcile() {
     let ran = site()
         .running(&["replica.service"])
@@ -287,6 +299,7 @@ fn diff_shows_drift_creates_no_job_and_is_clean_after_reconcile() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn json_output_reports_every_unit_and_outcome() {
     let ran = site()
         .running(&["replica.service"])
@@ -333,6 +346,7 @@ fn logged_at(sb: &crate::sandbox::Sandbox, unit: &str, needle: &str) -> Vec<u64>
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_failure_shows_only_journal_lines_logged_since_its_step_began() {
     // A settle window, so that a start that dies at once is never taken for a success.
     let t = Test::new()

@@ -22,6 +22,7 @@ fn with_confirm(t: Test, check: &str, confirm: u32) -> Test {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_flapping_check_never_moves_a_unit_with_confirm_3() {
     let ran = with_confirm(host(), FLAPPING, 3)
         .status(0)
@@ -42,6 +43,7 @@ fn a_flapping_check_never_moves_a_unit_with_confirm_3() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn confirm_acts_after_n_agreeing_results_and_steady_state_costs_one_check() {
     let check = "echo call >> /run/fm-test/calls; exit 0";
     let ran = with_confirm(host(), check, 3)
@@ -69,6 +71,7 @@ fn json_of(out: &str) -> serde_json::Value {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn confirm_that_ends_unknown_reports_the_role_unknown_and_no_action() {
     // Primary first, then a check that cannot tell (exit 9).
     let check = "if [ -e /run/fm-test/once ]; then exit 9; fi; touch /run/fm-test/once; exit 0";
@@ -107,6 +110,7 @@ fn confirm_that_ends_unknown_reports_the_role_unknown_and_no_action() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn twenty_concurrent_runs_start_each_unit_exactly_once() {
     let t = host().unit(Unit::oneshot("web.service")).primary();
     let Some(sb) = t.setup() else { return };
@@ -136,15 +140,16 @@ fn twenty_concurrent_runs_start_each_unit_exactly_once() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_run_that_cannot_get_the_lock_exits_75_naming_the_holder() {
     let Some(sb) = host().primary().setup() else {
         return;
     };
     let mut holder = sb
-        .command(&["sh", "-c", "mkdir -p /run/failover-manager; echo $$ > /run/failover-manager/lock; exec flock /run/failover-manager/lock sleep 30"])
+        .command(&["sh", "-c", "mkdir -p /run/failover-manager; echo $$ > /run/failover-manager/lock; exec flock /run/failover-manager/lock sh -c 'touch /run/fm-test/lock-held; exec sleep 30'"])
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    sb.wait_for_file("/run/fm-test/lock-held", Duration::from_secs(10));
     let pid = sb.read("/run/failover-manager/lock").trim().to_owned();
     let out = sb.exec(&[BIN, "reconcile", "--lock-wait", "300ms"]);
     let _ = holder.kill();
@@ -164,15 +169,16 @@ fn a_run_that_cannot_get_the_lock_exits_75_naming_the_holder() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_lock_held_for_longer_than_any_run_is_reported_as_stuck() {
     let Some(sb) = host().primary().setup() else {
         return;
     };
     let mut holder = sb
-        .command(&["sh", "-c", "mkdir -p /run/failover-manager; echo $$ > /run/failover-manager/lock; touch -d '2 hours ago' /run/failover-manager/lock; exec flock /run/failover-manager/lock sleep 30"])
+        .command(&["sh", "-c", "mkdir -p /run/failover-manager; echo $$ > /run/failover-manager/lock; touch -d '2 hours ago' /run/failover-manager/lock; exec flock /run/failover-manager/lock sh -c 'touch /run/fm-test/lock-held; exec sleep 30'"])
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    sb.wait_for_file("/run/fm-test/lock-held", Duration::from_secs(10));
     let out = sb.exec(&[BIN, "reconcile", "--lock-wait", "200ms"]);
     let _ = holder.kill();
     let _ = holder.wait();
@@ -186,6 +192,7 @@ fn a_lock_held_for_longer_than_any_run_is_reported_as_stuck() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn sigterm_mid_verify_stops_waiting_at_once_and_reports() {
     let t = Test::new()
         .unit(Unit::simple("db.service"))
@@ -199,8 +206,9 @@ fn sigterm_mid_verify_stops_waiting_at_once_and_reports() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    // Activating: its start job was queued, so the run is past queueing it and waits for it
+    // (or is about to, and sees the signal first: the same outcome).
     assert!(sb.wait_state("app.service", "activating", Duration::from_secs(10)));
-    std::thread::sleep(Duration::from_millis(200));
     let signalled = Instant::now();
     sb.ok(&[
         "pkill",
@@ -224,9 +232,14 @@ fn sigterm_mid_verify_stops_waiting_at_once_and_reports() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn sigterm_during_a_hanging_check_kills_it_and_changes_nothing() {
     let t = host()
-        .check_command(&["/bin/sh", "-c", "sleep 300 & exec sleep 301"])
+        .check_command(&[
+            "/bin/sh",
+            "-c",
+            "touch /run/fm-test/check-started; sleep 300 & exec sleep 301",
+        ])
         .check_timeout("60s");
     let Some(sb) = t.setup() else { return };
     let run = sb
@@ -234,7 +247,7 @@ fn sigterm_during_a_hanging_check_kills_it_and_changes_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(500));
+    sb.wait_for_file("/run/fm-test/check-started", Duration::from_secs(10));
     let signalled = Instant::now();
     sb.ok(&[
         "pkill",
@@ -259,6 +272,7 @@ fn sigterm_during_a_hanging_check_kills_it_and_changes_nothing() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn pause_stops_reconcile_acting_diff_still_shows_drift_and_resume_acts() {
     let ran = host()
         .primary()
@@ -311,6 +325,7 @@ fn pause_stops_reconcile_acting_diff_still_shows_drift_and_resume_acts() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn an_unmanaged_unit_is_shown_but_left_alone() {
     let ran = Test::new()
         .unit(Unit::simple("app.service"))
@@ -341,6 +356,7 @@ const ENV_DUMP: &str =
     "env | grep ^FAILOVER_MANAGER_ | sort > /run/fm-test/hook-$FAILOVER_MANAGER_EVENT";
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn on_promote_runs_after_verification_with_what_changed() {
     let hooks = format!(
         "hooks:\n  on_promote: {{command: [/bin/sh, -c, {ENV_DUMP:?}]}}\n  on_demote: {{command: [/bin/sh, -c, {ENV_DUMP:?}]}}\n"
@@ -373,6 +389,7 @@ fn on_promote_runs_after_verification_with_what_changed() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_failing_hook_exits_1_but_never_undoes_the_transition() {
     let hooks =
         "hooks:\n  on_promote: {command: [/bin/sh, -c, \"echo pager unreachable; exit 2\"]}\n";
@@ -389,6 +406,7 @@ fn a_failing_hook_exits_1_but_never_undoes_the_transition() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_hook_that_hangs_is_killed_at_its_timeout() {
     let hooks = "hooks:\n  on_promote: {command: [/bin/sleep, \"300\"], timeout: 500ms}\n";
     hooked(host(), hooks)
@@ -401,6 +419,7 @@ fn a_hook_that_hangs_is_killed_at_its_timeout() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn on_failure_runs_when_a_unit_fails() {
     let hooks = format!("hooks:\n  on_failure: {{command: [/bin/sh, -c, {ENV_DUMP:?}]}}\n");
     let t = hooked(
@@ -464,6 +483,7 @@ fn insecure_check(argv: &[&str], setup: &[&[&str]], message: &str) {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn script_security_config_owned_by_a_user() {
     insecure(
         &[&["chown", "1000", CONFIG]],
@@ -472,6 +492,7 @@ fn script_security_config_owned_by_a_user() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn script_security_check_writable_by_everyone() {
     insecure(
         &[&["chmod", "0757", "/usr/local/lib/fm/check"]],
@@ -480,6 +501,7 @@ fn script_security_check_writable_by_everyone() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn script_security_directory_above_writable_by_a_group() {
     insecure(
         &[
@@ -491,6 +513,7 @@ fn script_security_directory_above_writable_by_a_group() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn script_security_a_script_run_by_an_interpreter_is_checked_too() {
     // The program is /bin/sh (root's); the code it runs is the script, which a user owns.
     insecure_check(
@@ -528,6 +551,7 @@ fn modes_after_umask_000(sb: &crate::sandbox::Sandbox) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_callers_umask_000_makes_nothing_writable_by_others() {
     let t = host().primary().check_command(&[
         "/bin/sh",
@@ -550,6 +574,7 @@ fn a_callers_umask_000_makes_nothing_writable_by_others() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_pause_file_planted_as_a_symlink_is_refused_and_its_target_untouched() {
     let Some(sb) = host().primary().setup() else {
         return;
@@ -576,6 +601,7 @@ fn a_pause_file_planted_as_a_symlink_is_refused_and_its_target_untouched() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn validate_learns_the_host() {
     let t = Test::new()
         .unit(Unit::simple("app.service"))
@@ -633,6 +659,7 @@ fn validate_learns_the_host() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn validate_warns_when_the_service_timeout_is_shorter_than_a_run_can_take() {
     let t = Test::new()
         .unit(Unit::simple("app.service").key("verify_timeout: 10m"))

@@ -17,27 +17,57 @@ pub struct Sandbox {
     launcher: Child,
 }
 
-/// The sandbox tests need root. Under CI they must run, so not being root fails them; elsewhere
-/// they are skipped, loudly.
+/// Where every sandbox test starts (`Sandbox::boot` calls it too). Such a test carries
+/// `#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]`: a build
+/// made without root (build.rs) lists it as ignored. One that runs must run: without root this
+/// panics (`--include-ignored`, a build made as root, or `CI=true`, where nothing is ignored),
+/// so a test is never counted as passed having done nothing. Always true when it returns: its
+/// callers' checks date from when a test skipped itself.
 pub fn available() -> bool {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but not running as root: the real-systemd tests cannot run");
-    }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: real-systemd sandbox test (needs root) ***\n"
+    assert!(
+        running_as_root(),
+        "this test boots a real systemd sandbox and needs root{}",
+        if cfg!(fm_not_root) {
+            " (it is ignored in a build without root: run it as root)"
+        } else {
+            ": run it as root (a build as another user marks it ignored, except under CI=true)"
+        }
     );
-    false
+    true
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The build decided which tests to ignore (build.rs): it must have been made by the user that
+/// runs it. A build made as another user, then run as root, would ignore tests that can run; one
+/// made as root (or under CI=true) and run without root fails every sandbox test (this says why).
+#[test]
+fn built_for_the_user_that_runs_them() {
+    let root = running_as_root();
+    assert_eq!(
+        cfg!(fm_not_root),
+        !root,
+        "built {} root, running {} root: rebuild as this user (touch build.rs){}",
+        if cfg!(fm_not_root) {
+            "without"
+        } else {
+            "as (or under CI=true for)"
+        },
+        if root { "as" } else { "without" },
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            "; under CI=true the tests need root"
+        } else {
+            ""
+        }
+    );
 }
 
 impl Sandbox {
     pub fn boot() -> Sandbox {
+        available(); // without root: a panic that says so, not a script failing somewhere
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!("t{}", N.fetch_add(1, Ordering::Relaxed));
         let mut launcher = Command::new(SCRIPT)
@@ -166,6 +196,20 @@ impl Sandbox {
                 return false;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Polls until `inside` exists, and panics if it does not within `timeout`: the handshake
+    /// with a helper that creates it once it is ready (holds a lock, has started), instead of a
+    /// guess at how long that takes.
+    pub fn wait_for_file(&self, inside: &str, timeout: std::time::Duration) {
+        let end = std::time::Instant::now() + timeout;
+        while !self.path(inside).exists() {
+            assert!(
+                std::time::Instant::now() < end,
+                "{inside} did not appear within {timeout:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 

@@ -19,6 +19,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn metrics_file_says_what_should_run_and_what_does() {
     let ran = host()
         .primary()
@@ -132,6 +133,7 @@ fn metrics_file_says_what_should_run_and_what_does() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn metrics_file_from_the_config_is_served_by_a_real_node_exporter() {
     if !std::path::Path::new("/usr/bin/prometheus-node-exporter").exists() {
         assert!(
@@ -187,6 +189,7 @@ fn metrics_file_from_the_config_is_served_by_a_real_node_exporter() {
 /// belongs to user prometheus). The user cannot steer root's write: the run refuses, names
 /// the fix, still reconciles, and a root file the user linked to is untouched.
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn metrics_file_in_a_directory_a_user_owns_is_refused() {
     let Some(sb) = host().primary().setup() else {
         return;
@@ -278,6 +281,7 @@ fn install_shipped(sb: &Sandbox) {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn writing_the_role_file_takes_over_within_a_second_through_the_path_unit() {
     let t = host().config(
         "check: {command: [/usr/lib/failover-manager/checks/role-file]}\n\
@@ -332,6 +336,7 @@ fn parallel_site(extra: &str) -> Test {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn parallel_starts_every_unit_in_one_batch_and_verifies_each() {
     parallel_site("")
         .primary()
@@ -349,6 +354,7 @@ fn parallel_starts_every_unit_in_one_batch_and_verifies_each() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn parallel_reports_each_failure_without_holding_back_the_others() {
     let t = parallel_site("  - name: bad.service\n    settle: 2s\n")
         .unit(Unit::dies_after_1s("bad.service"))
@@ -365,6 +371,7 @@ fn parallel_reports_each_failure_without_holding_back_the_others() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn why_a_unit_failed_reaches_the_json_the_metrics_and_the_hooks_as_a_code() {
     // A start that never finishes, then one that is held back by it.
     let hook = "env | grep ^FAILOVER_MANAGER_REASONS= > /run/fm-test/reasons";

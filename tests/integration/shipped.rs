@@ -51,6 +51,7 @@ fn exposure(sb: &Sandbox, unit: &str) -> f64 {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn shipped_units_pass_systemd_analyze_verify_and_the_service_is_hardened() {
     let t = Test::new().unit(Unit::simple("app.service"));
     let Some(sb) = t.setup() else { return };
@@ -76,6 +77,7 @@ fn shipped_units_pass_systemd_analyze_verify_and_the_service_is_hardened() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn shipped_timer_fires_the_service_which_reconciles() {
     let t = Test::new()
         .unit(Unit::simple("app.service"))
@@ -158,6 +160,7 @@ fn priority_of(entries: &[serde_json::Value], needle: &str) -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn journal_gets_syslog_priorities_and_a_failure_reaches_on_failure() {
     let t = Test::new()
         .unit(Unit::simple("db.service"))
@@ -230,6 +233,7 @@ fn journal_gets_syslog_priorities_and_a_failure_reaches_on_failure() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn exit_75_from_a_skipped_minute_is_a_success_for_systemd() {
     let t = Test::new().unit(Unit::simple("app.service")).primary();
     let Some(sb) = t.setup() else { return };
@@ -241,10 +245,16 @@ fn exit_75_from_a_skipped_minute_is_a_success_for_systemd() {
     sb.daemon_reload();
     sb.ok(&["mkdir", "-p", "/run/failover-manager"]);
     let mut holder = sb
-        .command(&["flock", "/run/failover-manager/lock", "sleep", "30"])
+        .command(&[
+            "flock",
+            "/run/failover-manager/lock",
+            "sh",
+            "-c",
+            "touch /run/fm-test/lock-held; exec sleep 30",
+        ])
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    sb.wait_for_file("/run/fm-test/lock-held", Duration::from_secs(10));
     let entries = run_service(&sb);
     let _ = holder.kill();
     let _ = holder.wait();
@@ -304,6 +314,7 @@ fn result(sb: &Sandbox) -> String {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn hardened_service_checks_starts_locks_runs_hooks_honours_pause_and_writes_metrics() {
     let config = format!(
         "check: {{command: [/usr/local/lib/fm-test/check], timeout: 10s}}\n\
@@ -389,6 +400,7 @@ fn hardened_service_checks_starts_locks_runs_hooks_honours_pause_and_writes_metr
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn make_demo_shows_a_takeover_and_a_hand_back() {
     if !crate::sandbox::available() {
         return;

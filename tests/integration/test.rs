@@ -218,7 +218,8 @@ impl Test {
         s
     }
 
-    /// Boots a sandbox and sets the host up, without running the command.
+    /// Boots a sandbox and sets the host up, without running the command. Never `None` (nor is
+    /// `run`'s): without root it panics, see `sandbox::available`.
     #[must_use = "the sandbox is torn down when dropped"]
     pub fn setup(&self) -> Option<Sandbox> {
         if !sandbox::available() {

@@ -15,6 +15,7 @@ const VIP: &str = "192.0.2.10";
 // --- keepalived-vip on one host --------------------------------------------------------------
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn keepalived_vip_is_primary_only_while_keepalived_runs_and_holds_the_address() {
     // vrrp.service stands in for keepalived: the check asks systemd about whatever UNIT it is
     // given, so each state is easy to hold still.
@@ -181,6 +182,7 @@ fn kill_keepalived(sb: &Sandbox) {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn a_killed_keepalived_leaves_the_vip_but_the_check_and_the_drop_in_stop_the_application() {
     let t = Test::new()
         .unit(Unit::simple("app.service"))
@@ -280,6 +282,7 @@ const DRILL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/drill/keepalived.sh");
 /// up after each fault, and that failover-manager never failed while keepalived was starting.
 /// The figures are the drill's business (DRILL.md), never asserted here.
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn two_sites_with_keepalived_end_up_with_the_application_on_one_site_after_every_fault() {
     let faults = [
         "stop",
