@@ -82,6 +82,7 @@ fn json(r: &Ran) -> serde_json::Value {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn manual_mode_reads_the_key_through_any_member_and_bad_values_are_unknown() {
     let Some(c) = Cluster::boot() else { return };
     install(&c, A, "dc1", "", "");
@@ -219,6 +220,7 @@ fn manual_mode_reads_the_key_through_any_member_and_bad_values_are_unknown() {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn automatic_mode_takes_over_when_the_primary_site_is_cut_off_and_never_runs_twice() {
     let Some(c) = Cluster::boot() else { return };
     // lease 6 s; fence_after 3 s + stop 1 s + clock 0.12 s < 6 s.
@@ -577,6 +579,7 @@ fn tls_etcd(sb: &Sandbox) {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn tls_with_a_client_certificate_and_a_password_and_refusals_are_unknown_or_unsafe() {
     if !crate::sandbox::available() {
         return;
@@ -702,6 +705,7 @@ fn acked(c: &Cluster, site: &str, name: &str, role: &str) -> bool {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn manual_mode_promote_after_a_site_is_lost_and_a_switchover_that_goes_back() {
     let Some(c) = Cluster::boot() else { return };
     // FENCE: fence_after 3 s + stopping app.service 1 s, + 2 % = 5 s.

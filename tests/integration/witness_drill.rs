@@ -21,6 +21,7 @@ fn seconds(r: &Row, k: &str, ctx: &str) -> Option<f64> {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn with_a_witness_no_fault_runs_the_application_on_both_sites() {
     let faults = [
         "switchover",
@@ -106,6 +107,7 @@ fn libfaketime() -> bool {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn automatic_takeover_never_runs_the_application_on_both_sites() {
     let mut faults = vec!["cutoff", "timer-stopped", "link-cut", "cluster-down"];
     if libfaketime() {
