@@ -115,7 +115,7 @@ if present link-cut; then
 fi
 aline flap "A's links flapping (2 s off, 2 s on)" 1 0
 aline cluster-down "every etcd member stopped" 0 0
-aline switchover "switchover A→B with \`--lease-ttl\`" 0 1
+aline switchover "switchover A→B (\`failover-manager switchover dc2\` on B)" 0 1
 aline timer-stopped "A's timer and watch stopped, A cut off" 0 1
 aline clock-step "A's wall clock an hour back, A cut off" 0 1
 
