@@ -469,19 +469,23 @@ fn the_watch_starts_a_run_at_once_on_every_change_and_on_every_start() {
     a.systemctl(&["start", WATCH_UNIT]);
     assert!(a.wait_state("app.service", "inactive", Duration::from_secs(10)));
 
-    // The member restarting under the watch: the watch goes on through another member from
-    // the last revision it saw, so a change made while A's member is down reaches A.
+    // A's own member down under the watch: the watch goes on through another member from the
+    // last revision it saw, so a change made meanwhile reaches A before its member is back.
     settle(a);
     let restarted = restarts();
     c.stop(A);
+    let put = Instant::now();
     c.put(B, KEY, "dc1");
-    std::thread::sleep(Duration::from_millis(500));
-    c.start(A);
-    c.wait_healthy(A, Duration::from_secs(30));
     assert!(
         a.wait_state("app.service", "active", Duration::from_secs(10)),
         "the change made while A's member was down did not reach A"
     );
+    eprintln!(
+        "measured: A's member down, put on B -> app.service active on A after {:?}",
+        put.elapsed()
+    );
+    c.start(A);
+    c.wait_healthy(A, Duration::from_secs(30));
     settle(a);
     assert_eq!(a.state("app.service"), "active");
     assert_eq!(
