@@ -67,8 +67,6 @@ install: $(if $(filter target/release,$(ARTIFACTS)),build)
 	install -d $(DESTDIR)$(LIBDIR)/failover-manager/checks $(DESTDIR)$(LIBDIR)/failover-manager/keepalived
 	install -m755 examples/checks/* $(DESTDIR)$(LIBDIR)/failover-manager/checks/
 	install -m755 examples/keepalived/notify-failover-manager $(DESTDIR)$(LIBDIR)/failover-manager/keepalived/
-	install -d $(DESTDIR)$(LIBDIR)/failover-manager/etcd
-	install -m755 examples/etcd/watch-etcd-key examples/etcd/etcd-ack examples/etcd/switchover $(DESTDIR)$(LIBDIR)/failover-manager/etcd/
 # The keepalived.service drop-in goes where systemd does not look: a host that wants it links
 # it in (examples/keepalived/keepalived.conf says how).
 	install -Dm644 examples/keepalived/keepalived.service.d/failover-manager.conf \
@@ -113,7 +111,7 @@ bench: build
 # Two sites with real keepalived in throwaway sandboxes (needs root), every keepalived fault,
 # the recommended setup against the baselines in the same run; then two sites and a witness
 # with a real etcd cluster, every fault a witness is for, in both of check.etcd's modes: manual
-# (`drill/etcd.sh --mode manual`: a person or the switchover moves the key; the etcd-key check)
+# (`drill/etcd.sh --mode manual`: a person or `failover-manager switchover` moves the key)
 # and automatic (`--mode automatic`: the key on a lease, the DR site takes over on its own;
 # clock-step needs libfaketime, which tests/setup.sh installs). Rewrites DRILL.md (a section
 # each). Measures, never asserts (make test runs one quick round of each and asserts safety

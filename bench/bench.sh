@@ -41,9 +41,6 @@ inside() { nsenter -t "$pid" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_
 
 # --- the sandbox's contents ----------------------------------------------------------------
 install -Dm755 "$bin" "$root/usr/bin/failover-manager"
-# The shell etcd integration check.etcd replaces, where the .deb puts it.
-install -Dm755 "$repo/examples/checks/etcd-key" "$root/usr/lib/failover-manager/checks/etcd-key"
-install -Dm755 "$repo/examples/etcd/etcd-ack" "$root/usr/lib/failover-manager/etcd/etcd-ack"
 unitdir=$root/usr/local/lib/systemd/system
 mkdir -p "$unitdir" "$root/etc/failover-manager" "$root/usr/local/lib/fm-bench"
 # The D-Bus floor: the check and one ListUnitsByNames over systemd's private socket, in C.
@@ -359,20 +356,14 @@ efloor_standby() {
 emanual() { failover-manager -c $ecfg/manual.yaml reconcile >/dev/null; }
 eholder() { failover-manager -c $ecfg/holder.yaml reconcile >/dev/null; }
 estandby() { failover-manager -c $ecfg/standby.yaml reconcile >/dev/null; }
-# The shell integration it replaces (examples/): the etcd-key check command, and etcd-ack
-# after every run (ExecStartPost=), which runs `failover-manager diff` and reads etcd.
-eshell() { failover-manager -c $ecfg/shell.yaml reconcile >/dev/null; }
-eack() { FAILOVER_MANAGER_CONFIG=$ecfg/shell.yaml /usr/lib/failover-manager/etcd/etcd-ack "$EKEY" dc1 >/dev/null 2>&1; }
 eversion() { failover-manager --version >/dev/null; }
 
 # Processes a command spawns, by strace -f: "LABEL_procs N", "LABEL_threads M" (forks and
 # clones without CLONE_THREAD; clones with it) and "LABEL_execs K" (execve beyond its own).
-spawned() { # LABEL [strace_env VAR=VALUE] COMMAND...
+spawned() { # LABEL COMMAND...
   local label=$1 f=/tmp/fm-bench-strace
   shift
-  local -a env=()
-  if [ "$1" = strace_env ]; then env=(-E "$2"); shift 2; fi
-  strace -f -qq -o $f -e trace=process "${env[@]}" "$@" >/dev/null 2>&1 || die "$label failed under strace"
+  strace -f -qq -o $f -e trace=process "$@" >/dev/null 2>&1 || die "$label failed under strace"
   awk -v l="$label" '
     $2 ~ /^(fork|vfork)\(/ { p++ }
     $2 ~ /^clone3?\(/ && $0 !~ /resumed/ { if ($0 ~ /CLONE_THREAD/) t++; else p++ }
@@ -400,34 +391,26 @@ etcd_steady() { # N ROUNDS
   etcd_config $ecfg/manual.yaml dc1 '' '' "${u[@]}"
   etcd_config $ecfg/holder.yaml dc1 'lease_ttl: 30s' 15s "${u[@]}"
   etcd_config $ecfg/standby.yaml dc2 'lease_ttl: 30s' 15s "${s[@]}"
-  {
-    echo "check: { command: [/usr/lib/failover-manager/checks/etcd-key, $EKEY, dc1], timeout: 10s }"
-    echo "defaults: { verify_timeout: 1s, settle: 0s }"
-    echo "units:"
-    printf '  - %s\n' "${u[@]}"
-  } >$ecfg/shell.yaml
   systemctl start -- "${u[@]}"
   systemctl stop -- "${s[@]}"
   # The holder takes the key (grant, create) on its first run; from then on every run renews.
   failover-manager -c $ecfg/holder.yaml reconcile >/dev/null || die "the holder's first run failed"
   lease=$(etcdctl --endpoints=$EP get "$EKEY" -w fields | awk -F' : ' '/"Lease"/ { print $2 }')
   [ -n "$lease" ] && [ "$lease" != 0 ] || die "the key is not on a lease"
-  for c in manual holder standby shell; do
+  for c in manual holder standby; do
     failover-manager -c $ecfg/$c.yaml diff >/dev/null || die "$c: not in sync"
   done
-  for i in 1 2 3; do efloor; efloor_standby; emanual; eholder; estandby; eshell; eack; done # warm-up
+  for i in 1 2 3; do efloor; efloor_standby; emanual; eholder; estandby; done # warm-up
   for ((i = 0; i < rounds; i++)); do
     emeasure efloor efloor || die "the etcd floor failed"
     emeasure efloors efloor_standby || die "the etcd floor (the standby's units) failed"
     emeasure emanual emanual || die "manual mode: reconcile failed"
     emeasure eholder eholder || die "the holder: reconcile failed"
     emeasure estandby estandby || die "the standby: reconcile failed"
-    emeasure eshell eshell || die "the etcd-key check: reconcile failed"
-    emeasure eack eack || die "etcd-ack failed"
     emeasure eversion eversion
   done
   # Still steady: nothing was started, stopped or taken meanwhile.
-  for c in manual holder standby shell; do
+  for c in manual holder standby; do
     failover-manager -c $ecfg/$c.yaml diff >/dev/null || die "$c: not in sync after the rounds"
   done
   [ "$(etcdctl --endpoints=$EP get "$EKEY" -w fields | awk -F' : ' '/"Lease"/ { print $2 }')" = "$lease" ] ||
@@ -441,8 +424,6 @@ etcd_steady() { # N ROUNDS
     hold_peak "${c}_rss" failover-manager -c $ecfg/$c.yaml reconcile || die "$c failed under strace"
   done
   spawned floor bash -c "etcdctl --endpoints=$EP get --consistency=l $EKEY >/dev/null && systemctl is-active -- ${u[*]} >/dev/null"
-  spawned shell failover-manager -c $ecfg/shell.yaml reconcile
-  spawned ack strace_env FAILOVER_MANAGER_CONFIG=$ecfg/shell.yaml /usr/lib/failover-manager/etcd/etcd-ack "$EKEY" dc1
   systemctl stop fm-bench-etcd.service 'failover-manager-deadline-*.timer' || true
 }
 
@@ -687,9 +668,6 @@ if [ -n "$E" ]; then
   emit "  and the dead man's switch re-armed (\`RestartUnit\` of its timer);"
   emit "- **standby**: automatic mode, site dc2, its own $etcd_n units stopped: one read (and the switch,"
   emit "  which a standby has not, stopped: one \`StopUnit\`);"
-  emit "- what check.etcd replaces, the shell integration in \`examples/\`: a run with the **etcd-key**"
-  emit "  check command, and **etcd-ack** (its \`ExecStartPost=\`: \`failover-manager diff\` and etcdctl); a"
-  emit "  **tick in all** of it is the sum of the two medians;"
   emit "- \`failover-manager --version\`: starting this binary at all."
   emit ""
   emit "$etcd_rounds rounds, each running every row once in turn (after 3 warm-up rounds); medians"
@@ -723,18 +701,7 @@ if [ -n "$E" ]; then
   erow emanual "check.etcd, manual" manual
   erow eholder "check.etcd, automatic, holder" holder
   erow estandby "check.etcd, automatic, standby" standby
-  erow eshell "etcd-key check command (shell)" ''
-  erow eack "etcd-ack (shell)" ''
-  read -r sw _ <<<"$(stats "$E" eshell)"
-  read -r sc _ <<<"$(stats "$E" eshell_cpu)"
-  read -r aw _ <<<"$(stats "$E" eack)"
-  read -r ac _ <<<"$(stats "$E" eack_cpu)"
-  tw=$(calc "$sw + $aw") tc=$(calc "$sc + $ac")
-  emit "| a shell tick in all (etcd-key run + etcd-ack) | $(ms "$tw") | $(ms "$tc") | $(ratio "$tw" "$ef")× | $(ratio "$tc" "$efc")× | | | | |"
   erow eversion "\`failover-manager --version\`" ''
-  emit ""
-  emit "Processes of the shell rows, by the same strace: the etcd-key run $(field "$E" shell_execs) exec, etcd-ack"
-  emit "$(field "$E" ack_execs) (the floor: $(field "$E" floor_execs), etcdctl and systemctl)."
   emit ""
   emit "Per run (one more of each, \`-vv\` and strace): D-Bus calls, TCP connections to etcd, connections"
   emit "to a unix socket (systemd's private bus), files opened that look like TLS material."

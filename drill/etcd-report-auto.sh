@@ -57,9 +57,9 @@ The same three hosts, links and etcd cluster as the manual mode. A (\`dc1\`) and
 run on the holding site renews; when the lease has expired a run on the other site (both are
 candidates) takes the key with a lease of its own. No failback. Both run the shipped
 \`failover-manager-watch.service\` (a run within about a second of any change or expiry) and the
-shipped timer with a drill drop-in; no etcd-key script, no watch-etcd-key and no \`etcd-ack\`:
-each run writes its own acknowledgement (\`KEY/ack/SITE/HOST\`), which the switchover waits
-for$( [ "$(meta ack)" = yes ] && printf ' (this run added etcd-ack after every run all the same: \`--ack yes\`)'). W runs its member only. The drill's values:
+shipped timer with a drill drop-in; each run writes its own acknowledgement
+(\`KEY/ack/SITE/HOST\`), which the switchover waits for. W runs its member only. The drill's
+values:
 
 | setting | drill |
 | --- | ---: |
@@ -90,7 +90,7 @@ switch firing.
 | link-cut | only the A–B link cut; round r first moves etcd's leader to W, A, B, … (\`etcdctl move-leader\`) | ${cut_win} s |
 | flap | A cut off 2 s, back 2 s, for ${flap} s; then watched ${rejoin_win} s | ${flap} + ${rejoin_win} s |
 | cluster-down | every member stopped; then started again ("back": until the app runs on exactly one site) | ${cut_win} s |
-| switchover | \`examples/etcd/switchover --lease-ttl ${ttl} KEY dc1 dc2\` on W | its run + ${ttl} + 2 s |
+| switchover | \`failover-manager switchover dc2\` on B (dc2's lease a fresh one) | its run + ${ttl} + 2 s |
 | timer-stopped | A's timer and watch stopped, then A cut off: no run on A at all | ${cut_win} s |
 | clock-step | A's runs get a wall clock an hour behind (libfaketime, \`FAKETIME=-1h\`, a drop-in on failover-manager.service) at the cut, then A cut off | ${cut_win} s |
 
@@ -115,7 +115,7 @@ if present link-cut; then
 fi
 aline flap "A's links flapping (2 s off, 2 s on)" 1 0
 aline cluster-down "every etcd member stopped" 0 0
-aline switchover "switchover A→B with \`--lease-ttl\`" 0 1
+aline switchover "switchover A→B (\`failover-manager switchover dc2\` on B)" 0 1
 aline timer-stopped "A's timer and watch stopped, A cut off" 0 1
 aline clock-step "A's wall clock an hour back, A cut off" 0 1
 
@@ -211,19 +211,6 @@ application for $(f2 "$(maxof dual link-cut)") s at most; the role stayed with A
 $(rounds_where "$(v end_a) == 1 && $(v end_b) == 0" link-cut) rounds; failed runs on A and B with the leader
 $(for l in $(leaders link-cut); do printf 'on %s: %s and %s; ' "$l" "$(col link-cut fail_a "$l" | sum)" "$(col link-cut fail_b "$l" | sum)"; done | sed 's/; $//').
 EOF
-  if col link-cut leader | grep -qx B && [ "$(meta ack)" = yes ]; then
-    cat <<EOF
-With the leader on B, A's own member cannot serve a read: each run asks it first (0.5 s), then
-B (unreachable), then W, and still confirms, in about 0.6 s. But \`etcd-ack\`, which the drop-in
-runs after every run (\`ExecStartPost=\`), reads through A's own member only (the example's
-\`ETCDCTL_ENDPOINTS=http://127.0.0.1:2379\`) and waits out its 3-s command timeout; the unit
-stays activating meanwhile, so the next run comes some 3.6 s after the last confirmation, later
-than the dead man's switch fires (¾ × fence_after = $(awk -v f="$fence" 'BEGIN { printf "%.2f", f * 0.75 }') s). A's application stopped
-$(col link-cut stops_a B | sum) times in $(col link-cut round B | wc -l) such round(s) and was started again by each next run: never on both
-sites, but an outage every few seconds (without etcd-ack, the default, none). In automatic
-mode nothing in failover-manager.service may hold the next run back past ¾ × fence_after.
-EOF
-  fi
 fi
 if present flap; then
   cat <<EOF
@@ -251,7 +238,7 @@ fi
 if present switchover; then
   cat <<EOF
 
-**Switchover with \`--lease-ttl\`.** \`examples/etcd/switchover\` exited 0 in
+**Switchover.** \`failover-manager switchover dc2\` exited 0 in
 $(rounds_where "$(v exit) == 0" switchover) rounds; both ran $(f2 "$(maxof dual switchover)") s at most; A stopped
 $(cell switchover stopped) s and B was verified $(cell switchover verified) s after it began. B was still
 primary ${ttl} + 2 s after the switchover ended in $(ended switchover 0 1) rounds: B renews the

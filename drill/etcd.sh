@@ -12,16 +12,19 @@
 # cutting a link (both ends down) cuts exactly that pair. All of it exists only inside the
 # hosts' network namespaces.
 #
-# A and B run failover-manager as examples/etcd/ sets it up: the shipped service with the
-# etcd drop-in (the environment file, etcd-ack after every run), the watch unit, the etcd-key
-# check on /failover-manager/primary-site, `check.fence_after`, and the shipped timer with a
-# drill drop-in (OnUnitActiveSec= --timer seconds instead of the shipped example's 10 s), and
-# the same app.service. W runs only its member (the witness has no failover-manager).
+# A and B run failover-manager with `check.etcd` in manual mode (no lease_ttl: the key
+# /failover-manager/primary-site names the primary site, a person or `failover-manager
+# switchover` moves it): the binary's own client, every member listed, the host's own first,
+# request_timeout 500ms; each run acknowledges itself (KEY/ack/SITE/HOST). With
+# `check.fence_after`, the shipped service and failover-manager-watch.service, the shipped
+# timer with a drill drop-in (OnUnitActiveSec= --timer seconds instead of the example
+# cadence.conf's 5 s), and the same app.service. W runs only its member (the witness has no
+# failover-manager).
 #
 # Faults (--faults, all by default), each round from the same start (the key names dc1, A runs
 # the application, B does not, every link up, every member healthy):
-#   switchover     examples/etcd/switchover KEY dc1 dc2, run on W
-#   switchback     the same back, dc2 dc1 (a round of it starts from B primary)
+#   switchover     `failover-manager switchover dc2`, run on B (the site taking the role)
+#   switchback     the same back, `switchover dc1` on A (a round of it starts from B primary)
 #   partition      A cut off from B and W; after --promote-after seconds (the README's
 #                  inequality, see below) `etcdctl put KEY dc2` on W; then A rejoins
 #   partition-early  the same, promoted after 1 s: the inequality broken on purpose
@@ -40,7 +43,7 @@
 # --timer below check.timeout the drill counts check.timeout as the cadence.
 #
 # Options: --mode manual|automatic (manual), --rounds N (3), --faults LIST, --timer SECONDS
-# (2), --fence-after SECONDS (5), --check-timeout SECONDS (4: above etcd-key's own 3-s read timeout, as README says), --stop
+# (2), --fence-after SECONDS (5), --check-timeout SECONDS (4), --stop
 # SECONDS (defaults.verify_timeout, the bound on the units' stop time: 3), --window SECONDS
 # observed after witness-lost, cluster-down and link-cut (fence_after + 3 × cadence + 3),
 # --out FILE (results; default stdout), --journals DIR (keep each round's journals there).
@@ -67,16 +70,12 @@
 #   window               the window's length
 #   back                 partition, cluster-down: seconds from the heal (A back in the cluster,
 #                        the members started again) until each host was where the key says
-#   exit                 switchover, switchback: examples/etcd/switchover's exit status
+#   exit                 switchover, switchback: `failover-manager switchover`'s exit status
 #   gap_ms               the longest gap between two samples in the window
 #
-# --mode automatic (`make drill` runs both modes): A and B use check.etcd instead, the binary's
-# own client (every member listed, the host's own first, request_timeout 500ms) with
-# lease_ttl (--lease-ttl, 6 s): the key names dc1 on a lease A's runs renew, and when it has
-# expired a run on B (both sites are candidates) takes it; no failback. The shipped
-# failover-manager-watch.service instead of the example watch, and no etcd-ack: with check.etcd
-# each run writes its own acknowledgement, which the switchover waits for (--ack yes adds the
-# etcd.conf drop-in's etcd-ack after every run, as with etcd-key).
+# --mode automatic (`make drill` runs both modes): the same check.etcd with lease_ttl
+# (--lease-ttl, 6 s): the key names dc1 on a lease A's runs renew, and when it has expired a
+# run on B (both sites are candidates) takes it; no failback.
 # Defaults: --timer 1, --fence-after 3 (the dead man's switch fires 2.25 s after a confirming
 # run), --check-timeout 3, --stop 1 (load requires fence_after + stop + lease_ttl/50 <
 # lease_ttl). Each round starts with the key held by dc1 on a lease and the application on A
@@ -90,7 +89,7 @@
 #   link-cut       the A–B link only, the leader moved to W, A, B, … by round first
 #   flap           A cut off 2 s, back 2 s, for --flap seconds (48)
 #   cluster-down   every member stopped, then started again
-#   switchover     examples/etcd/switchover --lease-ttl LEASE_TTL KEY dc1 dc2, run on W
+#   switchover     `failover-manager switchover dc2` on B (dc2 gets a lease of its own)
 #   timer-stopped  A's timer and watch stopped, then A cut off: only the dead man's switch
 #   clock-step     A's runs get a wall clock an hour behind (libfaketime: FAKETIME=-1h with
 #                  FAKETIME_DONT_FAKE_MONOTONIC=1, which leaves CLOCK_BOOTTIME alone too; a
@@ -114,17 +113,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 mode=manual rounds=3 timer='' fence_after='' check_timeout='' stop='' lease_ttl=6 window='' promote_after=''
-out=- journals='' faults='' flap=48 ack=''
-usage() { drill_die "usage: drill/etcd.sh [--mode manual|automatic] [--rounds N] [--faults LIST] [--timer S] [--fence-after S] [--check-timeout S] [--stop S] [--lease-ttl S] [--flap S] [--ack yes|no] [--window S] [--promote-after S] [--out FILE] [--journals DIR] [BINARY]"; }
+out=- journals='' faults='' flap=48
+usage() { drill_die "usage: drill/etcd.sh [--mode manual|automatic] [--rounds N] [--faults LIST] [--timer S] [--fence-after S] [--check-timeout S] [--stop S] [--lease-ttl S] [--flap S] [--window S] [--promote-after S] [--out FILE] [--journals DIR] [BINARY]"; }
 while [ $# -gt 0 ]; do
   case $1 in
-    --mode | --rounds | --faults | --timer | --fence-after | --check-timeout | --stop | --lease-ttl | --flap | --ack | --window | --promote-after | --out | --journals)
+    --mode | --rounds | --faults | --timer | --fence-after | --check-timeout | --stop | --lease-ttl | --flap | --window | --promote-after | --out | --journals)
       [ $# -ge 2 ] || usage
       case $1 in
         --mode) mode=$2 ;;
         --lease-ttl) lease_ttl=$2 ;;
         --flap) flap=$2 ;;
-        --ack) ack=$2 ;;
         --rounds) rounds=$2 ;;
         --faults) faults=$2 ;;
         --timer) timer=$2 ;;
@@ -148,20 +146,16 @@ bin=$(readlink -f "${1:-$DRILL_REPO/target/release/failover-manager}")
 [ -x "$bin" ] || drill_die "no binary at $bin: build it first (cargo build --release)"
 case $mode in
   manual)
-    : "${timer:=2}" "${fence_after:=5}" "${check_timeout:=4}" "${stop:=3}" "${ack:=yes}"
+    : "${timer:=2}" "${fence_after:=5}" "${check_timeout:=4}" "${stop:=3}"
     : "${faults:=switchover,switchback,partition,partition-early,witness-lost,cluster-down,link-cut}"
     ;;
   automatic)
     # A 1-s timer with fence_after 3 s: the dead man's switch fires 2.25 s after a run armed
     # it, well after the next run (1 s later) re-arms it. Load requires fence_after + the
     # units' verify_timeout + lease_ttl/50 < lease_ttl: 3 + 1 + 0.12 < 6.
-    : "${timer:=1}" "${fence_after:=3}" "${check_timeout:=3}" "${stop:=1}" "${ack:=no}"
+    : "${timer:=1}" "${fence_after:=3}" "${check_timeout:=3}" "${stop:=1}"
     : "${faults:=cutoff,freeze,link-cut,flap,cluster-down,switchover,timer-stopped,clock-step}"
     ;;
-  *) usage ;;
-esac
-case $mode:$ack in
-  *:yes | automatic:no) ;;
   *) usage ;;
 esac
 cadence=$((timer > check_timeout ? timer : check_timeout))
@@ -197,10 +191,7 @@ KEY=/failover-manager/primary-site
 declare -A SITE=([A]=dc1 [B]=dc2) NUM=([A]=1 [B]=2 [W]=3) PEER=([A]=B [B]=A)
 HOSTS=(A B W)
 ETCD=etcd-drill.service
-WATCH=failover-manager-etcd-watch.service
-# Automatic mode: the shipped watch (`failover-manager watch`) instead of watch-etcd-key.
-[ "$mode" = manual ] || WATCH=failover-manager-watch.service
-ETCD_DIR=/usr/lib/failover-manager/etcd
+WATCH=failover-manager-watch.service
 member_addr() { echo "10.97.0.${NUM[$1]}"; }
 # The link between two hosts: its /24's third octet, and each end's address and interface.
 link_net() {
@@ -252,54 +243,28 @@ healthy() { etcdctl_in "$1" endpoint health >/dev/null 2>&1; }
 all_healthy() { healthy A && healthy B && healthy W; }
 
 setup_fm() { # HOST
-  local h=$1 s
+  local h=$1
   drill_install_fm "$h" "$bin"
-  for s in watch-etcd-key etcd-ack switchover; do
-    drill_put "$h" "$ETCD_DIR/$s" 755 <"$DRILL_REPO/examples/etcd/$s"
-  done
-  [ "$mode" = automatic ] ||
-    drill_put "$h" "/usr/local/lib/systemd/system/$WATCH" 644 <"$DRILL_REPO/examples/etcd/$WATCH"
-  # Without etcd-ack (automatic mode's default: the runs acknowledge themselves): no drop-in.
-  [ "$ack" = no ] || drill_put "$h" /etc/systemd/system/failover-manager.service.d/etcd.conf 644 \
-    <"$DRILL_REPO/examples/etcd/failover-manager.service.d/etcd.conf"
-  # The example environment file, this host's site in it: the drill runs the example or fails.
-  grep -qx 'FAILOVER_MANAGER_SITE=dc1' "$DRILL_REPO/examples/etcd/failover-manager-etcd" ||
-    drill_die "examples/etcd/failover-manager-etcd: no FAILOVER_MANAGER_SITE=dc1 line"
-  grep -qx "FAILOVER_MANAGER_ETCD_KEY=$KEY" "$DRILL_REPO/examples/etcd/failover-manager-etcd" ||
-    drill_die "examples/etcd/failover-manager-etcd: the key is not $KEY"
-  sed "s|^FAILOVER_MANAGER_SITE=dc1\$|FAILOVER_MANAGER_SITE=${SITE[$h]}|" \
-    "$DRILL_REPO/examples/etcd/failover-manager-etcd" |
-    drill_put "$h" /etc/default/failover-manager-etcd 644
-  if [ "$mode" = manual ]; then
-    drill_put "$h" /etc/failover-manager/config.yaml 644 <<YAML
-check:
-  command: ["/usr/lib/failover-manager/checks/etcd-key", "$KEY", "${SITE[$h]}"]
-  timeout: ${check_timeout}s
-  fence_after: ${fence_after}s
-defaults: { verify_timeout: ${stop}s, settle: 0s }
-units:
-  - app.service
-YAML
-  else
-    # The built-in client, every member listed, this host's own first; both sites candidates.
-    # The runs acknowledge themselves (KEY/ack/SITE/HOST), which the switchover waits for.
-    local eps=http://127.0.0.1:2379 m
-    for m in "${HOSTS[@]}"; do [ "$m" = "$h" ] || eps+=", http://$(member_addr "$m"):2379"; done
-    drill_put "$h" /etc/failover-manager/config.yaml 644 <<YAML
+  # The built-in client, every member listed, this host's own first. Manual mode: no lease,
+  # the key moves only by hand or by the switchover; automatic: both sites candidates. The runs
+  # acknowledge themselves (KEY/ack/SITE/HOST), which the switchover waits for.
+  local eps=http://127.0.0.1:2379 m lease=
+  for m in "${HOSTS[@]}"; do [ "$m" = "$h" ] || eps+=", http://$(member_addr "$m"):2379"; done
+  [ "$mode" = manual ] || lease="
+    lease_ttl: ${lease_ttl}s"
+  drill_put "$h" /etc/failover-manager/config.yaml 644 <<YAML
 site: ${SITE[$h]}
 check:
   etcd:
     endpoints: [$eps]
     key: $KEY
-    request_timeout: 500ms
-    lease_ttl: ${lease_ttl}s
+    request_timeout: 500ms$lease
   timeout: ${check_timeout}s
   fence_after: ${fence_after}s
 defaults: { verify_timeout: ${stop}s, settle: 0s }
 units:
   - app.service
 YAML
-  fi
   printf '[Unit]\nDescription=drill: the application\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
     drill_put "$h" /etc/systemd/system/app.service 644
   # The drill's cadence: the shipped timer, its minute replaced (as cadence.conf does it).
@@ -315,7 +280,7 @@ boot_hosts() {
     drill_link "$i" "$(ifname "$j")" "$(link_addr "$i" "$j")/24" "$j" "$(ifname "$i")" "$(link_addr "$j" "$i")/24"
   done
   for h in "${HOSTS[@]}"; do
-    # The host name is what etcd-ack files its acknowledgement under.
+    # The host name is what the runs file their acknowledgements under.
     drill_in "$h" hostname "${h,,}"
     drill_in "$h" ip address add "$(member_addr "$h")/32" dev lo
     for j in "${HOSTS[@]}"; do [ "$j" = "$h" ] || route "$h" "$j"; done
@@ -323,15 +288,11 @@ boot_hosts() {
   done
   setup_fm A
   setup_fm B
-  # The witness runs the switchover (any host that reaches the cluster may).
-  drill_put W "$ETCD_DIR/switchover" 755 <"$DRILL_REPO/examples/etcd/switchover"
   for h in "${HOSTS[@]}"; do drill_in "$h" systemctl daemon-reload; done
-  if [ "$mode" = automatic ]; then
-    for h in A B; do
-      out=$(drill_in "$h" failover-manager validate --config-only 2>&1) ||
-        drill_die "host $h: the automatic-mode config does not load: $out"
-    done
-  fi
+  for h in A B; do
+    out=$(drill_in "$h" failover-manager validate --config-only 2>&1) ||
+      drill_die "host $h: the $mode-mode config does not load: $out"
+  done
   # Not one by one: a member of a new cluster is ready only once a majority is up.
   for h in "${HOSTS[@]}"; do drill_in "$h" systemctl start --no-block "$ETCD"; done
   drill_wait 60 all_healthy || drill_die "the etcd cluster did not become healthy"
@@ -403,18 +364,22 @@ key_value() { etcdctl_in W get --print-value-only -- "$KEY" 2>/dev/null; }
 key_rev() {
   etcdctl_in W get -w fields -- "$KEY" 2>/dev/null | awk -F' : ' '/^"ModRevision"/ { print $2 }'
 }
-# Every host of SITE's hosts acknowledged the key's current revision (what a switchover from
-# or to there waits for).
+# HOST acknowledged the key's current revision with the role the key gives it (what a
+# switchover from or to its site waits for). Only the value's first two fields, REVISION ROLE:
+# more may follow.
 acked() { # HOST
-  local rev want
+  local rev want value r role
   rev=$(key_rev) || return 1
-  want="$rev standby"
-  [ "$(key_value)" != "${SITE[$1]}" ] || want="$rev primary"
-  [ "$(etcdctl_in W get --print-value-only -- "$KEY/ack/${SITE[$1]}/${1,,}" 2>/dev/null)" = "$want" ]
+  want=standby
+  [ "$(key_value)" != "${SITE[$1]}" ] || want=primary
+  value=$(etcdctl_in W get --print-value-only -- "$KEY/ack/${SITE[$1]}/${1,,}" 2>/dev/null) || return 1
+  read -r r role _ <<<"$value"
+  [ "$r" = "$rev" ] && [ "$role" = "$want" ]
 }
+# Manual mode also waits for the acknowledgements: a switchover refuses a site not in step.
 settled_on() { # HOST
   app_only_on "$1" || return 1
-  [ "$ack" = no ] || { acked A && acked B; }
+  [ "$mode" = automatic ] || { acked A && acked B; }
 }
 
 # What the hosts say, when the drill cannot go on.
@@ -498,8 +463,7 @@ fault_round() { # FAULT ROUND
   t0=$EPOCHREALTIME
   case $f in
     switchover | switchback)
-      if out=$(drill_in W "$ETCD_DIR/switchover" --endpoints "http://127.0.0.1:2379" --timeout 30 \
-        "$KEY" "${SITE[$from]}" "${SITE[$to]}" 2>&1); then
+      if out=$(drill_in "$to" failover-manager switchover --timeout 30s "${SITE[$to]}" 2>&1); then
         status=0
       else
         status=$?
@@ -731,8 +695,7 @@ fault_round_auto() { # FAULT ROUND
       ;;
     switchover)
       t0=$EPOCHREALTIME
-      if out=$(drill_in W "$ETCD_DIR/switchover" --endpoints "http://127.0.0.1:2379" --timeout 30 \
-        --lease-ttl "$lease_ttl" "$KEY" dc1 dc2 2>&1); then
+      if out=$(drill_in B failover-manager switchover --timeout 30s dc2 2>&1); then
         status=0
       else
         status=$?
@@ -772,7 +735,6 @@ else
   emit "# rejoin_win	$rejoin_win"
   emit "# flap	$flap"
   emit "# libfaketime	${LIBFAKETIME:--}"
-  emit "# ack	$ack"
   row fault round leader old new stopped verified dual flips_a flips_b stops_a end_a end_b \
     fenced_a deadline_a fail_a fail_b limit_a limit_b window back exit after_thaw skew_s gap_ms
 fi

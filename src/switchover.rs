@@ -1,5 +1,5 @@
 //! `failover-manager switchover SITE`: a planned move of the role with no overlap, in both
-//! modes (the protocol of examples/etcd/switchover, which stays as a script for etcd-key):
+//! modes (the protocol of the etcdctl switchover script it replaced):
 //!
 //! 1. the key, from FROM to `switching:FROM->SITE`, only if it is still the revision read
 //!    (two switchovers at once: one wins, the other changes nothing). That value names no site:

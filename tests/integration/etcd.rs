@@ -1,6 +1,8 @@
-//! etcd as the source of the role (examples/checks/etcd-key, examples/etcd/), against a real
-//! three-member etcd 3.4 cluster: site A, site B and a witness W, each member in its own
-//! sandbox, joined by veth pairs that can be cut.
+//! etcd as the source of the role in manual mode (`check.etcd` without `lease_ttl`: the key
+//! names the primary site, a person or `failover-manager switchover` moves it), with
+//! `failover-manager watch` (units/failover-manager-watch.service), against a real three-member
+//! etcd 3.4 cluster: site A, site B and a witness W, each member in its own sandbox, joined by
+//! veth pairs that can be cut. The reads themselves, and automatic mode, are takeover.rs's.
 //!
 //! Topology: each member has one address, 10.98.0.N/32 on its loopback (A .1, B .2, W .3),
 //! which its etcd advertises; every pair of members shares a link with its own /24 (A–B
@@ -19,12 +21,9 @@ use crate::unit::Unit;
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
 const UNITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
-/// Where the .deb puts them, as the example units say.
-const CHECK: &str = "/usr/lib/failover-manager/checks/etcd-key";
-const ETCD_DIR: &str = "/usr/lib/failover-manager/etcd";
 pub const KEY: &str = "/failover-manager/primary-site";
 const ETCD_UNIT: &str = "etcd-test.service";
-const WATCH_UNIT: &str = "failover-manager-etcd-watch.service";
+const WATCH_UNIT: &str = "failover-manager-watch.service";
 
 pub const A: usize = 0;
 pub const B: usize = 1;
@@ -82,7 +81,7 @@ impl Cluster {
             );
         }
         for (i, m) in c.members.iter().enumerate() {
-            // The host name is what etcd-ack files its acknowledgement under.
+            // The host name is what a run files its acknowledgement under (KEY/ack/SITE/HOST).
             m.ok(&["hostname", NAMES[i]]);
             m.ok(&[
                 "ip",
@@ -249,41 +248,27 @@ fn install(sb: &Sandbox, src: &str, dst: &str, mode: u32) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// The check and the etcd scripts, where the .deb puts them.
-fn install_scripts(sb: &Sandbox) {
-    install(sb, "checks/etcd-key", CHECK, 0o755);
-    for s in ["watch-etcd-key", "etcd-ack", "switchover"] {
-        install(sb, &format!("etcd/{s}"), &format!("{ETCD_DIR}/{s}"), 0o755);
-    }
+/// Every member, this host's own first (over loopback), as the README advises.
+fn endpoints(i: usize) -> String {
+    let mut e = vec!["http://127.0.0.1:2379".to_owned()];
+    e.extend(
+        (0..3)
+            .filter(|&j| j != i)
+            .map(|j| format!("http://{}:2379", member_addr(j))),
+    );
+    format!("[{}]", e.join(", "))
 }
 
-/// failover-manager on member `i` as the examples set it up, for site `site`: the shipped
-/// service, the etcd drop-in (environment, acknowledgement), the watch unit, the example
-/// environment file, and a config whose check is etcd-key; app.service runs on the primary.
-/// app.service takes `start_delay` to start (an ExecStartPre sleep).
+/// failover-manager on member `i` for `site` in manual mode: the shipped service and watch
+/// unit (no timer), and a config whose check is `check.etcd` without a lease; app.service runs
+/// on the primary. app.service takes `start_delay` to start (an ExecStartPre sleep).
 fn install_failover_manager(c: &Cluster, i: usize, site: &str, start_delay: &str) {
     let sb = c.member(i);
-    install_scripts(sb);
-    let service = std::fs::read_to_string(format!("{UNITS}/failover-manager.service"))
-        .expect("shipped service");
-    sb.install_unit("failover-manager.service", &service);
-    let watch =
-        std::fs::read_to_string(format!("{EXAMPLES}/etcd/{WATCH_UNIT}")).expect("watch unit");
-    sb.install_unit(WATCH_UNIT, &watch);
-    install(
-        sb,
-        "etcd/failover-manager.service.d/etcd.conf",
-        "/etc/systemd/system/failover-manager.service.d/etcd.conf",
-        0o644,
-    );
-    let env = std::fs::read_to_string(format!("{EXAMPLES}/etcd/failover-manager-etcd"))
-        .expect("environment file");
-    assert!(env.contains(&format!("\nFAILOVER_MANAGER_ETCD_KEY={KEY}\n")));
-    let env = env.replace(
-        "\nFAILOVER_MANAGER_SITE=dc1\n",
-        &format!("\nFAILOVER_MANAGER_SITE={site}\n"),
-    );
-    sb.write("/etc/default/failover-manager-etcd", &env);
+    sb.ok(&["mkdir", "-p", "/run/fm-test"]);
+    for unit in ["failover-manager.service", WATCH_UNIT] {
+        let body = std::fs::read_to_string(format!("{UNITS}/{unit}")).expect("shipped unit");
+        sb.install_unit(unit, &body);
+    }
     // Records when it begins to start and when it has stopped (see app_times).
     let app = Unit::simple("app.service");
     sb.install_unit(
@@ -300,8 +285,10 @@ fn install_failover_manager(c: &Cluster, i: usize, site: &str, start_delay: &str
     sb.write(
         crate::test::CONFIG,
         &format!(
-            "check:\n  command: [\"{CHECK}\", \"{KEY}\", \"{site}\"]\n  timeout: 10s\n\
-             defaults: {{ verify_timeout: 10s, settle: 0s }}\nunits:\n  - app.service\n"
+            "site: {site}\ncheck:\n  etcd:\n    endpoints: {}\n    key: {KEY}\n    \
+             request_timeout: 500ms\n  timeout: 3s\n\
+             defaults: {{ verify_timeout: 10s, settle: 0s }}\nunits:\n  - app.service\n",
+            endpoints(i)
         ),
     );
     sb.daemon_reload();
@@ -314,9 +301,12 @@ struct Ran {
     took: Duration,
 }
 
-fn run(sb: &Sandbox, argv: &[&str]) -> Ran {
+/// failover-manager ARGS on `sb`.
+fn run(sb: &Sandbox, args: &[&str]) -> Ran {
+    let mut argv = vec![sandbox::BIN];
+    argv.extend_from_slice(args);
     let t = Instant::now();
-    let out = sb.exec(argv);
+    let out = sb.exec(&argv);
     Ran {
         status: out.status.code().unwrap_or(-1),
         stdout: text(&out.stdout),
@@ -325,145 +315,22 @@ fn run(sb: &Sandbox, argv: &[&str]) -> Ran {
     }
 }
 
-/// Runs the etcd-key check on member `i` for `site` and asserts its status and what it says
-/// (for 0 and 1 one line on stdout, for 2 one line on stderr); returns what it said.
-fn expect_check(c: &Cluster, i: usize, site: &str, status: i32, says: &str) -> Ran {
-    let r = run(c.member(i), &[CHECK, KEY, site]);
-    let ctx = format!(
-        "etcd-key on {} for {site}\n--- status {}\n--- stdout\n{}--- stderr\n{}---",
-        NAMES[i], r.status, r.stdout, r.stderr
-    );
-    assert_eq!(r.status, status, "exit status: {ctx}");
-    let (said, quiet) = if status == 2 {
-        (&r.stderr, &r.stdout)
-    } else {
-        (&r.stdout, &r.stderr)
-    };
-    assert_eq!(quiet, "", "{ctx}");
-    assert_eq!(said.lines().count(), 1, "one line: {ctx}");
-    assert!(said.contains(says), "lacks {says:?}: {ctx}");
-    r
+/// The role member `i` (of `site`) acknowledged last and at which revision: the first two
+/// fields of `KEY/ack/SITE/HOST` (more may follow them).
+fn acked(c: &Cluster, i: usize, site: &str) -> Option<(i64, String)> {
+    let value = c.get(W, &format!("{KEY}/ack/{site}/{}", NAMES[i]));
+    let mut fields = value.split_whitespace();
+    let revision = fields.next()?.parse().ok()?;
+    Some((revision, fields.next()?.to_owned()))
 }
 
-#[test]
-fn etcd_key_is_primary_standby_or_unknown_and_a_cut_off_site_is_never_primary() {
-    let Some(c) = Cluster::boot() else { return };
-    for m in &c.members {
-        install_scripts(m);
-    }
-    // Never written: no site is primary.
-    expect_check(&c, A, "dc1", 1, &format!("standby: {KEY} does not exist"));
-
-    c.put(W, KEY, "dc1");
-    expect_check(
-        &c,
-        A,
-        "dc1",
-        0,
-        &format!("primary: {KEY} names this site, dc1 (revision "),
-    );
-    expect_check(
-        &c,
-        B,
-        "dc2",
-        1,
-        &format!("standby: {KEY} names \"dc1\", not this site (dc2)"),
-    );
-    // Read through another member, named with --endpoints.
-    let r = run(
-        c.member(B),
-        &[
-            CHECK,
-            "--endpoints",
-            &format!("http://{}:2379", member_addr(W)),
-            KEY,
-            "dc1",
-        ],
-    );
-    assert_eq!((r.status, r.stderr.as_str()), (0, ""), "{}", r.stdout);
-
-    // A value is compared whole: a prefix, another case, blank space, a newline are other
-    // sites; an empty value names none.
-    for (value, shown) in [
-        ("dc1 ", "\"dc1 \""),
-        ("DC1", "\"DC1\""),
-        ("dc10", "\"dc10\""),
-        ("dc1\ndc1", "\"dc1\\ndc1\""),
-        ("", "\"\""),
-    ] {
-        c.put(W, KEY, value);
-        expect_check(&c, A, "dc1", 1, &format!("names {shown}, not this site"));
-    }
-    c.etcdctl_ok(W, &["del", KEY]);
-    expect_check(&c, A, "dc1", 1, "does not exist");
-
-    // A site cut off from the other two cannot read the key at all: unknown, never primary,
-    // while the majority (B and the witness) moves the role to B.
-    c.put(W, KEY, "dc1");
-    expect_check(&c, A, "dc1", 0, "primary: ");
-    let cut = Instant::now();
-    c.isolate(A);
-    let unknown = expect_check(&c, A, "dc1", 2, "etcd-key: cannot tell: etcdctl get");
-    assert!(
-        unknown
-            .stderr
-            .contains("this member is cut off from the majority"),
-        "{}",
-        unknown.stderr
-    );
-    let unknown_after = cut.elapsed();
-    c.put(B, KEY, "dc2");
-    expect_check(&c, B, "dc2", 0, "primary: ");
-    expect_check(&c, A, "dc1", 2, "cannot tell");
-    expect_check(&c, A, "dc2", 2, "cannot tell");
-    eprintln!(
-        "measured: A cut off -> etcd-key on A unknown after {unknown_after:?} (the check took {:?}): {}",
-        unknown.took, unknown.stderr
-    );
-
-    // Back in the cluster, A learns what happened meanwhile.
-    c.rejoin(A);
-    c.wait_healthy(A, Duration::from_secs(30));
-    expect_check(&c, A, "dc1", 1, "names \"dc2\", not this site (dc1)");
-
-    // One member down leaves a majority; two down leave none; the whole cluster down: unknown.
-    c.stop(W);
-    expect_check(&c, A, "dc2", 0, "primary: ");
-    c.stop(B);
-    expect_check(&c, A, "dc2", 2, "cannot tell: etcdctl get");
-    c.stop(A);
-    let down = expect_check(
-        &c,
-        A,
-        "dc2",
-        2,
-        "cannot tell: etcdctl get /failover-manager/primary-site failed (exit 1)",
-    );
-    eprintln!(
-        "measured: whole cluster down -> etcd-key unknown in {:?}: {}",
-        down.took, down.stderr
-    );
-
-    // Mistakes in the arguments are unknown too, never standby.
-    for (argv, says) in [
-        (vec![CHECK], "usage: etcd-key [--endpoints URLS] KEY SITE"),
-        (vec![CHECK, KEY], "usage: "),
-        (vec![CHECK, KEY, "dc1", "x"], "usage: "),
-        (vec![CHECK, "--endpoints"], "usage: "),
-        (vec![CHECK, "-x", "dc1"], "KEY \"-x\" is not a key"),
-        (vec![CHECK, "a key", "dc1"], "is not a key"),
-        (vec![CHECK, KEY, ""], "SITE \"\" is not a site name"),
-        (vec![CHECK, KEY, "dc1 "], "is not a site name"),
-        (vec![CHECK, KEY, "\"dc1\""], "is not a site name"),
-    ] {
-        let r = run(c.member(A), &argv);
-        assert_eq!(r.status, 2, "{argv:?}: {}{}", r.stdout, r.stderr);
-        assert!(
-            r.stderr.starts_with("etcd-key: cannot tell: ") && r.stderr.contains(says),
-            "{argv:?}: {}",
-            r.stderr
-        );
-    }
+/// The key's mod revision, as W's member has it.
+fn key_revision(c: &Cluster) -> i64 {
+    let out = c.etcdctl_ok(W, &["get", "-w", "fields", KEY]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("\"ModRevision\" : "))
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ModRevision in {out}"))
 }
 
 /// Polls until `f` holds; false if `timeout` passed first.
@@ -573,8 +440,8 @@ fn the_watch_starts_a_run_at_once_on_every_change_and_on_every_start() {
     settle(a);
     assert_eq!(a.state("app.service"), "inactive");
 
-    // The watch dies (its etcdctl killed): systemd restarts it, and the restart runs
-    // failover-manager, for what may have changed meanwhile.
+    // The watch dies (killed): systemd restarts it, and the restart runs failover-manager, for
+    // what may have changed meanwhile.
     let restarts = || {
         a.systemctl(&["show", "-p", "NRestarts", "--value", WATCH_UNIT])
             .trim()
@@ -582,7 +449,8 @@ fn the_watch_starts_a_run_at_once_on_every_change_and_on_every_start() {
     };
     assert_eq!(restarts(), "0");
     let before = runs(a);
-    a.ok(&["pkill", "-KILL", "-x", "etcdctl"]);
+    let pid = a.systemctl(&["show", "-p", "MainPID", "--value", WATCH_UNIT]);
+    a.ok(&["kill", "-KILL", pid.trim()]);
     c.put(W, KEY, "dc1");
     assert!(
         eventually(Duration::from_secs(10), || restarts() == "1"),
@@ -601,19 +469,25 @@ fn the_watch_starts_a_run_at_once_on_every_change_and_on_every_start() {
     a.systemctl(&["start", WATCH_UNIT]);
     assert!(a.wait_state("app.service", "inactive", Duration::from_secs(10)));
 
-    // The member restarting under the watch: etcdctl reconnects and resumes; a change made
-    // while it was down is delivered once it is back.
+    // A's own member down under the watch: the watch goes on through another member from the
+    // last revision it saw, so a change made meanwhile reaches A before its member is back.
     settle(a);
     let restarted = restarts();
     c.stop(A);
+    let put = Instant::now();
     c.put(B, KEY, "dc1");
-    std::thread::sleep(Duration::from_millis(500));
-    c.start(A);
-    c.wait_healthy(A, Duration::from_secs(30));
     assert!(
         a.wait_state("app.service", "active", Duration::from_secs(10)),
         "the change made while A's member was down did not reach A"
     );
+    eprintln!(
+        "measured: A's member down, put on B -> app.service active on A after {:?}",
+        put.elapsed()
+    );
+    c.start(A);
+    c.wait_healthy(A, Duration::from_secs(30));
+    settle(a);
+    assert_eq!(a.state("app.service"), "active");
     assert_eq!(
         restarts(),
         restarted,
@@ -661,17 +535,13 @@ fn switchover_moves_the_role_with_no_overlap_or_leaves_it() {
     let Some(c) = Cluster::boot() else { return };
     install_failover_manager(&c, A, "dc1", "0");
     install_failover_manager(&c, B, "dc2", "0");
-    install_scripts(c.member(W));
     c.put(W, KEY, "dc1");
-    for (i, role) in [(A, "primary"), (B, "standby")] {
-        let sb = c.member(i);
-        sb.systemctl(&["start", WATCH_UNIT]);
-        let ack = format!("{KEY}/ack/dc{}/{}", i + 1, NAMES[i]);
+    for (i, site, role) in [(A, "dc1", "primary"), (B, "dc2", "standby")] {
+        c.member(i).systemctl(&["start", WATCH_UNIT]);
         assert!(
-            eventually(Duration::from_secs(15), || c
-                .get(W, &ack)
-                .ends_with(&format!(" {role}"))),
-            "{} never acknowledged {role} ({ack})",
+            eventually(Duration::from_secs(15), || acked(&c, i, site)
+                .is_some_and(|(_, r)| r == role)),
+            "{} never acknowledged {role}",
             NAMES[i]
         );
     }
@@ -680,7 +550,7 @@ fn switchover_moves_the_role_with_no_overlap_or_leaves_it() {
     assert_eq!(b.state("app.service"), "inactive");
 
     // Both sites sampled every 100 ms (or as fast as the machine manages) while the
-    // switchover runs.
+    // switchover, run on B, moves the role there.
     let stop = AtomicBool::new(false);
     let (result, samples, widest) = std::thread::scope(|s| {
         let sampler = s.spawn(|| {
@@ -698,10 +568,7 @@ fn switchover_moves_the_role_with_no_overlap_or_leaves_it() {
             }
             (samples, widest)
         });
-        let r = run(
-            c.member(W),
-            &[&format!("{ETCD_DIR}/switchover"), KEY, "dc1", "dc2"],
-        );
+        let r = run(b, &["switchover", "dc2"]);
         stop.store(true, Ordering::Relaxed);
         let (samples, widest) = sampler.join().expect("sampler");
         (r, samples, widest)
@@ -712,11 +579,14 @@ fn switchover_moves_the_role_with_no_overlap_or_leaves_it() {
         result.stdout, result.stderr
     );
     assert!(
-        result.stdout.contains("switched from dc1 to dc2"),
+        result.stdout.contains("done: dc2 holds the role"),
         "{}",
         result.stdout
     );
     assert_eq!(c.get(W, KEY), "dc2");
+    // The key without a lease, as manual mode has it.
+    let fields = c.etcdctl_ok(W, &["get", "-w", "fields", KEY]);
+    assert!(fields.contains("\"Lease\" : 0\n"), "{fields}");
     assert_eq!(a.state("app.service"), "inactive");
     assert_eq!(b.state("app.service"), "active");
     let both: Vec<_> = samples
@@ -744,47 +614,50 @@ fn switchover_moves_the_role_with_no_overlap_or_leaves_it() {
         result.stdout
     );
 
-    // Back again, but B is paused (maintenance): it never confirms its units stopped, so the
-    // role goes back to B and A never starts anything.
-    let a_starts = a.starts("app.service");
-    b.ok(&[sandbox::BIN, "pause", "--reason", "switchover test"]);
-    let r = run(
-        c.member(W),
-        &[
-            &format!("{ETCD_DIR}/switchover"),
-            "--timeout",
-            "3",
-            KEY,
-            "dc2",
-            "dc1",
-        ],
+    // Back again, run on A, but B is paused (maintenance): it never confirms its units
+    // stopped, so the role goes back to B and A never starts anything.
+    let a_starts = app_times(a, "starting").len();
+    let revision = key_revision(&c);
+    assert!(
+        eventually(Duration::from_secs(10), || acked(&c, A, "dc1")
+            == Some((revision, "standby".into()))),
+        "A did not acknowledge dc2's revision {revision} as a standby"
     );
+    b.ok(&[sandbox::BIN, "pause", "--reason", "switchover test"]);
+    let r = run(a, &["switchover", "dc1", "--timeout", "3s"]);
     assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains(&format!(
-            "dc2 did not confirm its units stopped within 3s (no acknowledgement from: b); {KEY} = dc2 again"
-        )),
+        r.stderr.contains(
+            "dc2 did not confirm its units stopped within 3s (no acknowledgement from: b);"
+        ) && r.stderr.contains(&format!("{KEY} = dc2 again (revision ")),
         "{}",
         r.stderr
     );
     assert_eq!(c.get(W, KEY), "dc2");
     settle(a);
-    assert_eq!(a.starts("app.service"), a_starts, "A started app.service");
+    assert_eq!(
+        app_times(a, "starting").len(),
+        a_starts,
+        "A started app.service"
+    );
     assert_eq!(a.state("app.service"), "inactive");
     assert_eq!(b.state("app.service"), "active");
 
-    // A switchover from a site that does not hold the role changes nothing.
-    let r = run(
-        c.member(W),
-        &[&format!("{ETCD_DIR}/switchover"), KEY, "dc1", "dc2"],
-    );
-    assert_eq!(r.status, 1);
+    // Refused up front, nothing written: a site whose hosts have not acknowledged the key's
+    // revision (A's watch stopped, the key put again by hand: A never saw it).
+    a.systemctl(&["stop", WATCH_UNIT]);
+    c.put(W, KEY, "dc2");
+    let revision = key_revision(&c);
+    assert!(acked(&c, A, "dc1").is_some_and(|(r, _)| r < revision));
+    let r = run(b, &["switchover", "dc1"]);
+    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains(&format!(
-            "{KEY} holds \"dc2\", not \"dc1\"; nothing changed"
+            "a of dc1 not in step with {KEY} (revision {revision}): down, cut off or paused?"
         )),
         "{}",
         r.stderr
     );
+    assert_eq!(key_revision(&c), revision, "nothing written");
     assert_eq!(c.get(W, KEY), "dc2");
 }

@@ -309,12 +309,6 @@ fn make_install_installs_everything_and_uninstall_removes_it() {
             0o755,
         ));
     }
-    for script in ["watch-etcd-key", "etcd-ack", "switchover"] {
-        want.push((
-            format!("/usr/local/lib/failover-manager/etcd/{script}"),
-            0o755,
-        ));
-    }
     for sub in SUBCOMMANDS {
         want.push((
             format!("/usr/local/share/man/man1/failover-manager-{sub}.1"),
@@ -540,10 +534,6 @@ fn deb_installs_units_disabled_and_not_started_and_works() {
         "/usr/share/fish/vendor_completions.d/failover-manager.fish",
         "/usr/share/man/man1/failover-manager-reconcile.1.gz",
         "/usr/lib/failover-manager/keepalived/notify-failover-manager",
-        "/usr/lib/failover-manager/etcd/watch-etcd-key",
-        "/usr/lib/failover-manager/etcd/etcd-ack",
-        "/usr/lib/failover-manager/etcd/switchover",
-        "/usr/share/doc/failover-manager/examples/etcd/failover-manager-etcd-watch.service",
         "/usr/share/doc/failover-manager/examples/etcd/failover-manager.timer.d/cadence.conf",
         "/usr/lib/failover-manager/keepalived/keepalived.service.d/failover-manager.conf",
         "/usr/share/doc/failover-manager/examples/prometheus/alerts.yml",

@@ -1,5 +1,5 @@
 //! The etcd drill (drill/etcd.sh): sites A and B and a witness W, each a host with one member
-//! of a real three-member etcd cluster, failover-manager on A and B with the etcd-key check,
+//! of a real three-member etcd cluster, failover-manager on A and B with `check.etcd` (no lease),
 //! `check.fence_after`, the watch and a short timer. CI runs one quick round of each fault
 //! that has a safety property and asserts that property only; the figures are the drill's
 //! business (DRILL.md), never asserted here. The same in automatic mode (`--mode automatic`:
