@@ -363,6 +363,7 @@ fn runs(sb: &Sandbox) -> usize {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn the_watch_starts_a_run_at_once_on_every_change_and_on_every_start() {
     let Some(c) = Cluster::boot() else { return };
     // app.service takes 1.5 s to start, so that a run can be caught in progress.
@@ -531,6 +532,7 @@ pub fn app_times(sb: &Sandbox, what: &str) -> Vec<u128> {
 }
 
 #[test]
+#[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn switchover_moves_the_role_with_no_overlap_or_leaves_it() {
     let Some(c) = Cluster::boot() else { return };
     install_failover_manager(&c, A, "dc1", "0");
