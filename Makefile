@@ -77,6 +77,7 @@ install: $(if $(filter target/release,$(ARTIFACTS)),build)
 	chmod 644 $(DESTDIR)$(SYSCONFDIR)/failover-manager/config.yaml.example
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m644 $(ARTIFACTS)/assets/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -Dm644 $(ARTIFACTS)/assets/man/failover-manager.yaml.5 $(DESTDIR)$(MANDIR)/man5/failover-manager.yaml.5
 	install -Dm644 $(ARTIFACTS)/assets/completions/failover-manager.bash $(DESTDIR)$(BASHCOMPDIR)/failover-manager
 	install -Dm644 $(ARTIFACTS)/assets/completions/_failover-manager $(DESTDIR)$(ZSHCOMPDIR)/_failover-manager
 	install -Dm644 $(ARTIFACTS)/assets/completions/failover-manager.fish $(DESTDIR)$(FISHCOMPDIR)/failover-manager.fish
@@ -88,6 +89,7 @@ uninstall:
 		$(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard units/*))) \
 		$(DESTDIR)$(SYSCONFDIR)/failover-manager/config.yaml.example \
 		$(DESTDIR)$(MANDIR)/man1/failover-manager.1 $(DESTDIR)$(MANDIR)/man1/failover-manager-*.1 \
+		$(DESTDIR)$(MANDIR)/man5/failover-manager.yaml.5 \
 		$(DESTDIR)$(BASHCOMPDIR)/failover-manager $(DESTDIR)$(ZSHCOMPDIR)/_failover-manager \
 		$(DESTDIR)$(FISHCOMPDIR)/failover-manager.fish
 	rm -rf $(DESTDIR)$(LIBDIR)/failover-manager

@@ -3,6 +3,8 @@
 //!
 //! - the man pages: `failover-manager.1` and one per subcommand (`failover-manager-diff.1`, …),
 //!   each also gzipped (`.1.gz`, what Debian policy wants in a package);
+//! - the config file's page, `failover-manager.yaml.5` (and `.5.gz`), from the reference in
+//!   src/config/reference.rs, which the crate's tests hold to the parser;
 //! - the bash, zsh and fish completions;
 //! - the version string: `0.1.0 (git abc1234)` in a git checkout, `0.1.0` elsewhere
 //!   (`FM_VERSION`, and `FM_GIT_REV` alone, for the crate);
@@ -17,7 +19,8 @@
 //! binary), a stable path for `make install` and cargo-deb:
 //!
 //! ```text
-//! target/release/assets/man/failover-manager.1 (.1.gz), failover-manager-<subcommand>.1 (.1.gz)
+//! target/release/assets/man/failover-manager.1 (.1.gz), failover-manager-<subcommand>.1 (.1.gz),
+//!                           failover-manager.yaml.5 (.5.gz)
 //! target/release/assets/completions/failover-manager.bash, _failover-manager, failover-manager.fish
 //! ```
 
@@ -38,6 +41,10 @@ use clap_mangen::roff::{Roff, bold, italic, roman};
 #[path = "src/cli.rs"]
 mod cli;
 
+// Likewise self-contained; its tests (the crate's) hold it to the parser.
+#[path = "src/config/reference.rs"]
+mod reference;
+
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 const BIN: &str = "failover-manager";
@@ -45,6 +52,7 @@ const BIN: &str = "failover-manager";
 fn main() -> Result<()> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/cli.rs");
+    println!("cargo:rerun-if-changed=src/config/reference.rs");
     root_only_tests();
     missing_programs();
 
@@ -73,7 +81,7 @@ fn main() -> Result<()> {
     for dir in [&man_dir, &completions_dir] {
         fs::create_dir_all(dir).map_err(|e| context(e, "create", dir))?;
     }
-    write_man_pages(&cmd, &man_dir)?;
+    write_man_pages(&cmd, version, &man_dir)?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         // failover-manager.bash, _failover-manager, failover-manager.fish
         let mut script = Vec::new();
@@ -200,10 +208,13 @@ fn fix_bash_subcommand_arms(script: Vec<u8>) -> Result<Vec<u8>> {
     Ok(script.replace(&broken, &loop_spelling).into_bytes())
 }
 
-/// `failover-manager.1` (with EXIT STATUS, FILES and SEE ALSO after what clap knows) and a
-/// page per subcommand, as clap_mangen names them; each also gzipped.
-fn write_man_pages(cmd: &clap::Command, dir: &Path) -> Result<()> {
-    let mut pages = vec![(format!("{BIN}.1"), main_page(cmd)?)];
+/// `failover-manager.1` (with EXIT STATUS, FILES and SEE ALSO after what clap knows), a page
+/// per subcommand, as clap_mangen names them, and the config file's; each also gzipped.
+fn write_man_pages(cmd: &clap::Command, version: &str, dir: &Path) -> Result<()> {
+    let mut pages = vec![
+        (format!("{BIN}.1"), main_page(cmd)?),
+        (format!("{BIN}.yaml.5"), config_page(version)?),
+    ];
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let man = Man::new(sub.clone());
         let mut page = Vec::new();
@@ -241,7 +252,8 @@ fn main_page(cmd: &clap::Command) -> Result<Vec<u8>> {
     let files = [
         (
             cli::DEFAULT_CONFIG.to_owned(),
-            "The config file (see -c). Start from config.yaml.example next to it.",
+            "The config file (see -c, and failover-manager.yaml(5) for its keys). Start from \
+             config.yaml.example next to it.",
         ),
         (
             "/usr/lib/failover-manager/checks/".to_owned(),
@@ -263,6 +275,7 @@ fn main_page(cmd: &clap::Command) -> Result<Vec<u8>> {
         .get_subcommands()
         .filter(|s| !s.is_hide_set())
         .map(|s| format!("{BIN}-{}(1)", s.get_name()))
+        .chain([format!("{BIN}.yaml(5)")])
         .chain(["systemctl(1)", "systemd.timer(5)"].map(String::from))
         .collect();
     roff.text([roman(see_also.join(", "))]);
@@ -270,6 +283,68 @@ fn main_page(cmd: &clap::Command) -> Result<Vec<u8>> {
 
     man.render_version_section(&mut page)?;
     Ok(page)
+}
+
+/// `failover-manager.yaml.5`: src/config/reference.rs, a section per map, a tagged paragraph
+/// per key (its path and value, what it does, its default).
+fn config_page(version: &str) -> Result<Vec<u8>> {
+    let mut roff = Roff::new();
+    // An empty date, as clap_mangen leaves it (a date would change the page every day).
+    let source = format!("{BIN} {version}");
+    roff.control("TH", [&*format!("{BIN}.yaml"), "5", "\"\"", &source]);
+    roff.control("SH", ["NAME"]);
+    roff.text([roman(format!("{BIN}.yaml - {}", reference::SUMMARY))]);
+    roff.control("SH", ["SYNOPSIS"]);
+    roff.text([bold(reference::PATH)]);
+    roff.control("SH", ["DESCRIPTION"]);
+    for paragraph in reference::DESCRIPTION {
+        roff.control("PP", [] as [&str; 0]);
+        roff.text([roman(*paragraph)]);
+    }
+    example(&mut roff, reference::MINIMAL);
+    roff.control("SH", ["KEYS"]);
+    for map in reference::MAPS {
+        roff.control("SS", [map.heading()]);
+        roff.text([roman(map.about)]);
+        for key in map.keys {
+            roff.control("TP", [] as [&str; 0]);
+            roff.text([
+                bold(format!("{}:", map.key_path(key))),
+                roman(" "),
+                italic(key.value),
+            ]);
+            roff.text([roman(key.about)]);
+            roff.control("br", [] as [&str; 0]);
+            roff.text([roman(key.omitted.sentence())]);
+        }
+    }
+    roff.control("SH", ["EXAMPLES"]);
+    for (what, text) in reference::EXAMPLES {
+        roff.control("PP", [] as [&str; 0]);
+        roff.text([roman(*what)]);
+        example(&mut roff, text);
+    }
+    roff.control("SH", ["FILES"]);
+    for (file, what) in reference::FILES {
+        roff.control("TP", [] as [&str; 0]);
+        roff.text([italic(*file)]);
+        roff.text([roman(*what)]);
+    }
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text([roman(reference::SEE_ALSO.join(", "))]);
+    let mut page = Vec::new();
+    roff.to_writer(&mut page)?;
+    Ok(page)
+}
+
+/// A block of YAML, indented and as written (no filling).
+fn example(roff: &mut Roff, text: &str) {
+    roff.control("PP", [] as [&str; 0]);
+    roff.control("RS", ["4"]);
+    roff.control("nf", [] as [&str; 0]);
+    roff.text([roman(text.trim_end())]);
+    roff.control("fi", [] as [&str; 0]);
+    roff.control("RE", [] as [&str; 0]);
 }
 
 /// `target/<profile>` (or `target/<triple>/<profile>`), from OUT_DIR =

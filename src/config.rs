@@ -27,6 +27,9 @@ mod fuzz;
 pub mod inputs;
 mod prescan;
 mod raw;
+// The man page failover-manager.yaml(5), rendered by build.rs; the crate only tests it.
+#[cfg(test)]
+mod reference;
 mod text;
 mod unit_name;
 mod visit;

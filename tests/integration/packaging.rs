@@ -202,6 +202,18 @@ fn man_pages_and_completions_cover_every_subcommand_and_option() {
             .expect("gzip");
         assert_eq!(succeeded("gzip -dc", &out).replace("\\-", "-"), page);
     }
+    // The config file's page (what it says is the crate's test: config::reference), named by
+    // the main page, and gzipped as well.
+    assert!(main.contains("failover-manager.yaml(5)"), "{main}");
+    let page = man("failover-manager.yaml.5");
+    assert!(page.contains(".TH failover-manager.yaml 5 "), "{page}");
+    let gz = assets.join("man/failover-manager.yaml.5.gz");
+    let out = Command::new("gzip")
+        .arg("-dc")
+        .arg(&gz)
+        .output()
+        .expect("gzip");
+    assert_eq!(succeeded("gzip -dc", &out).replace("\\-", "-"), page);
 
     let completions = assets.join("completions");
     for file in [
@@ -300,6 +312,10 @@ fn make_install_installs_everything_and_uninstall_removes_it() {
             0o644,
         ),
         ("/usr/local/share/man/man1/failover-manager.1".into(), 0o644),
+        (
+            "/usr/local/share/man/man5/failover-manager.yaml.5".into(),
+            0o644,
+        ),
     ];
     for unit in file_names("units") {
         want.push((format!("/usr/local/lib/systemd/system/{unit}"), 0o644));
@@ -380,6 +396,12 @@ fn make_install_into_a_real_systemd_works_there() {
     let man = sb.ok(&["realpath", man.trim()]);
     assert_eq!(man.trim(), "/usr/local/share/man/man1/failover-manager.1");
     sb.ok(&["man", "-w", "failover-manager-reconcile"]);
+    let man = sb.ok(&["man", "-w", "failover-manager.yaml"]);
+    let man = sb.ok(&["realpath", man.trim()]);
+    assert_eq!(
+        man.trim(),
+        "/usr/local/share/man/man5/failover-manager.yaml.5"
+    );
     let version = sb.ok(&["/usr/local/bin/failover-manager", "--version"]);
     assert_eq!(
         version,
@@ -522,6 +544,8 @@ fn deb_installs_units_disabled_and_not_started_and_works() {
     // The rest of the package, where a Debian system looks for it.
     let man = sb.ok(&["man", "-w", "failover-manager"]);
     assert_eq!(man.trim(), "/usr/share/man/man1/failover-manager.1.gz");
+    let man = sb.ok(&["man", "-w", "failover-manager.yaml"]);
+    assert_eq!(man.trim(), "/usr/share/man/man5/failover-manager.yaml.5.gz");
     let version = sb.ok(&["failover-manager", "--version"]);
     assert_eq!(
         version,
