@@ -468,7 +468,8 @@ per_host() {
     fenced[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\[[0-9]+\]: fenced: role unknown')
     fail[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Failed with result')
     limit[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Start request repeated too quickly')
-    pages_row "$h" "$t0" "$t1" "$name"
+    # Until now: past the window, through the heal (the incident's end, and its page).
+    pages_row "$h" "$t0" "$EPOCHREALTIME" "$name"
     g=$(drill_max_gap "$t0" "$t1" "$(drill_samples "$h")")
     [ "$g" -le "$gap" ] || gap=$g
   done
@@ -497,7 +498,7 @@ record() {
   drill_log "$fault $r: leader $ld, promote $promote s, old $old stopped $stopped s, new $new verified $verified s, dual $dual s, end A${end[A]} B${end[B]}, fenced A ${fenced[A]} B ${fenced[B]}, failed runs A ${fail[A]} B ${fail[B]}, back $back s"
 }
 
-# pages_row HOST T0 T1 NAME: one row of the page counts (--pages) for HOST over [T0, T1]:
+# pages_row HOST T0 T1 NAME: one row of the page counts (FILE.pages.tsv) for HOST over [T0, T1]:
 # failed runs, the alert unit's starts (OnFailure=), what it sent to the pager (the shipped
 # unit's logger tag: an incident's start and its end), and the alerts the shipped Prometheus
 # rules would fire (drill/pages-count). Before the change the alert unit had no pager tag of

@@ -115,6 +115,22 @@ pub enum Command {
     /// Move the role to SITE with no overlap (check.etcd): the old site stops first, then
     /// SITE starts; back to the old site if it does not stop in time
     Switchover(SwitchoverArgs),
+    /// Page once when this host's incident starts and once when it ends: run by the alert
+    /// unit (failover-manager-alert@.service) at every failed run; sends nothing otherwise
+    Page(PageArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PageArgs {
+    /// This alert unit's name (%n): a run starts it when an incident it paged for ends
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Option<String>,
+
+    /// The pager: a command (argv) that gets the page's one line on stdin, and
+    /// FAILOVER_MANAGER_EVENT=started|ended in its environment; a page is marked sent only
+    /// when it exits 0
+    #[arg(required = true, last = true, value_name = "PAGER")]
+    pub pager: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

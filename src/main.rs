@@ -15,6 +15,7 @@ mod etcd;
 mod exit;
 mod fence;
 mod hooks;
+mod incident;
 mod interrupt;
 mod lock;
 mod logging;

@@ -24,14 +24,16 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
     match &cli.command {
         Some(Command::Pause(args)) => return pause(pause_path, &args.reason, cli.quiet),
         Some(Command::Resume) => return resume(pause_path, cli.quiet),
+        // Paging must work when the config does not: a broken config is an incident too.
+        Some(Command::Page(args)) => return crate::incident::page(args),
         _ => {}
     }
-    let config = config::load(&cli.config)?;
+    let config = config::load(&cli.config).map_err(|e| unusable_config(cli, e.into()))?;
     // Ownership is a property of the host that will run these programs as root, not of the
     // file's text: `validate --config-only` (a config repo's CI) leaves it out.
     let config_only = matches!(&cli.command, Some(Command::Validate(v)) if v.config_only);
     if security::running_as_root() && !config_only {
-        security::check_config(&config)?;
+        security::check_config(&config).map_err(|e| unusable_config(cli, e.into()))?;
     }
     let host = System::new();
     match &cli.command {
@@ -42,8 +44,68 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
         Some(Command::Watch(args)) => crate::watch::run(&config, &args.unit),
         Some(Command::Status(args)) => status(&config, args.output),
         Some(Command::Switchover(args)) => switchover(&config, args),
-        Some(Command::Pause(_) | Command::Resume) => Ok(Status::Converged),
+        Some(Command::Pause(_) | Command::Resume | Command::Page(_)) => Ok(Status::Converged),
     }
+}
+
+/// A reconcile run that cannot load its config needs a person: it opens (or goes on with)
+/// this host's incident (`incident`), which pages.
+fn unusable_config(cli: &Cli, e: Error) -> Error {
+    let reconcile = match &cli.command {
+        None => true,
+        Some(Command::Reconcile(args)) => !args.dry_run,
+        _ => false,
+    };
+    if reconcile && security::running_as_root() {
+        let exit = crate::exit::ExitCode::of_error(&e).code();
+        let run = crate::incident::Run {
+            exit,
+            broke: true,
+            ..Default::default()
+        };
+        let host = System::new();
+        crate::incident::after_run(
+            crate::incident::trouble(&run),
+            std::time::SystemTime::now(),
+            host.manager(),
+        );
+    }
+    e
+}
+
+/// Keeps this host's incident after a reconcile run (`incident`): what the run needed, from
+/// its report, or the error it stopped on.
+fn keep_incident(
+    report: &Result<Report, Error>,
+    status: Option<Status>,
+    host: &dyn Host,
+) -> Option<crate::incident::Incident> {
+    use crate::exit::ExitCode;
+    let exit = match (report, status) {
+        (
+            Ok(Report {
+                end: End::Failed(e),
+                ..
+            }),
+            _,
+        )
+        | (Err(e), _) => ExitCode::of_error(e),
+        (Ok(_), Some(s)) => ExitCode::of(&Ok(s)),
+        (Ok(_), None) => ExitCode::Failure,
+    };
+    let run = match report {
+        Ok(r) => crate::incident::of_report(r, exit.code()),
+        Err(_) => crate::incident::Run {
+            exit: exit.code(),
+            broke: true,
+            ..Default::default()
+        },
+    };
+    crate::incident::after_run(
+        crate::incident::trouble(&run),
+        std::time::SystemTime::now(),
+        host.manager(),
+    )
 }
 
 fn reconcile(
@@ -72,6 +134,10 @@ fn reconcile(
     };
     // A dry run changes nothing, and a run skipped for the lock leaves it to the holder.
     let skipped = matches!(report, Err(Error::Lock(LockError::Busy { .. })));
+    let incident = match args.dry_run || skipped {
+        true => None,
+        false => keep_incident(&report, status, host),
+    };
     if let (Some(path), false, false) = (metrics_file, args.dry_run, skipped) {
         let r = report.as_ref().ok();
         let text = metrics::render(&metrics::Snapshot {
@@ -84,6 +150,7 @@ fn reconcile(
             paused: r.is_some_and(|r| r.paused.is_some()),
             site: config.site.as_deref(),
             fence: r.and_then(|r| r.fence.as_ref()),
+            incident: incident.as_ref(),
             finished: std::time::SystemTime::now(),
             duration: started.elapsed(),
         });
@@ -100,6 +167,16 @@ fn reconcile(
                 _ => log::error!("cannot write the metrics file: {e}"),
             }
             status = status.map(|_| Status::Failed);
+            let failed = crate::incident::Run {
+                exit: 1,
+                broke: true,
+                ..Default::default()
+            };
+            crate::incident::after_run(
+                crate::incident::trouble(&failed),
+                std::time::SystemTime::now(),
+                host.manager(),
+            );
         }
     }
     // An error after the check (systemd unreachable) was reported like any run, and wins.
