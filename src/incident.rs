@@ -201,19 +201,19 @@ pub enum Page {
 pub fn pages(record: &Record, paged: &Paged) -> Vec<Page> {
     let mut out = Vec::new();
     let open_id = record.open.as_ref().map(|o| o.id);
-    if let Some(s) = paged.started.as_ref().filter(|_| !paged.ended) {
-        if open_id != Some(s.id) {
-            let ended = match &record.ended {
-                Some(e) if e.id == s.id => e.clone(),
-                _ => s.clone(),
-            };
-            out.push(Page::Ended(ended));
-        }
+    if let Some(s) = paged.started.as_ref().filter(|_| !paged.ended)
+        && open_id != Some(s.id)
+    {
+        let ended = match &record.ended {
+            Some(e) if e.id == s.id => e.clone(),
+            _ => s.clone(),
+        };
+        out.push(Page::Ended(ended));
     }
-    if let Some(o) = record.open.as_ref().filter(|o| o.pageable) {
-        if paged.started.as_ref().map(|s| s.id) != Some(o.id) {
-            out.push(Page::Started(o.clone()));
-        }
+    if let Some(o) = record.open.as_ref().filter(|o| o.pageable)
+        && paged.started.as_ref().map(|s| s.id) != Some(o.id)
+    {
+        out.push(Page::Started(o.clone()));
     }
     out
 }
