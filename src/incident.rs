@@ -3,9 +3,9 @@
 //! ends. An incident, per host: from the first reconcile run that needs a person to the first
 //! run after it that does not. Runs skipped for the lock and dry runs leave it as it is.
 //!
-//! Pageable (README, "Alerts"): a run that failed to do something (a unit, a hook, systemd,
-//! the config, the fence record, the dead man's switch), a fenced host that had a primary unit
-//! to stop, and a host whose role is unknown while a primary unit runs there and no fencing
+//! Pageable (README, "Alerting"): a run that failed to do something (a unit, a hook, systemd,
+//! the config, the fence record, the dead man's switch), a fenced host that was primary (a
+//! primary unit to stop, or its last definite role primary), and a host whose role is unknown while a primary unit runs there and no fencing
 //! will stop it (no `check.fence_after`; with it, the incident pages when the host fences). Not
 //! pageable: a host whose role is unknown (or that is fenced) and runs no primary unit: it has
 //! nothing to stop and nothing it could start; it did nothing wrong (a standby cut off from
@@ -54,6 +54,10 @@ pub struct Run {
     pub fence_pending: bool,
     /// A primary unit ran (or was on its way up) when the run began.
     pub primary_running: bool,
+    /// The last definite answer of the check said primary (`check.fence_after` keeps it):
+    /// fenced, this host lost the role, whoever stopped its units (the dead man's switch
+    /// may have, before the run that fences).
+    pub was_primary: bool,
     /// A step, hook, record or the dead man's switch failed, or the run stopped on an error.
     pub broke: bool,
 }
@@ -64,7 +68,7 @@ pub fn trouble(r: &Run) -> Option<Trouble> {
         return None;
     }
     let (kind, pageable) = if r.fenced {
-        (Kind::Fenced, r.primary_running || r.broke)
+        (Kind::Fenced, r.primary_running || r.was_primary || r.broke)
     } else if r.role_unknown && !r.broke {
         (Kind::RoleUnknown, r.primary_running && !r.fence_pending)
     } else {
@@ -306,6 +310,11 @@ pub fn of_report(r: &crate::reconcile::Report, exit: u8) -> Run {
             .units
             .iter()
             .any(|u| u.when == When::Primary && u.observed.heading() == Some(Desired::Running)),
+        was_primary: r
+            .fence
+            .as_ref()
+            .and_then(|f| f.last_confirmed.as_ref())
+            .is_some_and(|c| c.role == crate::domain::Role::Primary),
         broke: hooks_or_interrupt
             || r.results.iter().any(crate::domain::StepResult::failed)
             || r.record_lost
@@ -460,6 +469,14 @@ mod tests {
             ),
             // A fenced standby that never ran the application.
             (fenced, Some((Kind::Fenced, false))),
+            // A primary whose units the dead man's switch stopped before this run fenced.
+            (
+                Run {
+                    was_primary: true,
+                    ..fenced
+                },
+                Some((Kind::Fenced, true)),
+            ),
             (
                 Run {
                     broke: true,

@@ -140,7 +140,7 @@ fn incident_gauges(g: &mut Gauges, i: Option<&crate::incident::Incident>) {
     );
     g.one(
         "incident_paging",
-        "Whether the open incident pages (README, Alerts): 1 from its first pageable run to its end.",
+        "Whether the open incident pages (README, Alerting): 1 from its first pageable run to its end.",
         b(i.is_some_and(|i| i.pageable)),
     );
     if let Some(i) = i {
