@@ -21,6 +21,7 @@ mod lock;
 mod logging;
 mod maintenance;
 mod metrics;
+mod paging;
 mod plan;
 mod process;
 mod reconcile;

@@ -328,6 +328,15 @@ mod tests {
         site: Option<&str>,
         fence: Option<&crate::fence::View>,
     ) -> String {
+        // An open incident: every gauge there is.
+        let incident = crate::incident::Incident {
+            id: 1_699_999_000_000,
+            since: 1_699_999_000,
+            kind: crate::incident::Kind::Failed,
+            exit: 1,
+            pageable: true,
+            ended: None,
+        };
         let units: Vec<UnitConfig> = [("app.service", When::Primary), ("re\"plica", When::Standby)]
             .iter()
             .map(|(n, w)| UnitConfig::for_test(n, *w))
@@ -365,7 +374,7 @@ mod tests {
             paused: false,
             site,
             fence,
-            incident: None,
+            incident: Some(&incident),
             finished: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             duration: Duration::from_millis(1500),
         })

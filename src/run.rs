@@ -25,7 +25,7 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
         Some(Command::Pause(args)) => return pause(pause_path, &args.reason, cli.quiet),
         Some(Command::Resume) => return resume(pause_path, cli.quiet),
         // Paging must work when the config does not: a broken config is an incident too.
-        Some(Command::Page(args)) => return crate::incident::page(args),
+        Some(Command::Page(args)) => return crate::paging::page(args),
         _ => {}
     }
     let config = config::load(&cli.config).map_err(|e| unusable_config(cli, e.into()))?;
@@ -64,7 +64,7 @@ fn unusable_config(cli: &Cli, e: Error) -> Error {
             ..Default::default()
         };
         let host = System::new();
-        crate::incident::after_run(
+        crate::paging::after_run(
             crate::incident::trouble(&run),
             std::time::SystemTime::now(),
             host.manager(),
@@ -94,14 +94,14 @@ fn keep_incident(
         (Ok(_), None) => ExitCode::Failure,
     };
     let run = match report {
-        Ok(r) => crate::incident::of_report(r, exit.code()),
+        Ok(r) => crate::paging::of_report(r, exit.code()),
         Err(_) => crate::incident::Run {
             exit: exit.code(),
             broke: true,
             ..Default::default()
         },
     };
-    crate::incident::after_run(
+    crate::paging::after_run(
         crate::incident::trouble(&run),
         std::time::SystemTime::now(),
         host.manager(),
@@ -172,7 +172,7 @@ fn reconcile(
                 broke: true,
                 ..Default::default()
             };
-            crate::incident::after_run(
+            crate::paging::after_run(
                 crate::incident::trouble(&failed),
                 std::time::SystemTime::now(),
                 host.manager(),
