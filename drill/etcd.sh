@@ -459,6 +459,8 @@ reset() { # PRIMARY
 # flips, fenced, fail, limit and gap (bash's dynamic scope); journals kept as NAME.HOST.
 per_host() {
   local t0=$1 t1=$2 name=$3 h g
+  # The run that ends an incident starts the alert unit as it exits: let it page (pages_row).
+  sleep 2
   for h in A B; do
     j[$h]=$DRILL_TMP/journal.$h
     drill_journal "$h" "$t0" >"${j[$h]}"

@@ -8,6 +8,7 @@ use crate::incident::{
     Event, Incident, PAGED_PATH, PATH, Page, Run, Trouble, end_pager, load_paged, load_record,
     next, pages, sent, store_paged, store_record,
 };
+use crate::reconcile::Host as _;
 
 /// What a reconcile run that got as far as a report found (see `trouble`).
 pub fn of_report(r: &crate::reconcile::Report, exit: u8) -> Run {
@@ -45,6 +46,80 @@ pub fn of_report(r: &crate::reconcile::Report, exit: u8) -> Run {
             || r.record_lost
             || matches!(r.switch, Some(crate::deadline::Outcome::Failed(_))),
     }
+}
+
+/// A reconcile run that cannot load its config needs a person: it opens (or goes on with)
+/// this host's incident (`incident`), which pages.
+pub fn unusable_config(cli: &crate::cli::Cli, e: crate::exit::Error) -> crate::exit::Error {
+    let reconcile = match &cli.command {
+        None => true,
+        Some(crate::cli::Command::Reconcile(args)) => !args.dry_run,
+        _ => false,
+    };
+    if reconcile && crate::security::running_as_root() {
+        let exit = crate::exit::ExitCode::of_error(&e).code();
+        let run = Run {
+            exit,
+            broke: true,
+            ..Default::default()
+        };
+        let host = crate::reconcile::System::new();
+        after_run(
+            crate::incident::trouble(&run),
+            std::time::SystemTime::now(),
+            host.manager(),
+        );
+    }
+    e
+}
+
+/// Keeps this host's incident after a reconcile run (`incident`): what the run needed, from
+/// its report, or the error it stopped on.
+pub fn keep(
+    report: &Result<crate::reconcile::Report, crate::exit::Error>,
+    status: Option<crate::exit::Status>,
+    host: &dyn crate::reconcile::Host,
+) -> Option<Incident> {
+    use crate::exit::ExitCode;
+    let exit = match (report, status) {
+        (
+            Ok(crate::reconcile::Report {
+                end: crate::reconcile::End::Failed(e),
+                ..
+            }),
+            _,
+        )
+        | (Err(e), _) => ExitCode::of_error(e),
+        (Ok(_), Some(s)) => ExitCode::of(&Ok(s)),
+        (Ok(_), None) => ExitCode::Failure,
+    };
+    let run = match report {
+        Ok(r) => of_report(r, exit.code()),
+        Err(_) => Run {
+            exit: exit.code(),
+            broke: true,
+            ..Default::default()
+        },
+    };
+    after_run(
+        crate::incident::trouble(&run),
+        std::time::SystemTime::now(),
+        host.manager(),
+    )
+}
+
+/// The metrics file could not be written: the run failed after all.
+pub fn metrics_lost(host: &dyn crate::reconcile::Host) {
+    let failed = Run {
+        exit: 1,
+        broke: true,
+        ..Default::default()
+    };
+    after_run(
+        crate::incident::trouble(&failed),
+        SystemTime::now(),
+        host.manager(),
+    );
 }
 
 /// After a reconcile run (not a dry run, nor one skipped for the lock): keeps the incident

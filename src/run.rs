@@ -28,12 +28,14 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
         Some(Command::Page(args)) => return crate::paging::page(args),
         _ => {}
     }
-    let config = config::load(&cli.config).map_err(|e| unusable_config(cli, e.into()))?;
+    let config =
+        config::load(&cli.config).map_err(|e| crate::paging::unusable_config(cli, e.into()))?;
     // Ownership is a property of the host that will run these programs as root, not of the
     // file's text: `validate --config-only` (a config repo's CI) leaves it out.
     let config_only = matches!(&cli.command, Some(Command::Validate(v)) if v.config_only);
     if security::running_as_root() && !config_only {
-        security::check_config(&config).map_err(|e| unusable_config(cli, e.into()))?;
+        security::check_config(&config)
+            .map_err(|e| crate::paging::unusable_config(cli, e.into()))?;
     }
     let host = System::new();
     match &cli.command {
@@ -46,66 +48,6 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
         Some(Command::Switchover(args)) => switchover(&config, args),
         Some(Command::Pause(_) | Command::Resume | Command::Page(_)) => Ok(Status::Converged),
     }
-}
-
-/// A reconcile run that cannot load its config needs a person: it opens (or goes on with)
-/// this host's incident (`incident`), which pages.
-fn unusable_config(cli: &Cli, e: Error) -> Error {
-    let reconcile = match &cli.command {
-        None => true,
-        Some(Command::Reconcile(args)) => !args.dry_run,
-        _ => false,
-    };
-    if reconcile && security::running_as_root() {
-        let exit = crate::exit::ExitCode::of_error(&e).code();
-        let run = crate::incident::Run {
-            exit,
-            broke: true,
-            ..Default::default()
-        };
-        let host = System::new();
-        crate::paging::after_run(
-            crate::incident::trouble(&run),
-            std::time::SystemTime::now(),
-            host.manager(),
-        );
-    }
-    e
-}
-
-/// Keeps this host's incident after a reconcile run (`incident`): what the run needed, from
-/// its report, or the error it stopped on.
-fn keep_incident(
-    report: &Result<Report, Error>,
-    status: Option<Status>,
-    host: &dyn Host,
-) -> Option<crate::incident::Incident> {
-    use crate::exit::ExitCode;
-    let exit = match (report, status) {
-        (
-            Ok(Report {
-                end: End::Failed(e),
-                ..
-            }),
-            _,
-        )
-        | (Err(e), _) => ExitCode::of_error(e),
-        (Ok(_), Some(s)) => ExitCode::of(&Ok(s)),
-        (Ok(_), None) => ExitCode::Failure,
-    };
-    let run = match report {
-        Ok(r) => crate::paging::of_report(r, exit.code()),
-        Err(_) => crate::incident::Run {
-            exit: exit.code(),
-            broke: true,
-            ..Default::default()
-        },
-    };
-    crate::paging::after_run(
-        crate::incident::trouble(&run),
-        std::time::SystemTime::now(),
-        host.manager(),
-    )
 }
 
 fn reconcile(
@@ -136,7 +78,7 @@ fn reconcile(
     let skipped = matches!(report, Err(Error::Lock(LockError::Busy { .. })));
     let incident = match args.dry_run || skipped {
         true => None,
-        false => keep_incident(&report, status, host),
+        false => crate::paging::keep(&report, status, host),
     };
     if let (Some(path), false, false) = (metrics_file, args.dry_run, skipped) {
         let r = report.as_ref().ok();
@@ -167,16 +109,7 @@ fn reconcile(
                 _ => log::error!("cannot write the metrics file: {e}"),
             }
             status = status.map(|_| Status::Failed);
-            let failed = crate::incident::Run {
-                exit: 1,
-                broke: true,
-                ..Default::default()
-            };
-            crate::paging::after_run(
-                crate::incident::trouble(&failed),
-                std::time::SystemTime::now(),
-                host.manager(),
-            );
+            crate::paging::metrics_lost(host);
         }
     }
     // An error after the check (systemd unreachable) was reported like any run, and wins.
