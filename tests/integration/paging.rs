@@ -159,3 +159,41 @@ fn a_standby_whose_role_is_unknown_and_runs_nothing_is_failed_but_not_paged() {
         "{p:?}"
     );
 }
+
+#[test]
+fn a_primary_pages_when_it_fences_not_while_it_waits_to() {
+    let t = Test::new()
+        .unit(Unit::simple("app.service"))
+        .config(
+            "check:\n  command: [/bin/sh, -c, \"exit $(cat /run/fm-test/check-exit)\"]\n  \
+             timeout: 5s\n  fence_after: 2s\ndefaults: { verify_timeout: 5s, settle: 0s }\n\
+             units:\n  - app.service\n",
+        )
+        .primary();
+    let Some(sb) = setup(&t) else { return };
+    assert_eq!(run(&sb), "success");
+    assert_eq!(sb.state("app.service"), "active");
+    // Unknown: app.service runs, but fencing will stop it if this lasts: no page yet.
+    sb.write("/run/fm-test/check-exit", "7");
+    assert_eq!(run(&sb), "exit-code");
+    assert_eq!(sb.state("app.service"), "active");
+    assert_eq!(pages(&sb), Vec::<String>::new());
+    // Fenced: the page, once, however many runs stay fenced.
+    std::thread::sleep(Duration::from_millis(2200));
+    for _ in 0..3 {
+        assert_eq!(run(&sb), "exit-code");
+    }
+    assert_eq!(sb.state("app.service"), "inactive");
+    let p = pages(&sb);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains("incident started") && p[0].contains("fenced"),
+        "{p:?}"
+    );
+    // The role back: the end.
+    sb.write("/run/fm-test/check-exit", "0");
+    assert_eq!(run(&sb), "success");
+    let p = pages(&sb);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[1].contains("incident ended"), "{p:?}");
+}
