@@ -6,7 +6,8 @@
 # per fault and host. `make drill-report` renders it when target/drill-pages-before/ holds the
 # before's files (drill/etcd.sh of that tree, --out there), else keeps DRILL.md's.
 #   failed       failover-manager.service runs that failed (exit 1 or 3), fault to recovery
-#   OnFailure    starts of the alert unit (systemd merges a start into one still running)
+#   alert starts starts of the alert unit: OnFailure= (systemd merges a start into one still
+#                running) and, after, the run's at the end of an incident it paged
 #   pages        before: every start of the alert unit (it logged the run's errors at crit);
 #                after: what it sent, starts + ends (failover-manager page)
 #   most         the most incident starts paged for one host in one round (after)
@@ -29,10 +30,11 @@ after, $(bin "${after[0]}"), the same. Both with \`OnFailure=failover-manager-al
 and each run's metrics kept as Prometheus would scrape them. Per fault and host, summed over
 the rounds, from the fault until the hosts were back where the key says (the end of an
 incident is in it). Prometheus: the alerts the shipped rules would raise (a condition that
-began, counted when it would last the rule's \`for:\`), paging / warnings. A host "did
-nothing wrong" when it ran no primary unit: B in every fault here but the partition's takeover.
+began, counted when it would last the rule's \`for:\`), paging / warnings. A host did
+nothing wrong when it ran no primary unit: B in every fault here, but for the time it held the
+role after a takeover (partition, automatic cutoff).
 
-| mode | fault | host | rounds | failed runs before → after | OnFailure starts before → after | pages before → after (start + end) | most starts in a round | Prometheus page / warn before → after |
+| mode | fault | host | rounds | failed runs before → after | alert unit starts before → after | pages before → after (start + end) | most starts in a round | Prometheus page / warn before → after |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 EOF2
 {
