@@ -17,6 +17,8 @@
 # check on /failover-manager/primary-site, `check.fence_after`, and the shipped timer with a
 # drill drop-in (OnUnitActiveSec= --timer seconds instead of the shipped example's 10 s), and
 # the same app.service. W runs only its member (the witness has no failover-manager).
+# For the page counts (FILE.pages.tsv beside --out, drill/pages-report.sh): the shipped alert
+# unit as OnFailure= target, and a metrics file each run writes (kept by drill/keep-metrics).
 #
 # Faults (--faults, all by default), each round from the same start (the key names dc1, A runs
 # the application, B does not, every link up, every member healthy):
