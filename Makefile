@@ -143,7 +143,12 @@ drill-report:
 			END { while (n > 0 && l[n] == "") n--; for (i = 1; i <= n; i++) print l[i] }' DRILL.md; \
 	  fi && \
 	  drill/etcd-report.sh target/drill-etcd.tsv "drill/etcd.sh --mode manual --rounds $(DRILL_ROUNDS)" && \
-	  drill/etcd-report.sh target/drill-etcd-auto.tsv "drill/etcd.sh --mode automatic --rounds $(DRILL_ROUNDS)"; \
+	  drill/etcd-report.sh target/drill-etcd-auto.tsv "drill/etcd.sh --mode automatic --rounds $(DRILL_ROUNDS)" && \
+	  if [ -d target/drill-pages-before ]; then \
+		echo && drill/pages-report.sh target/drill-pages-before/*.pages.tsv -- target/drill-etcd*.pages.tsv; \
+	  else \
+		awk '/^# Pages per incident$$/ { print ""; p = 1 } p' DRILL.md; \
+	  fi; \
 	} >target/DRILL.md
 	mv target/DRILL.md DRILL.md
 

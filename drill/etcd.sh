@@ -20,6 +20,8 @@
 # timer with a drill drop-in (OnUnitActiveSec= --timer seconds instead of the example
 # cadence.conf's 5 s), and the same app.service. W runs only its member (the witness has no
 # failover-manager).
+# For the page counts (FILE.pages.tsv beside --out, drill/pages-report.sh): the shipped alert
+# unit as OnFailure= target, and a metrics file each run writes (kept by drill/keep-metrics).
 #
 # Faults (--faults, all by default), each round from the same start (the key names dc1, A runs
 # the application, B does not, every link up, every member healthy):
@@ -210,6 +212,13 @@ drill_init
 trap 'thaw_all; drill_exit' EXIT
 started_at=$SECONDS
 if [ "$out" = - ]; then exec 3>&1; else exec 3>"$out"; fi
+# The page counts (pages_row), beside --out: FILE.pages.tsv (none on stdout).
+pages_out=-
+if [ "$out" != - ]; then
+  pages_out=${out%.tsv}.pages.tsv
+  printf '# binary\t%s\nmode\tfault\tround\thost\tfail\tonfailure\tpage_start\tpage_end\tprom_page\tprom_warn\n' \
+    "$("$bin" --version 2>/dev/null | head -n1)" >"$pages_out"
+fi
 emit() { printf '%s\n' "$*" >&3; }
 row() { (IFS=$'\t' && printf '%s\n' "$*") >&3; }
 
@@ -267,6 +276,13 @@ units:
 YAML
   printf '[Unit]\nDescription=drill: the application\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
     drill_put "$h" /etc/systemd/system/app.service 644
+  # Paging as shipped (README, "Alerts"): the alert unit started at every failed run, and each
+  # run's metrics kept as Prometheus would scrape them (drill/keep-metrics), for the page counts.
+  drill_put "$h" /usr/local/lib/drill/keep-metrics 755 <"$DRILL_REPO/drill/keep-metrics"
+  printf '%s\n' '[Unit]' 'OnFailure=failover-manager-alert@%n.service' '[Service]' 'ExecStart=' \
+    'ExecStart=/usr/bin/failover-manager reconcile --metrics-file /run/failover-manager/metrics.prom' \
+    'ExecStopPost=+/usr/local/lib/drill/keep-metrics /run/failover-manager/metrics.prom /run/drill/metrics' |
+    drill_put "$h" /etc/systemd/system/failover-manager.service.d/drill-pages.conf 644
   # The drill's cadence: the shipped timer, its minute replaced (as cadence.conf does it).
   printf '[Timer]\nOnUnitActiveSec=\nOnActiveSec=0\nOnUnitActiveSec=%ss\nAccuracySec=100ms\n' "$timer" |
     drill_put "$h" /etc/systemd/system/failover-manager.timer.d/drill.conf 644
@@ -410,6 +426,8 @@ reset() { # PRIMARY
 # flips, fenced, fail, limit and gap (bash's dynamic scope); journals kept as NAME.HOST.
 per_host() {
   local t0=$1 t1=$2 name=$3 h g
+  # The run that ends an incident starts the alert unit as it exits: let it page (pages_row).
+  sleep 2
   for h in A B; do
     j[$h]=$DRILL_TMP/journal.$h
     drill_journal "$h" "$t0" >"${j[$h]}"
@@ -419,6 +437,8 @@ per_host() {
     fenced[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\[[0-9]+\]: fenced: role unknown')
     fail[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Failed with result')
     limit[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Start request repeated too quickly')
+    # Until now: past the window, through the heal (the incident's end, and its page).
+    pages_row "$h" "$t0" "$EPOCHREALTIME" "$name"
     g=$(drill_max_gap "$t0" "$t1" "$(drill_samples "$h")")
     [ "$g" -le "$gap" ] || gap=$g
   done
@@ -445,6 +465,24 @@ record() {
     "${fail[A]}" "${fail[B]}" "${limit[A]}" "${limit[B]}" \
     "$(drill_since "$t0" "$t1")" "$back" "$status" "$gap"
   drill_log "$fault $r: leader $ld, promote $promote s, old $old stopped $stopped s, new $new verified $verified s, dual $dual s, end A${end[A]} B${end[B]}, fenced A ${fenced[A]} B ${fenced[B]}, failed runs A ${fail[A]} B ${fail[B]}, back $back s"
+}
+
+# pages_row HOST T0 T1 NAME: one row of the page counts (FILE.pages.tsv) for HOST over [T0, T1]:
+# failed runs, the alert unit's starts (OnFailure=), what it sent to the pager (the shipped
+# unit's logger tag: an incident's start and its end), and the alerts the shipped Prometheus
+# rules would fire (drill/pages-count). Before the change the alert unit had no pager tag of
+# its own: every start logged the run's errors at daemon.crit, a page each.
+pages_row() {
+  local h=$1 t0=$2 t1=$3 jf=$DRILL_TMP/journal.$1 prom fault=${4%.*}
+  fault=${fault#auto.}
+  [ "$pages_out" != - ] || return 0
+  prom=$("$here/pages-count" "$t0" "$t1" "$(drill_root "$h")/run/drill/metrics" 2>/dev/null || echo "- -")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$fault" "${4##*.}" "$h" \
+    "$(drill_count "$jf" "$t0" "$t1" 'failover-manager\.service: Failed with result')" \
+    "$(drill_count "$jf" "$t0" "$t1" 'Starting failover-manager-alert@')" \
+    "$(drill_count "$jf" "$t0" "$t1" 'failover-manager-page\[[0-9]+\]: .*incident started')" \
+    "$(drill_count "$jf" "$t0" "$t1" 'failover-manager-page\[[0-9]+\]: .*incident ended')" \
+    ${prom% *} ${prom#* } >>"$pages_out"
 }
 
 later() { awk -v a="$1" -v w="$2" 'BEGIN { printf "%.6f", a + w }'; }

@@ -119,6 +119,9 @@ pub enum Command {
     /// After the site holding the role was lost (manual mode): wait until its hosts have
     /// fenced themselves, then give the role to SITE, recording who and when in etcd
     Promote(PromoteArgs),
+    /// Page once when this host's incident starts and once when it ends: run by the alert
+    /// unit (failover-manager-alert@.service) at every failed run; sends nothing otherwise
+    Page(PageArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -144,6 +147,19 @@ pub struct PromoteArgs {
     /// Say what it would wait for and how long, and change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PageArgs {
+    /// This alert unit's name (%n): a run starts it when an incident it paged for ends
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Option<String>,
+
+    /// The pager: a command (argv) that gets the page's one line on stdin, and
+    /// FAILOVER_MANAGER_EVENT=started|ended in its environment; a page is marked sent only
+    /// when it exits 0
+    #[arg(required = true, last = true, value_name = "PAGER")]
+    pub pager: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

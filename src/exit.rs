@@ -96,15 +96,20 @@ impl ExitCode {
             Ok(Status::RoleUnknown) => ExitCode::RoleUnknown,
             Ok(Status::NotYet) => ExitCode::Locked,
             Ok(Status::Invalid) => ExitCode::ConfigInvalid,
-            Err(Error::Config(_) | Error::Insecure(_) | Error::Setup(_)) => ExitCode::ConfigInvalid,
-            Err(Error::Lock(LockError::Busy { .. })) => ExitCode::Locked,
-            Err(
-                Error::Lock(_)
-                | Error::Pause(_)
-                | Error::Systemd(_)
-                | Error::Output(_)
-                | Error::Fence(_),
-            ) => ExitCode::Failure,
+            Err(e) => ExitCode::of_error(e),
+        }
+    }
+
+    /// The exit code of a command that stopped on `e`.
+    pub fn of_error(e: &Error) -> ExitCode {
+        match e {
+            Error::Config(_) | Error::Insecure(_) | Error::Setup(_) => ExitCode::ConfigInvalid,
+            Error::Lock(LockError::Busy { .. }) => ExitCode::Locked,
+            Error::Lock(_)
+            | Error::Pause(_)
+            | Error::Systemd(_)
+            | Error::Output(_)
+            | Error::Fence(_) => ExitCode::Failure,
         }
     }
 }

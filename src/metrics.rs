@@ -24,6 +24,8 @@ pub struct Snapshot<'a> {
     pub site: Option<&'a str>,
     /// Self-fencing, when `check.fence_after` is set.
     pub fence: Option<&'a crate::fence::View>,
+    /// The open incident (`incident`), if a run needs a person.
+    pub incident: Option<&'a crate::incident::Incident>,
     pub finished: SystemTime,
     pub duration: Duration,
 }
@@ -84,6 +86,7 @@ pub fn render(s: &Snapshot) -> String {
     if let Some(c) = s.check {
         check_gauges(&mut g, c);
     }
+    incident_gauges(&mut g, s.incident);
     g.one(
         "paused",
         "Whether this host is in maintenance mode (failover-manager pause).",
@@ -127,6 +130,26 @@ fn run_gauges(g: &mut Gauges, s: &Snapshot) {
         "How long the last run took.",
         s.duration.as_secs_f64(),
     );
+}
+
+fn incident_gauges(g: &mut Gauges, i: Option<&crate::incident::Incident>) {
+    g.one(
+        "incident_open",
+        "Whether this host's runs need a person (an incident: from the first such run to the first run that does not).",
+        b(i.is_some()),
+    );
+    g.one(
+        "incident_paging",
+        "Whether the open incident pages (README, Alerting): 1 from its first pageable run to its end.",
+        b(i.is_some_and(|i| i.pageable)),
+    );
+    if let Some(i) = i {
+        g.one(
+            "incident_start_timestamp_seconds",
+            "When the open incident started (Unix time).",
+            i.since as f64,
+        );
+    }
 }
 
 fn check_gauges(g: &mut Gauges, c: &CheckResult) {
@@ -305,6 +328,15 @@ mod tests {
         site: Option<&str>,
         fence: Option<&crate::fence::View>,
     ) -> String {
+        // An open incident: every gauge there is.
+        let incident = crate::incident::Incident {
+            id: 1_699_999_000_000,
+            since: 1_699_999_000,
+            kind: crate::incident::Kind::Failed,
+            exit: 1,
+            pageable: true,
+            ended: None,
+        };
         let units: Vec<UnitConfig> = [("app.service", When::Primary), ("re\"plica", When::Standby)]
             .iter()
             .map(|(n, w)| UnitConfig::for_test(n, *w))
@@ -342,6 +374,7 @@ mod tests {
             paused: false,
             site,
             fence,
+            incident: Some(&incident),
             finished: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             duration: Duration::from_millis(1500),
         })
@@ -379,6 +412,7 @@ mod tests {
                 paused: false,
                 site: Some("dc1"),
                 fence: None,
+                incident: None,
                 finished: SystemTime::UNIX_EPOCH,
                 duration: Duration::ZERO,
             })
@@ -538,5 +572,63 @@ mod tests {
         let mode = std::fs::metadata(&shadow).map(|m| m.permissions().mode() & 0o777);
         assert_eq!(mode.ok(), Some(0o640));
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_incident_shows_whether_it_pages_and_since_when() {
+        let render_with = |incident: Option<&crate::incident::Incident>| {
+            render(&Snapshot {
+                check: None,
+                plan: None,
+                observed_after: None,
+                results: &[],
+                success: false,
+                paused: false,
+                site: Some("dc2"),
+                fence: None,
+                incident,
+                finished: SystemTime::UNIX_EPOCH,
+                duration: Duration::ZERO,
+            })
+        };
+        let t = render_with(None);
+        assert!(
+            t.contains("failover_manager_incident_open{site=\"dc2\"} 0\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("failover_manager_incident_paging{site=\"dc2\"} 0\n"),
+            "{t}"
+        );
+        assert!(!t.contains("incident_start_timestamp"), "{t}");
+        let mut i = crate::incident::Incident {
+            id: 1_700_000_000_000,
+            since: 1_700_000_000,
+            kind: crate::incident::Kind::RoleUnknown,
+            exit: 3,
+            pageable: false,
+            ended: None,
+        };
+        let t = render_with(Some(&i));
+        assert!(
+            t.contains("failover_manager_incident_open{site=\"dc2\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("failover_manager_incident_paging{site=\"dc2\"} 0\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "failover_manager_incident_start_timestamp_seconds{site=\"dc2\"} 1700000000\n"
+            ),
+            "{t}"
+        );
+        i.pageable = true;
+        let t = render_with(Some(&i));
+        assert!(
+            t.contains("failover_manager_incident_paging{site=\"dc2\"} 1\n"),
+            "{t}"
+        );
     }
 }

@@ -25,14 +25,18 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
     match &cli.command {
         Some(Command::Pause(args)) => return pause(pause_path, &args.reason, cli.quiet),
         Some(Command::Resume) => return resume(pause_path, cli.quiet),
+        // Paging must work when the config does not: a broken config is an incident too.
+        Some(Command::Page(args)) => return crate::paging::page(args),
         _ => {}
     }
-    let config = config::load(&cli.config)?;
+    let config =
+        config::load(&cli.config).map_err(|e| crate::paging::unusable_config(cli, e.into()))?;
     // Ownership is a property of the host that will run these programs as root, not of the
     // file's text: `validate --config-only` (a config repo's CI) leaves it out.
     let config_only = matches!(&cli.command, Some(Command::Validate(v)) if v.config_only);
     if security::running_as_root() && !config_only {
-        security::check_config(&config)?;
+        security::check_config(&config)
+            .map_err(|e| crate::paging::unusable_config(cli, e.into()))?;
     }
     let host = System::new();
     match &cli.command {
@@ -44,7 +48,7 @@ pub fn run(cli: &Cli) -> Result<Status, Error> {
         Some(Command::Status(args)) => crate::fleet::status(&config, args.output),
         Some(Command::Switchover(args)) => crate::fleet::switchover(&config, args),
         Some(Command::Promote(args)) => crate::fleet::promote(&config, args),
-        Some(Command::Pause(_) | Command::Resume) => Ok(Status::Converged),
+        Some(Command::Pause(_) | Command::Resume | Command::Page(_)) => Ok(Status::Converged),
     }
 }
 
@@ -74,6 +78,10 @@ fn reconcile(
     };
     // A dry run changes nothing, and a run skipped for the lock leaves it to the holder.
     let skipped = matches!(report, Err(Error::Lock(LockError::Busy { .. })));
+    let incident = match args.dry_run || skipped {
+        true => None,
+        false => crate::paging::keep(&report, status, host),
+    };
     if let (Some(path), false, false) = (metrics_file, args.dry_run, skipped) {
         let r = report.as_ref().ok();
         let text = metrics::render(&metrics::Snapshot {
@@ -86,6 +94,7 @@ fn reconcile(
             paused: r.is_some_and(|r| r.paused.is_some()),
             site: config.site.as_deref(),
             fence: r.and_then(|r| r.fence.as_ref()),
+            incident: incident.as_ref(),
             finished: std::time::SystemTime::now(),
             duration: started.elapsed(),
         });
@@ -102,6 +111,7 @@ fn reconcile(
                 _ => log::error!("cannot write the metrics file: {e}"),
             }
             status = status.map(|_| Status::Failed);
+            crate::paging::metrics_lost(host);
         }
     }
     // An error after the check (systemd unreachable) was reported like any run, and wins.

@@ -15,6 +15,7 @@ mod faults;
 mod fence;
 mod input;
 mod packaging;
+mod paging;
 mod reconcile;
 mod safety;
 mod seen;

@@ -15,7 +15,7 @@ use crate::unit::Unit;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_failover-manager");
-const SUBCOMMANDS: [&str; 9] = [
+const SUBCOMMANDS: [&str; 10] = [
     "reconcile",
     "diff",
     "validate",
@@ -25,6 +25,7 @@ const SUBCOMMANDS: [&str; 9] = [
     "status",
     "switchover",
     "promote",
+    "page",
 ];
 
 /// `target/<profile>`: the binary under test, and in `assets/` what build.rs generated with it.

@@ -209,7 +209,7 @@ fn journal_gets_syslog_priorities_and_a_failure_reaches_on_failure() {
     ]);
     assert!(errs.contains("app.service did not start"), "{errs}");
     assert!(!errs.contains("started db.service"), "{errs}");
-    // OnFailure= started the shipped alert example, which relayed the errors at crit.
+    // OnFailure= started the shipped alert unit, which paged the incident's start at crit.
     let end = std::time::Instant::now() + Duration::from_secs(5);
     let mut alert = String::new();
     while std::time::Instant::now() < end {
@@ -219,15 +219,15 @@ fn journal_gets_syslog_priorities_and_a_failure_reaches_on_failure() {
             "-o",
             "cat",
             "-t",
-            "failover-manager-alert",
+            "failover-manager-page",
         ]);
-        if alert.contains("app.service did not start") {
+        if alert.contains("incident started") {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        alert.contains("app.service did not start"),
+        alert.contains("incident started") && alert.contains("its runs fail (exit 1)"),
         "alert saw: {alert}"
     );
 }
