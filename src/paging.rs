@@ -76,26 +76,23 @@ pub fn unusable_config(cli: &crate::cli::Cli, e: crate::exit::Error) -> crate::e
 /// Keeps this host's incident after a reconcile run (`incident`): what the run needed, from
 /// its report, or the error it stopped on.
 pub fn keep(
-    report: &Result<crate::reconcile::Report, crate::exit::Error>,
+    run: &crate::reconcile::Run,
     status: Option<crate::exit::Status>,
     host: &dyn crate::reconcile::Host,
 ) -> Option<Incident> {
     use crate::exit::ExitCode;
-    let exit = match (report, status) {
-        (
-            Ok(crate::reconcile::Report {
-                end: crate::reconcile::End::Failed(e),
-                ..
-            }),
-            _,
-        )
-        | (Err(e), _) => ExitCode::of_error(e),
-        (Ok(_), Some(s)) => ExitCode::of(&Ok(s)),
-        (Ok(_), None) => ExitCode::Failure,
+    use crate::reconcile::{End, Run as Reconciled};
+    let exit = match run {
+        Reconciled::NotStarted(e) => ExitCode::of_error(e),
+        Reconciled::Ran(r) => match (&r.end, status) {
+            (End::Failed(e), _) => ExitCode::of_error(e),
+            (_, Some(s)) => ExitCode::of(&Ok(s)),
+            (_, None) => ExitCode::Failure,
+        },
     };
-    let run = match report {
-        Ok(r) => of_report(r, exit.code()),
-        Err(_) => Run {
+    let run = match run {
+        Reconciled::Ran(r) => of_report(r, exit.code()),
+        Reconciled::NotStarted(_) => Run {
             exit: exit.code(),
             broke: true,
             ..Default::default()

@@ -18,6 +18,7 @@ use crate::hooks;
 use crate::interrupt::{Real, Time};
 use crate::lock::{self, Lock, LockError};
 use crate::maintenance::{self, Pause, PauseError};
+use crate::note::Note;
 use crate::plan::{self, Plan};
 use crate::report::{self, Confirmation};
 use crate::secure_fs::FsError;
@@ -140,10 +141,54 @@ impl Host for System {
 /// How a reconcile asked to run.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
+    /// Plan, change nothing: `--dry-run`, and `diff`.
     pub dry_run: bool,
     pub lock_wait: Duration,
     /// Read the units again after acting (for the metrics file).
     pub observe_after: bool,
+    /// Ask the check again before acting on a change (`check.confirm`): not for `diff`, which
+    /// shows what the first answer means.
+    pub confirm: bool,
+}
+
+impl Options {
+    /// `diff`: what a run would do now, read-only, one check.
+    pub fn diff() -> Options {
+        Options {
+            dry_run: true,
+            lock_wait: Duration::ZERO,
+            observe_after: false,
+            confirm: false,
+        }
+    }
+}
+
+/// What one reconcile returns, however it ended: the one value that the printer, the metrics,
+/// the incident and the exit status are made from.
+#[derive(Debug)]
+pub enum Run {
+    /// Ended before the check was asked: another run holds the lock, or the pause file cannot
+    /// be read. Nothing was learned or changed.
+    NotStarted(Error),
+    /// The check was asked: what the run learned and did, and how it ended.
+    Ran(Box<Report>),
+}
+
+impl Run {
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            Run::Ran(r) => Some(r),
+            Run::NotStarted(_) => None,
+        }
+    }
+
+    /// The one mapping from how a run ended to its status or the error it stopped on.
+    pub fn outcome(self) -> Result<Status, Error> {
+        match self {
+            Run::NotStarted(e) => Err(e),
+            Run::Ran(r) => r.outcome(),
+        }
+    }
 }
 
 /// How a reconcile ended.
@@ -186,6 +231,8 @@ pub struct Report {
     pub record_lost: bool,
     /// What this run did with the dead man's switch.
     pub switch: Option<deadline::Outcome>,
+    /// What to tell a person besides the changes, in the order it happened.
+    pub notes: Vec<Note>,
     pub end: End,
 }
 
@@ -220,11 +267,21 @@ impl Report {
         }
     }
 
-    /// The error a run stopped on after the check, if it did.
-    pub fn into_error(self) -> Option<Error> {
+    /// The status, or the error the run stopped on after the check.
+    pub fn outcome(self) -> Result<Status, Error> {
+        let status = self.status();
         match self.end {
-            End::Failed(e) => Some(e),
-            _ => None,
+            End::Failed(e) => Err(e),
+            _ => Ok(status),
+        }
+    }
+
+    /// `diff`'s status: whether the units are as the role wants them.
+    pub fn drift(&self) -> Status {
+        match (self.plan.role, self.plan.in_sync()) {
+            (Role::Unknown, _) => Status::RoleUnknown,
+            (_, true) => Status::InSync,
+            (_, false) => Status::Drift,
         }
     }
 }
@@ -250,17 +307,23 @@ pub fn run_check(config: &Config, ctx: &check::Context, host: &dyn Host) -> Chec
     check
 }
 
-/// One reconcile. `Err` only when it ended before the check (the lock, the pause file):
-/// then there is nothing to report.
-pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Result<Report, Error> {
+/// One reconcile (`diff` and `--dry-run` too, which change nothing), however it ends.
+pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Run {
     // A dry run changes nothing, so it neither waits for nor blocks a real run.
-    let _lock = if opts.dry_run {
-        None
-    } else {
-        let stuck_after = crate::validate::worst_case(config, opts.lock_wait);
-        host.lock(opts.lock_wait, stuck_after)?
+    let lock = match opts.dry_run {
+        true => Ok(None),
+        false => host.lock(
+            opts.lock_wait,
+            crate::validate::worst_case(config, opts.lock_wait),
+        ),
     };
-    let paused = host.paused()?;
+    let (_lock, paused) = match lock
+        .map_err(Error::from)
+        .and_then(|l| host.paused().map(|p| (l, p)).map_err(Error::from))
+    {
+        Ok(v) => v,
+        Err(e) => return Run::NotStarted(e),
+    };
     let check = run_check(
         config,
         &context(config, opts.dry_run, paused.is_some()),
@@ -278,13 +341,14 @@ pub fn reconcile(config: &Config, opts: Options, host: &dyn Host) -> Result<Repo
         fence: None,
         record_lost: false,
         switch: None,
+        notes: Vec::new(),
         end: End::DryRun,
     };
     r.end = decide(config, opts, host, &mut r);
     if !opts.dry_run {
-        acknowledge(config, host, &r);
+        acknowledge(config, host, &mut r);
     }
-    Ok(r)
+    Run::Ran(Box::new(r))
 }
 
 /// Everything after the check, in order; fills `r` as it learns.
@@ -297,13 +361,16 @@ fn decide(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> En
         }
     }
     if host.time().interrupted() {
-        log::error!("interrupted while running the check; nothing was changed");
+        r.notes.push(Note::Interrupted { confirming: false });
         return End::Interrupted;
     }
     match assess_fence(config, &r.check, !opts.dry_run, host) {
         Ok((view, stored)) => {
             r.fence = view;
-            r.record_lost = !stored;
+            if let Err(e) = stored {
+                r.record_lost = true;
+                r.notes.push(Note::RecordNotKept(e));
+            }
         }
         Err(e) => return End::Failed(e),
     }
@@ -319,8 +386,26 @@ fn decide(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> En
         }
         keep_epoch(host, r);
     }
-    if let Some(p) = &r.paused {
-        // Maintenance: nothing changes and nobody is paged, whatever the check says.
+    if r.plan.role == Role::Unknown {
+        let late = r.switch == Some(deadline::Outcome::ArmedLate);
+        let fenced = late || r.fence.as_ref().is_some_and(|f| f.fenced());
+        if fenced {
+            // Role unknown for `fence_after`: the primary units stop (nothing starts).
+            r.plan = plan::fenced(&config.units, &states(&r.plan));
+        }
+        if let Some(p) = &r.paused {
+            // Maintenance: nothing changes and nobody is paged, whatever the check says.
+            log::info!("{}; changing nothing (role unknown)", p.describe());
+            return End::Paused;
+        }
+        r.notes.push(Note::RoleUnknown(Box::new(r.check.clone())));
+        if let Some(f) = &r.fence {
+            r.notes.push(Note::Fence(f.clone()));
+        }
+        if !fenced {
+            return End::RoleUnknown;
+        }
+    } else if let Some(p) = &r.paused {
         log::info!(
             "{}; changing nothing (role {}, {} changes pending)",
             p.describe(),
@@ -328,27 +413,13 @@ fn decide(config: &Config, opts: Options, host: &dyn Host, r: &mut Report) -> En
             r.plan.steps.len()
         );
         return End::Paused;
-    }
-    if r.plan.role == Role::Unknown {
-        for l in report::unknown_role(&r.check) {
-            log::error!("{l}");
-        }
-        if let Some(line) = r.fence.as_ref().and_then(report::fence_status) {
-            log::error!("{line}");
-        }
-        let late = r.switch == Some(deadline::Outcome::ArmedLate);
-        if !late && !r.fence.as_ref().is_some_and(|f| f.fenced()) {
-            return End::RoleUnknown;
-        }
-        // Role unknown for `fence_after`: the primary units stop (nothing starts).
-        r.plan = plan::fenced(&config.units, &states(&r.plan));
-    } else if !r.plan.is_empty() && config.check.confirm > 1 {
+    } else if !r.plan.is_empty() && config.check.confirm > 1 && opts.confirm {
         if let Some(end) = confirm_change(config, opts, host, r) {
             return end;
         }
-        warn_not_actionable(&r.plan);
+        not_actionable(r);
     } else {
-        warn_not_actionable(&r.plan);
+        not_actionable(r);
     }
     if opts.dry_run {
         return End::DryRun;
@@ -391,28 +462,25 @@ fn rearm_after_acting(config: &Config, opts: Options, host: &dyn Host, r: &mut R
         },
         _ => format!("the check now says {}", again.role),
     };
-    log::warn!(
-        "the units took long to start and the dead man's switch could not be armed again ({outcome}): \
-         it stops them unless the next run confirms the role in time"
-    );
+    r.notes.push(Note::NotRearmed(outcome));
 }
 
 fn states(plan: &Plan) -> Vec<UnitState> {
     plan.units.iter().map(|u| u.observed.clone()).collect()
 }
 
-fn warn_not_actionable(plan: &Plan) {
-    for u in plan
+fn not_actionable(r: &mut Report) {
+    let notes: Vec<Note> = r
+        .plan
         .units
         .iter()
         .filter(|u| u.action.is_none() && u.managed && !u.in_sync())
-    {
-        log::warn!(
-            "{}: is {}, not a state to act on; leaving it for the next run",
-            u.name,
-            u.observed
-        );
-    }
+        .map(|u| Note::NotActionable {
+            unit: u.name.clone(),
+            state: u.observed.clone(),
+        })
+        .collect();
+    r.notes.extend(notes);
 }
 
 /// The plan when systemd could not be asked: every unit `unknown` (a state never acted on) and
@@ -436,15 +504,15 @@ pub fn observe(config: &Config, role: Role, mgr: &dyn Manager) -> Result<Plan, E
 }
 
 /// `check.fence_after`: where this run stands, and the record kept for the next (when `store`
-/// and it changed). Returns whether the record is as it should be.
+/// and it changed), or why it could not be kept.
 pub fn assess_fence(
     config: &Config,
     check: &CheckResult,
     store: bool,
     host: &dyn Host,
-) -> Result<(Option<fence::View>, bool), Error> {
+) -> Result<(Option<fence::View>, Result<(), String>), Error> {
     if config.check.fence_after.is_none() {
-        return Ok((None, true));
+        return Ok((None, Ok(())));
     }
     let old = host.load_record()?;
     let (view, next) = fence::assess(
@@ -455,19 +523,18 @@ pub fn assess_fence(
         host.time().wall(),
         config.check.fence_after,
     );
-    let mut stored = true;
+    let mut stored = Ok(());
     if let (Some(next), true) = (next, store)
         && let Err(e) = host.store_record(&next)
     {
-        log::error!("cannot keep the time of the last confirmed role: {e}");
-        stored = false;
+        stored = Err(e.to_string());
     }
     Ok((view, stored))
 }
 
 /// The dead man's switch (`deadline`): armed by a run that confirmed primary in time, left
 /// to fire when the role is unknown, stopped once this host is a confirmed standby.
-fn hold_switch(config: &Config, host: &dyn Host, r: &Report) -> Option<deadline::Outcome> {
+fn hold_switch(config: &Config, host: &dyn Host, r: &mut Report) -> Option<deadline::Outcome> {
     let after = config.check.fence_after?;
     // With a check command the timer's period is the operator's (the shipped minute would
     // trip a switch between two runs): there, fencing stays the runs' own.
@@ -500,30 +567,25 @@ fn hold_switch(config: &Config, host: &dyn Host, r: &Report) -> Option<deadline:
         },
         Decision::Leave => return None,
     };
-    let level = match outcome {
-        deadline::Outcome::Armed { .. } => log::Level::Debug,
-        deadline::Outcome::Disarmed => log::Level::Info,
-        deadline::Outcome::TooLate { .. } | deadline::Outcome::Failed(_) => log::Level::Warn,
-        deadline::Outcome::ArmedLate => log::Level::Error,
-    };
-    log::log!(level, "{}", report::switch(&outcome, &spec));
+    r.notes
+        .push(Note::Switch(outcome.clone(), Box::new(spec.clone())));
     Some(outcome)
 }
 
 /// Gives the lease this run renewed back (automatic mode), so that the key lapses at once.
-fn release(config: &Config, host: &dyn Host, r: &Report) {
+fn release(config: &Config, host: &dyn Host, r: &mut Report) {
     let (Some(etcd), Some(a)) = (config.check.etcd(), r.check.etcd()) else {
         return;
     };
     if let (Some(lease), Some(_)) = (a.verdict.lease, a.ttl_left)
         && let Err(e) = host.release(etcd, lease)
     {
-        log::warn!("cannot give the lease back: {e}; it lapses on its own");
+        r.notes.push(Note::LeaseNotReleased(e));
     }
 }
 
 /// A run that acted on a definite role says in etcd how it left the units (`ack`).
-fn acknowledge(config: &Config, host: &dyn Host, r: &Report) {
+fn acknowledge(config: &Config, host: &dyn Host, r: &mut Report) {
     let (Some(etcd), Some(site), Some(answer)) =
         (config.check.etcd(), config.site.as_deref(), r.check.etcd())
     else {
@@ -566,12 +628,16 @@ fn acknowledge(config: &Config, host: &dyn Host, r: &Report) {
         Ok(true) => log::info!("acknowledged {} = {}", a.key, a.value),
         Ok(false) => {}
         // Only delays a switchover, which then says whom it waited for: no reason to fail.
-        Err(e) => log::warn!("cannot acknowledge {} = {}: {e}", a.key, a.value),
+        Err(error) => r.notes.push(Note::NotAcknowledged {
+            key: a.key,
+            value: a.value,
+            error,
+        }),
     }
 }
 
 /// The fencing token where units can read it, while this host is primary (etcd only).
-fn keep_epoch(host: &dyn Host, r: &Report) {
+fn keep_epoch(host: &dyn Host, r: &mut Report) {
     if r.check.etcd().is_none() {
         return;
     }
@@ -582,7 +648,7 @@ fn keep_epoch(host: &dyn Host, r: &Report) {
         Role::Unknown => return,
     };
     if let Err(e) = host.store_epoch(epoch) {
-        log::warn!("cannot keep the fencing token: {e}");
+        r.notes.push(Note::EpochNotKept(e.to_string()));
     }
 }
 
@@ -597,13 +663,13 @@ fn confirm_change(config: &Config, opts: Options, host: &dyn Host, r: &mut Repor
     });
     for n in 2..=config.check.confirm {
         if !host.time().sleep(config.check.confirm_interval) || host.time().interrupted() {
-            log::error!("interrupted while confirming the role; nothing was changed");
+            r.notes.push(Note::Interrupted { confirming: true });
             return Some(End::Interrupted);
         }
         let ctx = context(config, opts.dry_run, r.paused.is_some());
         let again = host.check(&config.check, &ctx);
         if host.time().interrupted() {
-            log::error!("interrupted while confirming the role; nothing was changed");
+            r.notes.push(Note::Interrupted { confirming: true });
             return Some(End::Interrupted);
         }
         log::info!(
@@ -616,9 +682,7 @@ fn confirm_change(config: &Config, opts: Options, host: &dyn Host, r: &mut Repor
             c.roles.push(again.role);
         }
         if again.role == Role::Unknown {
-            for l in report::unknown_role(&again) {
-                log::error!("{l}");
-            }
+            r.notes.push(Note::RoleUnknown(Box::new(again.clone())));
             // Like any run whose check cannot tell: nothing desired, nothing to do.
             r.plan = plan::plan(Role::Unknown, &config.units, &states(&r.plan));
             r.check = again;
@@ -938,21 +1002,22 @@ mod tests {
         dry_run: false,
         lock_wait: Duration::from_secs(1),
         observe_after: false,
+        confirm: true,
     };
 
-    fn run(config: &Config, world: &World) -> Report {
-        match reconcile(config, OPTS, world) {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
+    fn ran(run: Run) -> Report {
+        match run {
+            Run::Ran(r) => *r,
+            Run::NotStarted(e) => panic!("{e}"),
         }
     }
 
+    fn run(config: &Config, world: &World) -> Report {
+        ran(reconcile(config, OPTS, world))
+    }
+
     fn exit(r: Report) -> ExitCode {
-        let status = r.status();
-        ExitCode::of(&match r.into_error() {
-            Some(e) => Err(e),
-            None => Ok(status),
-        })
+        ExitCode::of(&r.outcome())
     }
 
     #[test]
@@ -1052,7 +1117,10 @@ mod tests {
             dry_run: true,
             ..OPTS
         };
-        assert!(reconcile(&etcd_config("  fence_after: 20s\n"), dry, &world).is_ok());
+        assert!(matches!(
+            reconcile(&etcd_config("  fence_after: 20s\n"), dry, &world),
+            Run::Ran(_)
+        ));
         assert!(world.switch.borrow().is_empty());
     }
 
@@ -1290,17 +1358,14 @@ mod tests {
     #[test]
     fn a_dry_run_changes_nothing_and_stores_nothing() {
         let world = World::new(&[Role::Primary]);
-        let r = match reconcile(
+        let r = ran(reconcile(
             &config("  fence_after: 30s\n"),
             Options {
                 dry_run: true,
                 ..OPTS
             },
             &world,
-        ) {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        };
+        ));
         assert!(matches!(r.end, End::DryRun));
         assert_eq!(r.plan.steps.len(), 2);
         assert!(world.jobs().is_empty());

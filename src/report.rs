@@ -137,6 +137,61 @@ pub fn etcd_code(w: &Why) -> &'static str {
 }
 
 /// What a run did with the dead man's switch, in one line.
+/// A run's note (`note::Note`): its lines and the level each is logged at.
+pub fn note(n: &crate::note::Note) -> Vec<(log::Level, String)> {
+    use crate::note::Note;
+    use log::Level::{Debug, Error, Info, Warn};
+    let one = |level, line: String| vec![(level, line)];
+    match n {
+        Note::Interrupted { confirming: false } => one(
+            Error,
+            "interrupted while running the check; nothing was changed".into(),
+        ),
+        Note::Interrupted { confirming: true } => one(
+            Error,
+            "interrupted while confirming the role; nothing was changed".into(),
+        ),
+        Note::RoleUnknown(check) => unknown_role(check)
+            .into_iter()
+            .map(|l| (Error, l))
+            .collect(),
+        Note::Fence(v) => fence_status(v).map(|l| (Error, l)).into_iter().collect(),
+        Note::NotActionable { unit, state } => one(
+            Warn,
+            format!("{unit}: is {state}, not a state to act on; leaving it for the next run"),
+        ),
+        Note::Switch(outcome, spec) => {
+            use crate::deadline::Outcome;
+            let level = match outcome {
+                Outcome::Armed { .. } => Debug,
+                Outcome::Disarmed => Info,
+                Outcome::TooLate { .. } | Outcome::Failed(_) => Warn,
+                Outcome::ArmedLate => Error,
+            };
+            one(level, switch(outcome, spec))
+        }
+        Note::RecordNotKept(e) => one(
+            Error,
+            format!("cannot keep the time of the last confirmed role: {e}"),
+        ),
+        Note::LeaseNotReleased(e) => one(
+            Warn,
+            format!("cannot give the lease back: {e}; it lapses on its own"),
+        ),
+        Note::NotAcknowledged { key, value, error } => {
+            one(Warn, format!("cannot acknowledge {key} = {value}: {error}"))
+        }
+        Note::EpochNotKept(e) => one(Warn, format!("cannot keep the fencing token: {e}")),
+        Note::NotRearmed(why) => one(
+            Warn,
+            format!(
+                "the units took long to start and the dead man's switch could not be armed \
+                 again ({why}): it stops them unless the next run confirms the role in time"
+            ),
+        ),
+    }
+}
+
 pub fn switch(o: &crate::deadline::Outcome, spec: &crate::deadline::Spec) -> String {
     use crate::deadline::Outcome;
     match o {

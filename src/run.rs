@@ -2,20 +2,17 @@
 //! prints what it returned and writes the metrics), diff, validate, pause or resume.
 //! Returns a status; the exit code is decided in `exit`.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use crate::cli::{Cli, Command, Format, ReconcileArgs, ValidateArgs};
 use crate::config::{self, Config};
-use crate::domain::Role;
 use crate::exit::{Error, Status};
 use crate::lock::{self, LockError};
 use crate::maintenance::{self, Pause};
 use crate::metrics;
 use crate::output::print_out;
-use crate::plan::{self, Plan};
-use crate::reconcile::{self, End, Host, Options, Report, System};
-use crate::report;
+use crate::printer::{Metrics, Printer};
+use crate::reconcile::{self, Host, Options, Run, System};
 use crate::security;
 use crate::validate::{self, Severity};
 
@@ -64,38 +61,27 @@ fn reconcile(
         dry_run: args.dry_run,
         lock_wait: args.lock_wait,
         observe_after: metrics_file.is_some(),
+        confirm: true,
     };
-    let (report, said) = match reconcile::reconcile(config, opts, host) {
-        Ok(r) => {
-            let said = say(&r, args, quiet);
-            (Ok(r), said)
-        }
-        Err(e) => (Err(e), Ok(())),
-    };
-    let mut status = match (&report, &said) {
-        (Ok(r), Ok(())) => Some(r.status()),
+    let run = reconcile::reconcile(config, opts, host);
+    let printer = Printer::new(args.output.output, quiet);
+    let printed = printer.reconcile(&run, args.dry_run);
+    let mut status = match (run.report(), &printed) {
+        (Some(r), Ok(())) => Some(r.status()),
         _ => None,
     };
     // A dry run changes nothing, and a run skipped for the lock leaves it to the holder.
-    let skipped = matches!(report, Err(Error::Lock(LockError::Busy { .. })));
+    let skipped = matches!(run, Run::NotStarted(Error::Lock(LockError::Busy { .. })));
     let incident = match args.dry_run || skipped {
         true => None,
-        false => crate::paging::keep(&report, status, host),
+        false => crate::paging::keep(&run, status, host),
     };
     if let (Some(path), false, false) = (metrics_file, args.dry_run, skipped) {
-        let r = report.as_ref().ok();
-        let text = metrics::render(&metrics::Snapshot {
-            check: r.map(|r| &r.check),
-            // Units whose states are not known are not shown as down.
-            plan: r.filter(|r| r.unobserved.is_none()).map(|r| &r.plan),
-            observed_after: r.and_then(|r| r.observed_after.as_deref()),
-            results: r.map_or(&[], |r| &r.results),
-            success: status == Some(Status::Converged),
-            paused: r.is_some_and(|r| r.paused.is_some()),
+        let text = printer.metrics(&Metrics {
+            run: &run,
+            status,
             site: config.site.as_deref(),
-            fence: r.and_then(|r| r.fence.as_ref()),
             incident: incident.as_ref(),
-            finished: std::time::SystemTime::now(),
             duration: started.elapsed(),
         });
         if let Err(e) = metrics::write(path, &text) {
@@ -114,120 +100,20 @@ fn reconcile(
             crate::paging::metrics_lost(host);
         }
     }
-    // An error after the check (systemd unreachable) was reported like any run, and wins.
-    match (report.map(reconcile::Report::into_error), said) {
-        (Err(e) | Ok(Some(e)), _) | (Ok(None), Err(e)) => Err(e),
-        (Ok(None), Ok(())) => Ok(status.unwrap_or(Status::Failed)),
-    }
-}
-
-/// Says what a reconcile did: the changes on stdout (or the plan, for a dry run), failures on
-/// stderr, and with `--output json` one object on every path that got as far as a check.
-fn say(r: &Report, args: &ReconcileArgs, quiet: bool) -> Result<(), Error> {
-    let json = args.output.output == Format::Json;
-    match &r.end {
-        End::Paused if args.dry_run && !json => {
-            if let Some(p) = &r.paused {
-                print_out(&format!(
-                    "{}: reconcile changes nothing while paused",
-                    p.describe()
-                ))?;
-            }
-            print_out(&report::dry_run(&r.plan))?;
-        }
-        End::DryRun if !json => print_out(&report::dry_run(&r.plan))?,
-        End::Acted {
-            interrupted,
-            hook_errors,
-        } => {
-            let (changes, errors) = report::changes(&r.plan, &r.results);
-            if !json && !quiet && !changes.is_empty() {
-                print_out(&(changes.join("\n") + "\n"))?;
-            }
-            for e in &errors {
-                log::error!("{e}");
-            }
-            if *interrupted {
-                log::error!(
-                    "interrupted: stopped waiting; the lines above say what was and was not done"
-                );
-            }
-            // One log record per line, so each keeps its journal priority.
-            for line in hook_errors.iter().flat_map(|m| m.lines()) {
-                log::error!("{line}");
-            }
-        }
-        _ => {}
-    }
-    if json {
-        print_out(&report::json(&report::Json {
-            command: "reconcile",
-            check: &r.check,
-            plan: &r.plan,
-            results: &r.results,
-            dry_run: args.dry_run,
-            paused: r.paused.as_ref(),
-            confirmation: r.confirmation.as_ref(),
-            error: r.unobserved.as_deref(),
-            fence: r.fence.as_ref(),
-        }))?;
-    }
-    Ok(())
+    // The error the run stopped on wins, then one writing its output; else its status (the
+    // metrics file's failure included).
+    let outcome = run.outcome();
+    printed?;
+    outcome.map(|s| status.unwrap_or(s))
 }
 
 fn diff(config: &Config, format: Format, host: &dyn Host) -> Result<Status, Error> {
-    let paused = host.paused()?;
-    let check = reconcile::run_check(config, &reconcile::context(config, true, false), host);
-    let (fence, _) = reconcile::assess_fence(config, &check, false, host)?;
-    let json = |plan: &Plan, error: Option<&str>| {
-        print_out(&report::json(&report::Json {
-            command: "diff",
-            check: &check,
-            plan,
-            results: &[],
-            dry_run: true,
-            paused: paused.as_ref(),
-            confirmation: None,
-            error,
-            fence: fence.as_ref(),
-        }))
-    };
-    let plan = match reconcile::observe(config, check.role, host.manager()) {
-        // What reconcile would do: a fenced host's primary units stop.
-        Ok(plan) if fence.as_ref().is_some_and(|f| f.fenced()) => {
-            let states: Vec<_> = plan.units.iter().map(|u| u.observed.clone()).collect();
-            plan::fenced(&config.units, &states)
-        }
-        Ok(plan) => plan,
-        Err(e) => {
-            if format == Format::Json {
-                json(
-                    &reconcile::unobserved(config, check.role),
-                    Some(&e.to_string()),
-                )?;
-            }
-            return Err(e);
-        }
-    };
-    match format {
-        Format::Json => json(&plan, None)?,
-        Format::Text => {
-            let color = std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            if let Some(p) = &paused {
-                print_out(&format!("{}: reconcile changes nothing", p.describe()))?;
-            }
-            print_out(&report::diff(&plan, &check, report::Style { color }))?;
-            if let Some(line) = fence.as_ref().and_then(report::fence_status) {
-                print_out(&line)?;
-            }
-        }
+    let run = reconcile::reconcile(config, Options::diff(), host);
+    Printer::new(format, false).diff(&run)?;
+    match run {
+        Run::Ran(r) if !matches!(r.end, reconcile::End::Failed(_)) => Ok(r.drift()),
+        other => other.outcome(),
     }
-    Ok(match (plan.role, plan.in_sync()) {
-        (Role::Unknown, _) => Status::RoleUnknown,
-        (_, true) => Status::InSync,
-        (_, false) => Status::Drift,
-    })
 }
 
 fn validate(
