@@ -126,11 +126,16 @@ pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<
         return Ok(Status::Converged);
     }
     let until = || std::time::Instant::now() + budget;
-    let lease = || -> Result<i64, String> {
-        match etcd.lease_ttl {
-            Some(ttl) => client.grant(ttl, until()).map_err(|e| e.to_string()),
-            None => Ok(0),
-        }
+    // The key to `site`, only while it is still at `revision`: in automatic mode on a fresh
+    // lease, which that site's hosts then renew.
+    let give = |revision: i64, site: &str| -> Result<Option<i64>, String> {
+        let lease = match etcd.lease_ttl {
+            Some(ttl) => client.grant(ttl, until()).map_err(|e| e.to_string())?,
+            None => 0,
+        };
+        client
+            .replace(key, revision, site, lease, until())
+            .map_err(|e| e.to_string())
     };
     // 1: nobody holds the role.
     let neutral = switchover::neutral(&plan.from, &plan.to);
@@ -153,11 +158,7 @@ pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<
         switchover::waiting_for(v, &plan.from, &plan.from_hosts, r1, Role::Standby)
     });
     if let Err(left) = stopped {
-        let back = lease().and_then(|l| {
-            client
-                .replace(key, r1, &plan.from, l, until())
-                .map_err(|e| e.to_string())
-        });
+        let back = give(r1, &plan.from);
         return failed(match back {
             Ok(Some(r)) => format!(
                 "{} did not confirm its units stopped within {} (no acknowledgement from: {}); {key} = {} again (revision {r}): {} never had the role",
@@ -176,11 +177,7 @@ pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<
         });
     }
     // 3: the new site holds the role.
-    let r2 = match lease().and_then(|l| {
-        client
-            .replace(key, r1, &plan.to, l, until())
-            .map_err(|e| e.to_string())
-    }) {
+    let r2 = match give(r1, &plan.to) {
         Ok(Some(r)) => r,
         Ok(None) => {
             return failed(format!(
@@ -253,11 +250,7 @@ pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<
                     still.join(", ")
                 ));
             }
-            let r4 = match lease().and_then(|l| {
-                client
-                    .replace(key, r3, &plan.from, l, until())
-                    .map_err(|e| e.to_string())
-            }) {
+            let r4 = match give(r3, &plan.from) {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     return failed(format!("{why}, and {key} changed meanwhile: left as it is"));

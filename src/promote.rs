@@ -206,25 +206,9 @@ pub fn who(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::Kv;
-    use crate::status::assess;
 
     fn view(entries: &[(&str, &str, i64)]) -> View {
-        let kvs: Vec<(String, Kv)> = entries
-            .iter()
-            .map(|(n, v, r)| {
-                (
-                    (*n).to_owned(),
-                    Kv {
-                        value: v.as_bytes().to_vec(),
-                        create_revision: *r,
-                        mod_revision: *r,
-                        lease: 0,
-                    },
-                )
-            })
-            .collect();
-        assess("/k", &kvs, None)
+        crate::status::view_of(entries)
     }
 
     #[test]

@@ -151,6 +151,26 @@ fn parse_ack(value: &[u8]) -> (Acked, Option<u64>, Fence) {
     )
 }
 
+/// The view of key `/k` and these `(name, value, revision)` entries (tests).
+#[cfg(test)]
+pub fn view_of(entries: &[(&str, &str, i64)]) -> View {
+    let kvs: Vec<(String, Kv)> = entries
+        .iter()
+        .map(|(n, v, r)| {
+            (
+                (*n).to_owned(),
+                Kv {
+                    value: v.as_bytes().to_vec(),
+                    create_revision: *r,
+                    mod_revision: *r,
+                    lease: 0,
+                },
+            )
+        })
+        .collect();
+    assess("/k", &kvs, None)
+}
+
 /// The key (`name` = `key`) and the acknowledgements below `key/ack/`, as read together at
 /// `now` (the reader's wall clock, Unix seconds; `None`: no host is judged silent).
 pub fn assess(key: &str, kvs: &[(String, Kv)], now: Option<u64>) -> View {

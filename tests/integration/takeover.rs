@@ -5,23 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::etcd::{A, B, Cluster, KEY, NAMES, W, app_times, eventually, member_addr};
+use crate::etcd::{A, B, Cluster, KEY, NAMES, W, app_times, endpoints, eventually};
 use crate::sandbox::{BIN, Sandbox};
 use crate::unit::Unit;
 
 const UNITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
 const WATCH: &str = "failover-manager-watch.service";
-
-/// Every member, this host's own first (over loopback), as the README advises.
-fn endpoints(i: usize) -> String {
-    let mut e = vec!["http://127.0.0.1:2379".to_owned()];
-    e.extend(
-        (0..3)
-            .filter(|&j| j != i)
-            .map(|j| format!("http://{}:2379", member_addr(j))),
-    );
-    format!("[{}]", e.join(", "))
-}
 
 /// failover-manager on member `i` for `site`, the shipped service, timer and watch units, a
 /// timer every second, and app.service (which records when it starts and stops) as the
