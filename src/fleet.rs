@@ -11,7 +11,6 @@ use crate::config::Config;
 use crate::domain::Role;
 use crate::exit::{Error, Status};
 use crate::output::print_out;
-use crate::report;
 
 /// `status`: the key and the acknowledgements, in one read (and the lease's time left).
 pub fn status(config: &Config, format: Format) -> Result<Status, Error> {
@@ -31,28 +30,12 @@ pub fn status(config: &Config, format: Format) -> Result<Status, Error> {
         }
         Err(e) => (None, None, Some(e.to_string())),
     };
-    match format {
-        Format::Json => print_out(&report::status_json(
-            &etcd.key,
-            view.as_ref(),
-            ttl,
-            error.as_deref(),
-        ))?,
-        Format::Text => {
-            let color = std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            match (&view, &error) {
-                (Some(v), _) => print_out(&report::status_text(
-                    &etcd.key,
-                    v,
-                    ttl,
-                    report::Style { color },
-                ))?,
-                (None, Some(e)) => log::error!("cannot read {} from etcd: {e}", etcd.key),
-                (None, None) => {}
-            }
-        }
-    }
+    crate::printer::Printer::new(format, false).status(
+        &etcd.key,
+        view.as_ref(),
+        ttl,
+        error.as_deref(),
+    )?;
     Ok(match view {
         Some(v) if v.healthy() => Status::Healthy,
         _ => Status::Degraded,

@@ -1,7 +1,8 @@
 //! The one printer (as xh's `Printer`): a reconcile's value (`reconcile::Run`) becomes what the
 //! user sees: stdout (the changes, the plan of a dry run or `diff`, or one JSON object), stderr
 //! (what needs a person, one log record per line so each keeps its journal priority) and the
-//! metrics file's text. The words are `report`'s; nothing else of a run writes to the user.
+//! metrics file's text; and `status`'s table or JSON. The words are `report`'s; nothing else of
+//! a run writes to the user.
 
 use std::io::IsTerminal;
 
@@ -98,6 +99,33 @@ impl Printer {
             print_out(&line)?;
         }
         Ok(())
+    }
+
+    /// `status`: the key and one row per host (`status_text`), or the JSON; when etcd could
+    /// not be read, why, on stderr (the JSON says it too).
+    pub fn status(
+        &self,
+        key: &str,
+        view: Option<&crate::status::View>,
+        ttl: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<(), Error> {
+        if self.json {
+            return print_out(&report::status_json(key, view, ttl, error));
+        }
+        match (view, error) {
+            (Some(v), _) => print_out(&report::status_text(
+                key,
+                v,
+                ttl,
+                report::Style { color: self.color },
+            )),
+            (None, Some(e)) => {
+                log::error!("cannot read {key} from etcd: {e}");
+                Ok(())
+            }
+            (None, None) => Ok(()),
+        }
     }
 
     /// The metrics file's text after a run (`success`: it converged, and everything after it
