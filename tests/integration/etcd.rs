@@ -248,7 +248,7 @@ fn install(sb: &Sandbox, src: &str, dst: &str, mode: u32) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// Every member, this host's own first (over loopback), as the README advises.
+/// Every member, this host's own first (over loopback), as docs/etcd.md advises.
 fn endpoints(i: usize) -> String {
     let mut e = vec!["http://127.0.0.1:2379".to_owned()];
     e.extend(

@@ -12,7 +12,7 @@ use crate::unit::Unit;
 const UNITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
 const WATCH: &str = "failover-manager-watch.service";
 
-/// Every member, this host's own first (over loopback), as the README advises.
+/// Every member, this host's own first (over loopback), as docs/etcd.md advises.
 fn endpoints(i: usize) -> String {
     let mut e = vec!["http://127.0.0.1:2379".to_owned()];
     e.extend(
