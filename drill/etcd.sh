@@ -27,7 +27,7 @@
 # the application, B does not, every link up, every member healthy):
 #   switchover     `failover-manager switchover dc2`, run on B (the site taking the role)
 #   switchback     the same back, `switchover dc1` on A (a round of it starts from B primary)
-#   partition      A cut off from B and W; after --promote-after seconds (the README's
+#   partition      A cut off from B and W; after --promote-after seconds (docs/etcd.md's
 #                  inequality, see below) `etcdctl put KEY dc2` on W; then A rejoins
 #   partition-early  the same, promoted after 1 s: the inequality broken on purpose
 #   witness-lost   W cut off from A and B: nothing may change
@@ -38,7 +38,7 @@
 #                  A can still read the key
 # A sampler inside A and B records every 20 ms whether app.service has a process there.
 #
-# The inequality (README, "Self-fencing"): promote no sooner than fence_after + run cadence
+# The inequality (docs/etcd.md, "Self-fencing"): promote no sooner than fence_after + run cadence
 # + check.timeout + the units' stop time after the old primary was lost. The run cadence is
 # the time between two runs' starts, which is the timer's period but at least one run's length:
 # while the role is unknown a run lasts as long as the check, up to check.timeout. So with
@@ -276,7 +276,7 @@ units:
 YAML
   printf '[Unit]\nDescription=drill: the application\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
     drill_put "$h" /etc/systemd/system/app.service 644
-  # Paging as shipped (README, "Alerts"): the alert unit started at every failed run, and each
+  # Paging as shipped (docs/metrics-and-alerts.md): the alert unit started at every failed run, and each
   # run's metrics kept as Prometheus would scrape them (drill/keep-metrics), for the page counts.
   drill_put "$h" /usr/local/lib/drill/keep-metrics 755 <"$DRILL_REPO/drill/keep-metrics"
   printf '%s\n' '[Unit]' 'OnFailure=failover-manager-alert@%n.service' '[Service]' 'ExecStart=' \

@@ -188,7 +188,7 @@ YAML
       drill_put "$h" /etc/systemd/system/failover-manager.timer.d/drill.conf 644
   fi
   if [ "$v" = keepalived-vip ]; then
-    # As README says: the shipped drop-in linked in, and the site's own for its address.
+    # As docs/keepalived.md says: the shipped drop-in linked in, and the site's own for its address.
     drill_put "$h" "$DROPIN" 644 <"$DRILL_REPO/examples/keepalived/keepalived.service.d/failover-manager.conf"
     drill_in "$h" mkdir -p /etc/systemd/system/keepalived.service.d
     drill_in "$h" ln -sf "$DROPIN" /etc/systemd/system/keepalived.service.d/

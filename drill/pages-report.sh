@@ -24,7 +24,7 @@ bin() { awk -F'\t' '$1 == "# binary" { print $2; exit }' "$1"; }
 cat <<EOF2
 # Pages per incident
 
-The same drills before and after one page per incident (README, "Alerting"): before,
+The same drills before and after one page per incident (docs/metrics-and-alerts.md): before,
 $(bin "${before[0]}"), the shipped alert unit as \`OnFailure=\` target and the shipped rules;
 after, $(bin "${after[0]}"), the same. Both with \`OnFailure=failover-manager-alert@%n.service\`
 and each run's metrics kept as Prometheus would scrape them. Per fault and host, summed over

@@ -3,7 +3,7 @@
 //! ends. An incident, per host: from the first reconcile run that needs a person to the first
 //! run after it that does not. Runs skipped for the lock and dry runs leave it as it is.
 //!
-//! Pageable (README, "Alerting"): a run that failed to do something (a unit, a hook, systemd,
+//! Pageable (docs/metrics-and-alerts.md, "One page per incident"): a run that failed to do something (a unit, a hook, systemd,
 //! the config, the fence record, the dead man's switch), a fenced host that was primary (a
 //! primary unit to stop, or its last definite role primary), and a host whose role is unknown while a primary unit runs there and no fencing
 //! will stop it (no `check.fence_after`; with it, the incident pages when the host fences). Not

@@ -140,7 +140,7 @@ fn incident_gauges(g: &mut Gauges, i: Option<&crate::incident::Incident>) {
     );
     g.one(
         "incident_paging",
-        "Whether the open incident pages (README, Alerting): 1 from its first pageable run to its end.",
+        "Whether the open incident pages (docs/metrics-and-alerts.md): 1 from its first pageable run to its end.",
         b(i.is_some_and(|i| i.pageable)),
     );
     if let Some(i) = i {
@@ -302,7 +302,7 @@ fn with_fix(e: SecurityError) -> SecurityError {
             problem,
             fix: format!(
                 "{fix}; or write metrics_file to a directory only root can write, and point \
-                 node_exporter's --collector.textfile.directory at it (README: Metrics)"
+                 node_exporter's --collector.textfile.directory at it (docs/metrics-and-alerts.md)"
             ),
         },
         other => other,

@@ -693,6 +693,21 @@ mod tests {
         assert_eq!(PATH, crate::cli::DEFAULT_CONFIG);
     }
 
+    /// README.md's config is what a new operator copies first: every YAML block in it parses.
+    #[test]
+    fn the_readme_config_parses() {
+        let readme = include_str!("../../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```yaml\n")
+            .skip(1)
+            .filter_map(|b| b.split_once("```").map(|(yaml, _)| yaml))
+            .collect();
+        assert!(!blocks.is_empty(), "README.md shows no config");
+        for text in blocks {
+            assert!(parsed(text).is_ok(), "README.md: {:?}", parsed(text));
+        }
+    }
+
     #[test]
     fn examples_config_yaml_shows_every_key() {
         let example = include_str!("../../examples/config.yaml");

@@ -498,7 +498,7 @@ fn deb_installs_units_disabled_and_not_started_and_works() {
         .expect("run cargo deb");
     succeeded("cargo deb", &out);
 
-    // Debian's own checker finds no error in it (warnings are listed in the README's Install).
+    // Debian's own checker finds no error in it (its one warning: CONTRIBUTING.md, Packaging).
     let out = sb.exec(&["lintian", deb]);
     let report = text(&out.stdout);
     let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E: ")).collect();
@@ -564,6 +564,18 @@ fn deb_installs_units_disabled_and_not_started_and_works() {
         "/usr/lib/failover-manager/keepalived/keepalived.service.d/failover-manager.conf",
         "/usr/share/doc/failover-manager/examples/prometheus/alerts.yml",
     ] {
+        assert!(
+            listed.lines().any(|l| l == path),
+            "{path} not in:\n{listed}"
+        );
+    }
+    // README.md and the docs it links to, where its relative links find them.
+    let docs = file_names("docs");
+    assert!(docs.iter().any(|d| d == "runbook.md"), "{docs:?}");
+    for path in std::iter::once("/usr/share/doc/failover-manager/README.md".to_owned()).chain(
+        docs.iter()
+            .map(|d| format!("/usr/share/doc/failover-manager/docs/{d}")),
+    ) {
         assert!(
             listed.lines().any(|l| l == path),
             "{path} not in:\n{listed}"

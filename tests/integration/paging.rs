@@ -1,5 +1,5 @@
 //! One page per incident, through the shipped units: failover-manager.service with
-//! `OnFailure=failover-manager-alert@%n.service` (the drop-in README gives) and the shipped
+//! `OnFailure=failover-manager-alert@%n.service` (the drop-in docs/metrics-and-alerts.md gives) and the shipped
 //! alert unit, whose pager is logger (tag failover-manager-page). The runs' exit status stays
 //! what it was: failed runs are failed units.
 

@@ -8,7 +8,7 @@ use crate::test::Test;
 use crate::test::fixtures::host;
 use crate::unit::Unit;
 
-/// Where README's Metrics section puts it: a directory only root can write.
+/// Where docs/metrics-and-alerts.md puts it: a directory only root can write.
 const TEXTFILE_DIR: &str = "/var/lib/node_exporter/textfile_collector";
 const PROM: &str = "/var/lib/node_exporter/textfile_collector/failover_manager.prom";
 
@@ -225,7 +225,7 @@ fn metrics_file_in_a_directory_a_user_owns_is_refused() {
             "error: cannot write the metrics file: metrics file directory /var/lib/exporter/textfile: \
              its directory /var/lib/exporter is owned by uid 65534; refusing to use it as root \
              (fix: chown root /var/lib/exporter; or write metrics_file to a directory only root can \
-             write, and point node_exporter's --collector.textfile.directory at it (README: Metrics))"
+             write, and point node_exporter's --collector.textfile.directory at it (docs/metrics-and-alerts.md))"
         ),
         "{err}"
     );
@@ -292,7 +292,7 @@ fn writing_the_role_file_takes_over_within_a_second_through_the_path_unit() {
     sb.systemctl(&["start", "failover-manager.path"]);
     assert_eq!(sb.state("failover-manager.path"), "active");
     // A write while a run is in flight merges into it and goes unseen until the timer (see
-    // README), so make sure no run is in flight.
+    // docs/design.md), so make sure no run is in flight.
     idle(&sb);
     assert_eq!(sb.state("app.service"), "inactive");
     // No timer is running: only the path unit can react.

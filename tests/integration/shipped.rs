@@ -68,7 +68,7 @@ fn shipped_units_pass_systemd_analyze_verify_and_the_service_is_hardened() {
     let alert = sb.read("/usr/local/lib/systemd/system/failover-manager-alert@.service");
     sb.write("/run/fm-test/failover-manager-alert@x.service", &alert);
     verify_clean(&sb, &["/run/fm-test/failover-manager-alert@x.service"]);
-    // README, "Hardening": 9.6 (UNSAFE) without the sandbox.
+    // docs/hardening.md: 9.6 (UNSAFE) without the sandbox.
     let level = exposure(&sb, "failover-manager.service");
     assert!(
         level <= 2.5,
@@ -332,7 +332,7 @@ fn hardened_service_checks_starts_locks_runs_hooks_honours_pause_and_writes_metr
     install_program(&sb, "/usr/local/lib/fm-test/check", CHECK);
     install_program(&sb, "/usr/local/lib/fm-test/hook", HOOK);
     sb.ok(&["mkdir", "-m", "755", "-p", METRICS_DIR]);
-    // The README's drop-in for a metrics_file.
+    // docs/metrics-and-alerts.md's drop-in for a metrics_file.
     sb.write(
         DROP_IN,
         &format!("[Service]\nReadWritePaths={METRICS_DIR}\n"),

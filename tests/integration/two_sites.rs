@@ -193,7 +193,7 @@ fn a_killed_keepalived_leaves_the_vip_but_the_check_and_the_drop_in_stop_the_app
     let body =
         std::fs::read_to_string(format!("{units}/failover-manager.service")).expect("shipped unit");
     sb.install_unit("failover-manager.service", &body);
-    // The shipped drop-in, linked in as README says.
+    // The shipped drop-in, linked in as docs/keepalived.md says.
     let dropin = "/usr/lib/failover-manager/keepalived/keepalived.service.d/failover-manager.conf";
     let text = std::fs::read_to_string(format!(
         "{EXAMPLES}/keepalived/keepalived.service.d/failover-manager.conf"
