@@ -35,11 +35,11 @@ setup:
 test: setup
 	$(CARGO) test --locked --all-targets
 
-# Every shell script the repo holds (a shell's #! on its first line), and the libraries the
-# drills source.
+# Every shell script the repo holds (a shell's #! on its first line), and the libraries they
+# source.
 SHELL_SCRIPTS = $(shell for f in $$(git ls-files 2>/dev/null); do \
 	head -n1 "$$f" 2>/dev/null | grep -qE '^\#!.*[/ ](ba)?sh$$' && echo "$$f"; done) \
-	drill/lib.sh drill/report-lib.sh drill/etcd-report-auto.sh
+	drill/lib.sh drill/report-lib.sh drill/etcd-report-auto.sh tests/sandbox-lib.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

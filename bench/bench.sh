@@ -13,8 +13,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
+ME=bench
+# shellcheck source=tests/sandbox-lib.sh
+. "$repo/tests/sandbox-lib.sh"
 bin=$(readlink -f "${1:-$repo/target/release/failover-manager}")
-sandbox="$repo/tests/sandbox.sh"
 out_file=${BENCH_OUT:-$repo/BENCHMARKS.md}
 runs=${BENCH_RUNS:-30}
 reps_fast=${BENCH_REPS:-5}
@@ -23,21 +25,13 @@ sizes=(1 10 50 200)
 fast_takeover=50
 slow_takeover=10
 
-die() { echo "bench: $*" >&2; exit 1; }
-log() { echo "bench: $*" >&2; }
-[ "$(id -u)" = 0 ] || die "boots a throwaway systemd in new namespaces, which needs root: sudo make bench"
+need_root "make bench"
 [ -x "$bin" ] || die "no binary at $bin: run cargo build --release first"
 
 started_at=$SECONDS
-pid='' cg=''
-cleanup() { if [ -n "$cg" ]; then "$sandbox" down "${pid:-0}" "$cg" || true; fi; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-read -r pid cg < <("$sandbox" up bench) || true
-{ [ -n "$pid" ] && [ -n "$cg" ]; } || die "the sandbox did not boot"
-log "sandbox up: systemd is host PID $pid"
-root=/proc/$pid/root
-inside() { nsenter -t "$pid" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "$@"; }
+sandbox_one bench
+log "sandbox up: systemd is host PID $SANDBOX_PID"
+root=$SANDBOX_ROOT
 
 # --- the sandbox's contents ----------------------------------------------------------------
 install -Dm755 "$bin" "$root/usr/bin/failover-manager"

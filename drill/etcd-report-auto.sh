@@ -1,7 +1,7 @@
 # drill/etcd-report-auto.sh: DRILL.md's automatic-mode etcd section, from the results of
 # `drill/etcd.sh --mode automatic`. Sourced by drill/etcd-report.sh (which defines res, how,
-# col, cell, f2, ended, present, leaders and the timings timer, fence, ct and stop) when the
-# results say "# mode automatic".
+# col, ended, on_text, leaders and the timings timer, fence, ct and stop, and sources
+# report-lib.sh) when the results say "# mode automatic".
 # shellcheck shell=bash disable=SC2154,SC2016
 
 AUTO_FAULTS=(cutoff freeze link-cut flap cluster-down switchover timer-stopped clock-step)
@@ -33,9 +33,7 @@ present_any() { local f; for f in "$@"; do present "$f" && return 0; done; retur
 
 aline() { # FAULT TEXT A B [LEADER]
   present "$1" || return 0
-  local on
-  case "$3$4" in 10) on="A only" ;; 01) on="B only" ;; 00) on="neither site" ;; *) on="both sites" ;; esac
-  echo "| $2 | $(cell "$1" verified "${5:-}") | $(cell "$1" stopped "${5:-}") | $(col "$1" stops_a "${5:-}" | sum) | $(cell "$1" dual "${5:-}") | $(col "$1" fail_a "${5:-}" | sum) / $(col "$1" fail_b "${5:-}" | sum) | $on: $(ended "$1" "$3" "$4" "${5:-}") |"
+  echo "| $2 | $(cell "$1" verified "${5:-}") | $(cell "$1" stopped "${5:-}") | $(col "$1" stops_a "${5:-}" | sum) | $(cell "$1" dual "${5:-}") | $(col "$1" fail_a "${5:-}" | sum) / $(col "$1" fail_b "${5:-}" | sum) | $(on_text "$3" "$4"): $(ended "$1" "$3" "$4" "${5:-}") |"
 }
 
 cat <<EOF

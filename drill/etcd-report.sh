@@ -12,32 +12,9 @@ how=${2:-drill/etcd.sh}
 # shellcheck source=drill/report-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/report-lib.sh"
 
-# The rows' values of one column (or "a-b": the difference of two, "-" if either is) for one
-# fault (and, with LEADER, only the rounds whose etcd leader it was), one per round.
-col() { # FAULT EXPR [LEADER]
-  awk -F'\t' -v f="$1" -v e="$2" -v l="${3:-}" '
-    /^#/ { next }
-    !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
-    $c["fault"] != f || (l != "" && $c["leader"] != l) { next }
-    {
-      n = split(e, p, "-")
-      x = $c[p[1]]
-      if (n == 1) { print x; next }
-      y = $c[p[2]]
-      if (x == "-" || y == "-") print "-"; else printf "%.6f\n", x - y
-    }' "$res"
-}
-f2() { awk -v x="$1" 'BEGIN { if (x == "nan") printf "—"; else printf "%.2f", x }'; }
-# "median (max)" of a column, "none in N" when no round has one, "; none in k of N" when some lack it.
-cell() { # FAULT EXPR [LEADER]
-  local m x n total
-  read -r m x n <<<"$(col "$@" | stats)"
-  total=$(col "$1" round "${3:-}" | wc -l)
-  [ "$total" -gt 0 ] || { printf '·'; return; }
-  [ "$n" -gt 0 ] || { printf 'none in %s' "$total"; return; }
-  printf '%s (%s)' "$(f2 "$m")" "$(f2 "$x")"
-  [ "$n" = "$total" ] || printf '; none in %s of %s' "$((total - n))" "$total"
-}
+# The rows' values of EXPR (see `values`) for one fault (and, with LEADER, only the rounds whose
+# etcd leader it was), one per round.
+col() { values "$2" "$1" leader "${3:-}"; } # FAULT EXPR [LEADER]
 # Rounds that ended with the application running on A (END_A) and B (END_B): "k/N".
 ended() { # FAULT A B [LEADER]
   awk -F'\t' -v f="$1" -v a="$2" -v b="$3" -v l="${4:-}" '
@@ -46,7 +23,10 @@ ended() { # FAULT A B [LEADER]
     $c["fault"] == f && (l == "" || $c["leader"] == l) { n++; if ($c["end_a"] == a && $c["end_b"] == b) k++ }
     END { printf "%d/%d", k, n }' "$res"
 }
-present() { [ -n "$(awk -F'\t' -v f="$1" '!/^#/ && $1 == f { print; exit }' "$res")" ]; }
+# Where the application ended: "A only", "B only", "neither site" or "both sites".
+on_text() { # A B (1 = it ran there)
+  case "$1$2" in 10) echo "A only" ;; 01) echo "B only" ;; 00) echo "neither site" ;; *) echo "both sites" ;; esac
+}
 leaders() { col "$1" leader | sort -u; }
 # Rounds in which A's application stopped before the promotion: "k/N".
 before_promote() { # FAULT
@@ -131,9 +111,7 @@ EOF
 
 line() { # FAULT TEXT A B [LEADER]
   present "$1" || return 0
-  local on
-  case "$3$4" in 10) on="A only" ;; 01) on="B only" ;; 00) on="neither site" ;; *) on="both sites" ;; esac
-  echo "| $2 | $(cell "$1" dual "${5:-}") | $(cell "$1" stopped "${5:-}") | $(cell "$1" verified "${5:-}") | $on: $(ended "$1" "$3" "$4" "${5:-}") |"
+  echo "| $2 | $(cell "$1" dual "${5:-}") | $(cell "$1" stopped "${5:-}") | $(cell "$1" verified "${5:-}") | $(on_text "$3" "$4"): $(ended "$1" "$3" "$4" "${5:-}") |"
 }
 line switchover "planned switchover A→B (\`failover-manager switchover dc2\` on B)" 0 1
 line switchback "… and back, B→A" 1 0

@@ -116,36 +116,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 mode=manual rounds=3 timer='' fence_after='' check_timeout='' stop='' lease_ttl=6 window='' promote_after=''
 out=- journals='' faults='' flap=48
-usage() { drill_die "usage: drill/etcd.sh [--mode manual|automatic] [--rounds N] [--faults LIST] [--timer S] [--fence-after S] [--check-timeout S] [--stop S] [--lease-ttl S] [--flap S] [--window S] [--promote-after S] [--out FILE] [--journals DIR] [BINARY]"; }
-while [ $# -gt 0 ]; do
-  case $1 in
-    --mode | --rounds | --faults | --timer | --fence-after | --check-timeout | --stop | --lease-ttl | --flap | --window | --promote-after | --out | --journals)
-      [ $# -ge 2 ] || usage
-      case $1 in
-        --mode) mode=$2 ;;
-        --lease-ttl) lease_ttl=$2 ;;
-        --flap) flap=$2 ;;
-        --rounds) rounds=$2 ;;
-        --faults) faults=$2 ;;
-        --timer) timer=$2 ;;
-        --fence-after) fence_after=$2 ;;
-        --check-timeout) check_timeout=$2 ;;
-        --stop) stop=$2 ;;
-        --window) window=$2 ;;
-        --promote-after) promote_after=$2 ;;
-        --out) out=$2 ;;
-        --journals) journals=$2 ;;
-      esac
-      shift 2
-      ;;
-    --) shift && break ;;
-    -*) usage ;;
-    *) break ;;
-  esac
-done
-[ $# -le 1 ] || usage
-bin=$(readlink -f "${1:-$DRILL_REPO/target/release/failover-manager}")
-[ -x "$bin" ] || drill_die "no binary at $bin: build it first (cargo build --release)"
+drill_options drill/etcd.sh "--mode manual|automatic" "--rounds N" "--faults LIST" "--timer S" \
+  "--fence-after S" "--check-timeout S" "--stop S" "--lease-ttl S" "--flap S" "--window S" \
+  "--promote-after S" "--out FILE" "--journals DIR" -- "$@"
 case $mode in
   manual)
     : "${timer:=2}" "${fence_after:=5}" "${check_timeout:=4}" "${stop:=3}"
@@ -158,22 +131,20 @@ case $mode in
     : "${timer:=1}" "${fence_after:=3}" "${check_timeout:=3}" "${stop:=1}"
     : "${faults:=cutoff,freeze,link-cut,flap,cluster-down,switchover,timer-stopped,clock-step}"
     ;;
-  *) usage ;;
+  *) drill_usage ;;
 esac
 cadence=$((timer > check_timeout ? timer : check_timeout))
 # The inequality's bound, and a second more before promoting.
 bound=$((fence_after + cadence + check_timeout + stop))
 [ -n "$promote_after" ] || promote_after=$((bound + 1))
 [ -n "$window" ] || window=$((fence_after + 3 * cadence + 3))
-for n in "$rounds" "$timer" "$fence_after" "$check_timeout" "$stop" "$window" "$promote_after" "$lease_ttl" "$flap"; do
-  case $n in '' | *[!0-9]* | 0) usage ;; esac
-done
+drill_counts "$rounds" "$timer" "$fence_after" "$check_timeout" "$stop" "$window" "$promote_after" "$lease_ttl" "$flap"
 IFS=, read -r -a FAULTS <<<"$faults"
 for f in "${FAULTS[@]}"; do
   case $mode:$f in
     manual:switchover | manual:switchback | manual:partition | manual:partition-early | manual:witness-lost | manual:cluster-down | manual:link-cut) ;;
     automatic:cutoff | automatic:freeze | automatic:link-cut | automatic:flap | automatic:cluster-down | automatic:switchover | automatic:timer-stopped | automatic:clock-step) ;;
-    *) drill_die "unknown fault $f (--mode $mode)" ;;
+    *) die "unknown fault $f (--mode $mode)" ;;
   esac
 done
 # Automatic mode: how long A stays cut off (or frozen, or B waits) for a takeover: the lease's
@@ -186,7 +157,7 @@ if [ "$mode" = automatic ] && [[ ",$faults," == *,clock-step,* ]]; then
     [ -e "$f" ] && LIBFAKETIME=$f && break
   done
   [ -n "$LIBFAKETIME" ] ||
-    drill_die "clock-step needs libfaketime (apt-get install libfaketime, or tests/setup.sh), or leave clock-step out of --faults"
+    die "clock-step needs libfaketime (apt-get install libfaketime, or tests/setup.sh), or leave clock-step out of --faults"
 fi
 
 KEY=/failover-manager/primary-site
@@ -206,12 +177,11 @@ link_addr() { # HOST PEER
 }
 ifname() { echo "to-${1,,}"; }
 
-[ -z "$journals" ] || mkdir -p -- "$journals"
-drill_init
+drill_init "$journals"
 # A host frozen when the drill ends is thawed first, so that it can be shut down.
 trap 'thaw_all; drill_exit' EXIT
 started_at=$SECONDS
-if [ "$out" = - ]; then exec 3>&1; else exec 3>"$out"; fi
+drill_out "$out"
 # The page counts (pages_row), beside --out: FILE.pages.tsv (none on stdout).
 pages_out=-
 if [ "$out" != - ]; then
@@ -219,8 +189,6 @@ if [ "$out" != - ]; then
   printf '# binary\t%s\nmode\tfault\tround\thost\tfail\tonfailure\tpage_start\tpage_end\tprom_page\tprom_warn\n' \
     "$("$bin" --version 2>/dev/null | head -n1)" >"$pages_out"
 fi
-emit() { printf '%s\n' "$*" >&3; }
-row() { (IFS=$'\t' && printf '%s\n' "$*") >&3; }
 
 # --- the hosts ----------------------------------------------------------------------------------
 route() { # HOST PEER: HOST's route to PEER's member address over their link
@@ -274,10 +242,10 @@ defaults: { verify_timeout: ${stop}s, settle: 0s }
 units:
   - app.service
 YAML
-  printf '[Unit]\nDescription=drill: the application\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
-    drill_put "$h" /etc/systemd/system/app.service 644
-  # Paging as shipped (docs/metrics-and-alerts.md): the alert unit started at every failed run, and each
-  # run's metrics kept as Prometheus would scrape them (drill/keep-metrics), for the page counts.
+  drill_put_app "$h"
+  # Paging as shipped (docs/metrics-and-alerts.md): the alert unit started at every failed run,
+  # and each run's metrics kept as Prometheus would scrape them (drill/keep-metrics), for the
+  # page counts.
   drill_put "$h" /usr/local/lib/drill/keep-metrics 755 <"$DRILL_REPO/drill/keep-metrics"
   printf '%s\n' '[Unit]' 'OnFailure=failover-manager-alert@%n.service' '[Service]' 'ExecStart=' \
     'ExecStart=/usr/bin/failover-manager reconcile --metrics-file /run/failover-manager/metrics.prom' \
@@ -307,11 +275,11 @@ boot_hosts() {
   for h in "${HOSTS[@]}"; do drill_in "$h" systemctl daemon-reload; done
   for h in A B; do
     out=$(drill_in "$h" failover-manager validate --config-only 2>&1) ||
-      drill_die "host $h: the $mode-mode config does not load: $out"
+      die "host $h: the $mode-mode config does not load: $out"
   done
   # Not one by one: a member of a new cluster is ready only once a majority is up.
   for h in "${HOSTS[@]}"; do drill_in "$h" systemctl start --no-block "$ETCD"; done
-  drill_wait 60 all_healthy || drill_die "the etcd cluster did not become healthy"
+  drill_wait 60 all_healthy || die "the etcd cluster did not become healthy"
   [ "$mode" = automatic ] || etcdctl_in W put -- "$KEY" dc1 >/dev/null
   for h in A B; do
     drill_sample_start "$h" app.service
@@ -364,18 +332,21 @@ move_leader() { # HOST
   local now target
   now=$(leader)
   [ "$now" != "$1" ] || return 0
-  [ "$now" != - ] || drill_die "no etcd leader"
+  [ "$now" != - ] || die "no etcd leader"
   read -r target _ <<<"$(status_of "$1")"
   # To the leader, through the address it advertises (etcdctl looks for it among the endpoints).
   drill_in "$now" etcdctl --endpoints="http://$(member_addr "$now"):2379" --command-timeout=5s \
     move-leader "$target" >/dev/null
-  drill_wait 10 leader_is "$1" || drill_die "the etcd leader did not move to $1"
+  drill_wait 10 leader_is "$1" || die "the etcd leader did not move to $1"
 }
 leader_is() { [ "$(leader)" = "$1" ]; }
+# Where etcd's leader is decides what a cut does: W, A, B, W, … by round.
+leader_by_round() { # ROUND
+  local place=(W A B)
+  move_leader "${place[$((($1 - 1) % 3))]}"
+  sleep 1
+}
 
-app_runs() { [ "$(tail -n1 "$(drill_samples "$1")" | cut -d' ' -f2)" = 1 ]; }
-app_stopped() { [ "$(tail -n1 "$(drill_samples "$1")" | cut -d' ' -f2)" = 0 ]; }
-app_only_on() { app_runs "$1" && app_stopped "${PEER[$1]}"; }
 key_value() { etcdctl_in W get --print-value-only -- "$KEY" 2>/dev/null; }
 key_rev() {
   etcdctl_in W get -w fields -- "$KEY" 2>/dev/null | awk -F' : ' '/^"ModRevision"/ { print $2 }'
@@ -394,17 +365,17 @@ acked() { # HOST
 }
 # Manual mode also waits for the acknowledgements: a switchover refuses a site not in step.
 settled_on() { # HOST
-  app_only_on "$1" || return 1
+  drill_only_on "$1" "${PEER[$1]}" || return 1
   [ "$mode" = automatic ] || { acked A && acked B; }
 }
 
 # What the hosts say, when the drill cannot go on.
 diagnose() {
   local h
-  drill_log "key: $(key_value || echo unreadable) (revision $(key_rev || echo -))"
+  log "key: $(key_value || echo unreadable) (revision $(key_rev || echo -))"
   etcdctl_in W get --prefix -- "$KEY/ack/" >&2 || true
   for h in A B; do
-    drill_log "$h: app.service $(drill_in "$h" systemctl is-active app.service || true), last sample $(tail -n1 "$(drill_samples "$h")")"
+    log "$h: app.service $(drill_in "$h" systemctl is-active app.service || true), last sample $(tail -n1 "$(drill_samples "$h")")"
     drill_in "$h" journalctl --no-pager -q -n 15 -u failover-manager.service -u "$WATCH" >&2 || true
   done
 }
@@ -415,9 +386,9 @@ reset() { # PRIMARY
   local p=$1
   heal_all
   etcd_up_all
-  drill_wait 60 all_healthy || drill_die "reset: the etcd cluster is not healthy"
+  drill_wait 60 all_healthy || die "reset: the etcd cluster is not healthy"
   [ "$(key_value)" = "${SITE[$p]}" ] || etcdctl_in W put -- "$KEY" "${SITE[$p]}" >/dev/null
-  drill_wait 30 settled_on "$p" || { diagnose; drill_die "reset: the application did not settle on $p"; }
+  drill_wait 30 settled_on "$p" || { diagnose; die "reset: the application did not settle on $p"; }
   sleep 1
 }
 
@@ -425,46 +396,47 @@ reset() { # PRIMARY
 # per_host T0 T1 NAME: each host's journal and samples over [T0, T1], into the caller's j, end,
 # flips, fenced, fail, limit and gap (bash's dynamic scope); journals kept as NAME.HOST.
 per_host() {
-  local t0=$1 t1=$2 name=$3 h g
+  local t0=$1 t1=$2 name=$3 h
   # The run that ends an incident starts the alert unit as it exits: let it page (pages_row).
   sleep 2
   for h in A B; do
     j[$h]=$DRILL_TMP/journal.$h
-    drill_journal "$h" "$t0" >"${j[$h]}"
-    [ -z "$journals" ] || cp -- "${j[$h]}" "$journals/$name.$h"
+    drill_keep_journal "$h" "$t0" "$name"
     end[$h]=$(drill_state_at "$t1" 1 "$(drill_samples "$h")")
     flips[$h]=$(drill_flips "$t0" "$t1" 1 "$(drill_samples "$h")")
     fenced[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\[[0-9]+\]: fenced: role unknown')
-    fail[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Failed with result')
-    limit[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Start request repeated too quickly')
+    fail[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" "$DRILL_FAILED")
+    limit[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" "$DRILL_LIMIT")
     # Until now: past the window, through the heal (the incident's end, and its page).
     pages_row "$h" "$t0" "$EPOCHREALTIME" "$name"
-    g=$(drill_max_gap "$t0" "$t1" "$(drill_samples "$h")")
-    [ "$g" -le "$gap" ] || gap=$g
   done
+  gap=$(drill_max_gap "$t0" "$t1" "$(drill_samples A)" "$(drill_samples B)")
+}
+
+# stopped_for_good HOST T0 T1: seconds from T0 until HOST's application stopped for good in
+# [T0, T1] ("-": it ran at T1, or was not running at T0).
+stopped_for_good() {
+  local s
+  s=$(drill_state_since "$2" "$3" 1 0 "$(drill_samples "$1")")
+  [ "$s" = - ] || [ "$(drill_state_at "$2" 1 "$(drill_samples "$1")")" = 1 ] || s=-
+  drill_since "$2" "$s"
 }
 
 # record FAULT ROUND T0 T1 LEADER OLD NEW PROMOTE BACK: reads back [T0, T1] and writes the row.
 record() {
   local fault=$1 r=$2 t0=$3 t1=$4 ld=$5 old=$6 new=$7 promote=$8 back=$9 h
-  local stopped=- verified=- dual gap=0 g
+  local stopped=- verified=- dual gap
   declare -A j end flips fenced fail limit
   per_host "$t0" "$t1" "$fault.$r"
-  if [ "$old" != - ]; then
-    stopped=$(drill_state_since "$t0" "$t1" 1 0 "$(drill_samples "$old")")
-    [ "$stopped" = - ] || [ "$(drill_state_at "$t0" 1 "$(drill_samples "$old")")" = 1 ] || stopped=-
-    [ "$stopped" = - ] || stopped=$(drill_since "$t0" "$stopped")
-  fi
-  if [ "$new" != - ]; then
-    verified=$(drill_since "$t0" "$(drill_first "${j[$new]}" "$t0" "$t1" 'started app\.service|app\.service finished starting')")
-  fi
+  [ "$old" = - ] || stopped=$(stopped_for_good "$old" "$t0" "$t1")
+  [ "$new" = - ] || verified=$(drill_since "$t0" "$(drill_first "${j[$new]}" "$t0" "$t1" "$DRILL_VERIFIED")")
   dual=$(drill_overlap "$t0" "$t1" 1 "$(drill_samples A)" "$(drill_samples B)")
   [ "$promote" = - ] || promote=$(drill_since "$t0" "$promote")
-  row "$fault" "$r" "$ld" "$old" "$new" "$promote" "$stopped" "$verified" "$dual" \
+  drill_row "$fault" "$r" "$ld" "$old" "$new" "$promote" "$stopped" "$verified" "$dual" \
     "${flips[A]}" "${flips[B]}" "${end[A]}" "${end[B]}" "${fenced[A]}" "${fenced[B]}" \
     "${fail[A]}" "${fail[B]}" "${limit[A]}" "${limit[B]}" \
     "$(drill_since "$t0" "$t1")" "$back" "$status" "$gap"
-  drill_log "$fault $r: leader $ld, promote $promote s, old $old stopped $stopped s, new $new verified $verified s, dual $dual s, end A${end[A]} B${end[B]}, fenced A ${fenced[A]} B ${fenced[B]}, failed runs A ${fail[A]} B ${fail[B]}, back $back s"
+  log "$fault $r: leader $ld, promote $promote s, old $old stopped $stopped s, new $new verified $verified s, dual $dual s, end A${end[A]} B${end[B]}, fenced A ${fenced[A]} B ${fenced[B]}, failed runs A ${fail[A]} B ${fail[B]}, back $back s"
 }
 
 # pages_row HOST T0 T1 NAME: one row of the page counts (FILE.pages.tsv) for HOST over [T0, T1]:
@@ -478,25 +450,19 @@ pages_row() {
   [ "$pages_out" != - ] || return 0
   prom=$("$here/pages-count" "$t0" "$t1" "$(drill_root "$h")/run/drill/metrics" 2>/dev/null || echo "- -")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$fault" "${4##*.}" "$h" \
-    "$(drill_count "$jf" "$t0" "$t1" 'failover-manager\.service: Failed with result')" \
+    "$(drill_count "$jf" "$t0" "$t1" "$DRILL_FAILED")" \
     "$(drill_count "$jf" "$t0" "$t1" 'Starting failover-manager-alert@')" \
     "$(drill_count "$jf" "$t0" "$t1" 'failover-manager-page\[[0-9]+\]: .*incident started')" \
     "$(drill_count "$jf" "$t0" "$t1" 'failover-manager-page\[[0-9]+\]: .*incident ended')" \
     ${prom% *} ${prom#* } >>"$pages_out"
 }
 
-later() { awk -v a="$1" -v w="$2" 'BEGIN { printf "%.6f", a + w }'; }
-
 fault_round() { # FAULT ROUND
   local f=$1 r=$2 t0 t1 ld promote=- back=- from=A to=B wait out th
   local status=-
   case $f in switchback) from=B to=A ;; esac
   reset "$from"
-  if [ "$f" = link-cut ]; then
-    local place=(W A B)
-    move_leader "${place[$(((r - 1) % 3))]}"
-    sleep 1
-  fi
+  [ "$f" != link-cut ] || leader_by_round "$r"
   ld=$(leader)
   t0=$EPOCHREALTIME
   case $f in
@@ -505,9 +471,9 @@ fault_round() { # FAULT ROUND
         status=0
       else
         status=$?
-        drill_log "$f $r: the switchover failed: $out"
+        log "$f $r: the switchover failed: $out"
       fi
-      t1=$(later "$EPOCHREALTIME" 2)
+      t1=$(drill_later "$EPOCHREALTIME" 2)
       drill_sleep_until "$t1"
       record "$f" "$r" "$t0" "$t1" "$ld" "$from" "$to" - -
       ;;
@@ -515,10 +481,10 @@ fault_round() { # FAULT ROUND
       wait=$promote_after
       [ "$f" = partition ] || wait=1
       isolate A
-      drill_sleep_until "$(later "$t0" "$wait")"
+      drill_sleep_until "$(drill_later "$t0" "$wait")"
       promote=$EPOCHREALTIME
       etcdctl_in W put -- "$KEY" dc2 >/dev/null
-      t1=$(later "$promote" "$((cadence + stop + 3))")
+      t1=$(drill_later "$promote" "$((cadence + stop + 3))")
       drill_sleep_until "$t1"
       th=$EPOCHREALTIME
       heal_all
@@ -527,13 +493,13 @@ fault_round() { # FAULT ROUND
       ;;
     witness-lost)
       isolate W
-      t1=$(later "$t0" "$window")
+      t1=$(drill_later "$t0" "$window")
       drill_sleep_until "$t1"
       record "$f" "$r" "$t0" "$t1" "$ld" A - - -
       ;;
     cluster-down)
       for h in W B A; do drill_in "$h" systemctl stop --no-block "$ETCD"; done
-      t1=$(later "$t0" "$window")
+      t1=$(drill_later "$t0" "$window")
       drill_sleep_until "$t1"
       th=$EPOCHREALTIME
       etcd_up_all
@@ -542,7 +508,7 @@ fault_round() { # FAULT ROUND
       ;;
     link-cut)
       cut_link A B
-      t1=$(later "$t0" "$window")
+      t1=$(drill_later "$t0" "$window")
       drill_sleep_until "$t1"
       record "$f" "$r" "$t0" "$t1" "$ld" A - - -
       ;;
@@ -589,18 +555,18 @@ reset_auto() {
     drill_in A systemctl daemon-reload
   fi
   etcd_up_all
-  drill_wait 60 all_healthy || drill_die "reset: the etcd cluster is not healthy"
+  drill_wait 60 all_healthy || die "reset: the etcd cluster is not healthy"
   if ! held_by dc1; then
     drill_in B systemctl stop failover-manager.timer "$WATCH"
     drill_in B systemctl stop failover-manager.service app.service
     etcdctl_in W del -- "$KEY" >/dev/null
     runs_on A
     drill_in A systemctl start --no-block failover-manager.service
-    drill_wait 20 held_by dc1 || { diagnose; drill_die "reset: A did not take the key"; }
+    drill_wait 20 held_by dc1 || { diagnose; die "reset: A did not take the key"; }
   fi
   runs_on A
   runs_on B
-  drill_wait 30 settled_on A || { diagnose; drill_die "reset: the application did not settle on A"; }
+  drill_wait 30 settled_on A || { diagnose; die "reset: the application did not settle on A"; }
   sleep 1
 }
 
@@ -608,7 +574,7 @@ reset_auto() {
 # writes the row (the old primary is always A).
 record_auto() {
   local fault=$1 r=$2 t0=$3 t1=$4 ld=$5 new=$6 back=$7 status=$8 thaw=$9 skew=${10} h
-  local stopped=- verified=- dual gap=0 g stops_a deadline
+  local stopped verified=- dual gap stops_a deadline
   declare -A j end flips fenced fail limit
   per_host "$t0" "$t1" "auto.$fault.$r"
   # A's application stopping: every change from running to not.
@@ -616,17 +582,13 @@ record_auto() {
     { if (s == 1 && $2 == 0) n++; s = $2 } END { print n + 0 }' "$(drill_samples A)")
   # The dead man's switch fired on A: its service started (the runs re-arm only its timer).
   deadline=$(drill_count "${j[A]}" "$t0" "$t1" '(Starting|Started) failover-manager-deadline-[0-9a-f]+\.service')
-  stopped=$(drill_state_since "$t0" "$t1" 1 0 "$(drill_samples A)")
-  [ "$stopped" = - ] || [ "$(drill_state_at "$t0" 1 "$(drill_samples A)")" = 1 ] || stopped=-
-  [ "$stopped" = - ] || stopped=$(drill_since "$t0" "$stopped")
-  if [ "$new" != - ]; then
-    verified=$(drill_since "$t0" "$(drill_first "${j[$new]}" "$t0" "$t1" 'started app\.service|app\.service finished starting')")
-  fi
+  stopped=$(stopped_for_good A "$t0" "$t1")
+  [ "$new" = - ] || verified=$(drill_since "$t0" "$(drill_first "${j[$new]}" "$t0" "$t1" "$DRILL_VERIFIED")")
   dual=$(drill_overlap "$t0" "$t1" 1 "$(drill_samples A)" "$(drill_samples B)")
-  row "$fault" "$r" "$ld" A "$new" "$stopped" "$verified" "$dual" "${flips[A]}" "${flips[B]}" \
+  drill_row "$fault" "$r" "$ld" A "$new" "$stopped" "$verified" "$dual" "${flips[A]}" "${flips[B]}" \
     "$stops_a" "${end[A]}" "${end[B]}" "${fenced[A]}" "$deadline" "${fail[A]}" "${fail[B]}" \
     "${limit[A]}" "${limit[B]}" "$(drill_since "$t0" "$t1")" "$back" "$status" "$thaw" "$skew" "$gap"
-  drill_log "auto $fault $r: leader $ld, A stopped $stopped s, $new verified $verified s, dual $dual s, end A${end[A]} B${end[B]}, A's stops $stops_a, fenced by A's runs ${fenced[A]}, by the switch $deadline, failed runs A ${fail[A]} B ${fail[B]}, back $back, exit $status, after thaw $thaw, skew $skew"
+  log "auto $fault $r: leader $ld, A stopped $stopped s, $new verified $verified s, dual $dual s, end A${end[A]} B${end[B]}, A's stops $stops_a, fenced by A's runs ${fenced[A]}, by the switch $deadline, failed runs A ${fail[A]} B ${fail[B]}, back $back, exit $status, after thaw $thaw, skew $skew"
 }
 
 # Seconds from T until A's member answers again (healthy), at most LIMIT; "-" if not.
@@ -637,30 +599,23 @@ until_healthy() { # T LIMIT
 fault_round_auto() { # FAULT ROUND
   local f=$1 r=$2 t0 t1 th ld back=- status=- thaw=- skew=- new=B out h
   reset_auto
-  case $f in
-    link-cut | cutoff)
-      # Where etcd's leader is decides what a cut does: W, A, B, W, … by round.
-      local place=(W A B)
-      move_leader "${place[$(((r - 1) % 3))]}"
-      sleep 1
-      ;;
-  esac
+  case $f in link-cut | cutoff) leader_by_round "$r" ;; esac
   ld=$(leader)
   case $f in
     cutoff)
       t0=$EPOCHREALTIME
       isolate A
-      drill_sleep_until "$(later "$t0" "$cut_win")"
+      drill_sleep_until "$(drill_later "$t0" "$cut_win")"
       th=$EPOCHREALTIME
       heal_all
       back=$(until_healthy "$th" "$rejoin_win")
-      t1=$(later "$th" "$rejoin_win")
+      t1=$(drill_later "$th" "$rejoin_win")
       drill_sleep_until "$t1"
       # Where it ends: when the rejoin disturbed the cluster (see DRILL.md), until the
       # application runs on one site again, 20 s at most.
       if ! settled_any; then
         drill_wait 20 settled_any || true
-        t1=$(later "$EPOCHREALTIME" 0.5)
+        t1=$(drill_later "$EPOCHREALTIME" 0.5)
         drill_sleep_until "$t1"
       fi
       ;;
@@ -668,7 +623,7 @@ fault_round_auto() { # FAULT ROUND
       drill_in A systemctl stop failover-manager.timer "$WATCH"
       t0=$EPOCHREALTIME
       isolate A
-      t1=$(later "$t0" "$cut_win")
+      t1=$(drill_later "$t0" "$cut_win")
       drill_sleep_until "$t1"
       ;;
     clock-step)
@@ -679,7 +634,7 @@ fault_round_auto() { # FAULT ROUND
       t0=$EPOCHREALTIME
       drill_in A systemctl daemon-reload
       isolate A
-      t1=$(later "$t0" "$cut_win")
+      t1=$(drill_later "$t0" "$cut_win")
       drill_sleep_until "$t1"
       # Proof that the runs saw the stepped clock: back in the cluster, A's next run records
       # its confirmation (a standby now) with the faked wall time.
@@ -692,12 +647,12 @@ fault_round_auto() { # FAULT ROUND
     freeze)
       t0=$EPOCHREALTIME
       freeze A 1
-      drill_wait "$cut_win" app_runs B || true
+      drill_wait "$cut_win" drill_runs B || true
       sleep 1
       th=$EPOCHREALTIME
       freeze A 0
-      drill_wait 10 app_stopped A || true
-      t1=$(later "$EPOCHREALTIME" 3)
+      drill_wait 10 drill_stopped A || true
+      t1=$(drill_later "$EPOCHREALTIME" 3)
       drill_sleep_until "$t1"
       thaw=$(drill_state_since "$th" "$t1" 1 0 "$(drill_samples A)")
       [ "$thaw" = - ] || thaw=$(drill_since "$th" "$thaw")
@@ -706,26 +661,26 @@ fault_round_auto() { # FAULT ROUND
       new=-
       t0=$EPOCHREALTIME
       cut_link A B
-      t1=$(later "$t0" "$cut_win")
+      t1=$(drill_later "$t0" "$cut_win")
       drill_sleep_until "$t1"
       ;;
     flap)
       new=-
       t0=$EPOCHREALTIME
-      while awk -v n="$EPOCHREALTIME" -v e="$(later "$t0" "$flap")" 'BEGIN { exit !(n < e) }'; do
+      while awk -v n="$EPOCHREALTIME" -v e="$(drill_later "$t0" "$flap")" 'BEGIN { exit !(n < e) }'; do
         isolate A
         sleep 2
         heal_all
         sleep 2
       done
-      t1=$(later "$EPOCHREALTIME" "$rejoin_win")
+      t1=$(drill_later "$EPOCHREALTIME" "$rejoin_win")
       drill_sleep_until "$t1"
       ;;
     cluster-down)
       new=-
       t0=$EPOCHREALTIME
       for h in W B A; do drill_in "$h" systemctl stop --no-block "$ETCD"; done
-      t1=$(later "$t0" "$cut_win")
+      t1=$(drill_later "$t0" "$cut_win")
       drill_sleep_until "$t1"
       th=$EPOCHREALTIME
       etcd_up_all
@@ -737,50 +692,50 @@ fault_round_auto() { # FAULT ROUND
         status=0
       else
         status=$?
-        drill_log "switchover $r: failed: $out"
+        log "switchover $r: failed: $out"
       fi
       # Past the lease's TTL: B renews the lease the switchover granted.
-      t1=$(later "$EPOCHREALTIME" "$((lease_ttl + 2))")
+      t1=$(drill_later "$EPOCHREALTIME" "$((lease_ttl + 2))")
       drill_sleep_until "$t1"
       ;;
   esac
   record_auto "$f" "$r" "$t0" "$t1" "$ld" "$new" "$back" "$status" "$thaw" "$skew"
 }
 # The application on exactly one site.
-settled_any() { app_only_on A || app_only_on B; }
+settled_any() { drill_only_on A B || drill_only_on B A; }
 
-emit "# drill	etcd"
-emit "# mode	$mode"
-emit "# date	$(date -u '+%Y-%m-%d %H:%M UTC')"
-drill_machine | sed 's/^/# /' >&3
-emit "# etcd	$(etcd --version 2>/dev/null | head -n1)"
-emit "# binary	$("$bin" --version 2>/dev/null | head -n1)"
-emit "# rounds	$rounds"
-emit "# timer	$timer"
-emit "# fence_after	$fence_after"
-emit "# check_timeout	$check_timeout"
-emit "# stop	$stop"
-emit "# cadence	$cadence"
-emit "# bound	$bound"
-emit "# promote_after	$promote_after"
-emit "# window	$window"
+drill_meta drill etcd
+drill_meta mode "$mode"
+drill_meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+drill_machine
+drill_meta etcd "$(etcd --version 2>/dev/null | head -n1)"
+drill_meta binary "$("$bin" --version 2>/dev/null | head -n1)"
+drill_meta rounds "$rounds"
+drill_meta timer "$timer"
+drill_meta fence_after "$fence_after"
+drill_meta check_timeout "$check_timeout"
+drill_meta stop "$stop"
+drill_meta cadence "$cadence"
+drill_meta bound "$bound"
+drill_meta promote_after "$promote_after"
+drill_meta window "$window"
 if [ "$mode" = manual ]; then
-  row fault round leader old new promote stopped verified dual flips_a flips_b end_a end_b \
+  drill_row fault round leader old new promote stopped verified dual flips_a flips_b end_a end_b \
     fenced_a fenced_b fail_a fail_b limit_a limit_b window back exit gap_ms
 else
-  emit "# lease_ttl	$lease_ttl"
-  emit "# cut_win	$cut_win"
-  emit "# rejoin_win	$rejoin_win"
-  emit "# flap	$flap"
-  emit "# libfaketime	${LIBFAKETIME:--}"
-  row fault round leader old new stopped verified dual flips_a flips_b stops_a end_a end_b \
+  drill_meta lease_ttl "$lease_ttl"
+  drill_meta cut_win "$cut_win"
+  drill_meta rejoin_win "$rejoin_win"
+  drill_meta flap "$flap"
+  drill_meta libfaketime "${LIBFAKETIME:--}"
+  drill_row fault round leader old new stopped verified dual flips_a flips_b stops_a end_a end_b \
     fenced_a deadline_a fail_a fail_b limit_a limit_b window back exit after_thaw skew_s gap_ms
 fi
-drill_log "booting A, B and W ($mode mode)"
+log "booting A, B and W ($mode mode)"
 boot_hosts
 for f in "${FAULTS[@]}"; do
   for ((r = 1; r <= rounds; r++)); do
     if [ "$mode" = manual ]; then fault_round "$f" "$r"; else fault_round_auto "$f" "$r"; fi
   done
 done
-emit "# elapsed	$((SECONDS - started_at))"
+drill_meta elapsed "$((SECONDS - started_at))"

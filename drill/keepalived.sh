@@ -64,42 +64,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 rounds=3 window=10 timer=5 out=- journals=
 variants=notify,role-file,vip-on-this-host,keepalived-vip
 faults=stop,restart,kill,app-crash,partition,comeback-nopreempt,comeback-preempt
-usage() { drill_die "usage: drill/keepalived.sh [--rounds N] [--variants LIST] [--faults LIST] [--window S] [--timer S] [--out FILE] [BINARY]"; }
-while [ $# -gt 0 ]; do
-  case $1 in
-    --rounds | --variants | --faults | --window | --timer | --out | --journals)
-      [ $# -ge 2 ] || usage
-      case $1 in
-        --rounds) rounds=$2 ;;
-        --variants) variants=$2 ;;
-        --faults) faults=$2 ;;
-        --window) window=$2 ;;
-        --timer) timer=$2 ;;
-        --out) out=$2 ;;
-        --journals) journals=$2 ;;
-      esac
-      shift 2
-      ;;
-    --) shift && break ;;
-    -*) usage ;;
-    *) break ;;
-  esac
-done
-[ $# -le 1 ] || usage
-bin=$(readlink -f "${1:-$DRILL_REPO/target/release/failover-manager}")
-[ -x "$bin" ] || drill_die "no binary at $bin: build it first (cargo build --release)"
-for n in "$rounds" "$window" "$timer"; do
-  case $n in '' | *[!0-9]* | 0) usage ;; esac
-done
+drill_options drill/keepalived.sh "--rounds N" "--variants LIST" "--faults LIST" "--window S" \
+  "--timer S" "--out FILE" "--journals DIR" -- "$@"
+drill_counts "$rounds" "$window" "$timer"
 IFS=, read -r -a VARIANTS <<<"$variants"
 IFS=, read -r -a FAULTS <<<"$faults"
 for v in "${VARIANTS[@]}"; do
-  case $v in notify | role-file | vip-on-this-host | keepalived-vip) ;; *) drill_die "unknown variant $v" ;; esac
+  case $v in notify | role-file | vip-on-this-host | keepalived-vip) ;; *) die "unknown variant $v" ;; esac
 done
 for f in "${FAULTS[@]}"; do
   case $f in
     stop | restart | kill | app-crash | partition | comeback-nopreempt | comeback-preempt) ;;
-    *) drill_die "unknown fault $f" ;;
+    *) die "unknown fault $f" ;;
   esac
 done
 
@@ -113,12 +89,9 @@ NOTIFY_FM=/usr/lib/failover-manager/keepalived/notify-failover-manager
 NOTIFY_APP=/usr/local/lib/drill/notify-app
 DROPIN=/usr/lib/failover-manager/keepalived/keepalived.service.d/failover-manager.conf
 
-[ -z "$journals" ] || mkdir -p -- "$journals"
-drill_init
+drill_init "$journals"
 started_at=$SECONDS
-if [ "$out" = - ]; then exec 3>&1; else exec 3>"$out"; fi
-emit() { printf '%s\n' "$*" >&3; }
-row() { (IFS=$'\t' && printf '%s\n' "$*") >&3; }
+drill_out "$out"
 
 # --- a host ---------------------------------------------------------------------------------
 # examples/keepalived/keepalived.conf for HOST, with the drill's addresses; PREEMPT yes drops
@@ -139,12 +112,12 @@ ka_conf() { # HOST VARIANT PREEMPT
   for want in "^ *interface $IF\$" "^ *priority ${PRIO[$h]}\$" "^ *unicast_src_ip ${ADDR[$h]}\$" \
     "^ *${ADDR[${PEER[$h]}]}\$" "^ *$VIP/24 dev $IF\$" "^ *notify $notify\$" \
     "is-failed --quiet app.service"; do
-    grep -q -- "$want" <<<"$text" || drill_die "examples/keepalived/keepalived.conf: no line for ${want//\\/}"
+    grep -q -- "$want" <<<"$text" || die "examples/keepalived/keepalived.conf: no line for ${want//\\/}"
   done
   if grep -v '^ *#' <<<"$text" | grep -q '192\.0\.2\.'; then
-    drill_die "examples/keepalived/keepalived.conf: an example address the drill does not replace"
+    die "examples/keepalived/keepalived.conf: an example address the drill does not replace"
   fi
-  [ "$p" = yes ] || grep -q '^ *nopreempt$' <<<"$text" || drill_die "keepalived.conf: no nopreempt"
+  [ "$p" = yes ] || grep -q '^ *nopreempt$' <<<"$text" || die "keepalived.conf: no nopreempt"
   printf '%s\n' "$text"
 }
 
@@ -152,8 +125,8 @@ ka_conf() { # HOST VARIANT PREEMPT
 ka_test() { # HOST
   local said
   said=$(drill_in "$1" keepalived --config-test -f /etc/keepalived/keepalived.conf 2>&1) ||
-    drill_die "keepalived --config-test: $said"
-  if grep -qi 'unknown\|error\|invalid' <<<"$said"; then drill_die "keepalived --config-test: $said"; fi
+    die "keepalived --config-test: $said"
+  if grep -qi 'unknown\|error\|invalid' <<<"$said"; then die "keepalived --config-test: $said"; fi
 }
 
 check_argv() { # VARIANT
@@ -167,8 +140,7 @@ check_argv() { # VARIANT
 
 setup_host() { # HOST VARIANT
   local h=$1 v=$2
-  printf '[Unit]\nDescription=drill: the application\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
-    drill_put "$h" /etc/systemd/system/app.service 644
+  drill_put_app "$h"
   ka_conf "$h" "$v" no | drill_put "$h" /etc/keepalived/keepalived.conf 644
   ka_test "$h"
   if [ "$v" = notify ]; then
@@ -209,20 +181,17 @@ YAML
 # --- what a host is doing -------------------------------------------------------------------
 ka_active() { [ "$(drill_in "$1" systemctl is-active keepalived.service)" = active ]; }
 vip_on() { [ -n "$(drill_in "$1" ip -o address show to "$VIP")" ]; }
-app_runs() { [ "$(tail -n1 "$(drill_samples "$1")" | cut -d' ' -f2)" = 1 ]; }
-app_stopped() { [ "$(tail -n1 "$(drill_samples "$1")" | cut -d' ' -f2)" = 0 ]; }
 fm_idle() { [ "$(drill_in "$1" systemctl is-active failover-manager.service)" != activating ]; }
 # HOST holds the VIP and runs the application; the other host neither.
 primary_is() {
   local o=${PEER[$1]}
-  vip_on "$1" && ! vip_on "$o" && app_runs "$1" && app_stopped "$o"
+  vip_on "$1" && ! vip_on "$o" && drill_only_on "$1" "$o"
 }
-app_only_on() { app_runs "$1" && app_stopped "${PEER[$1]}"; }
 freeze() { # HOST 1|0: freezes or thaws keepalived's cgroup
   drill_in "$1" sh -c 'echo "$1" 2>/dev/null >"$2" || true' freeze "$2" \
     /sys/fs/cgroup/system.slice/keepalived.service/cgroup.freeze
   [ "$2" = 0 ] || drill_wait 2 drill_in "$1" grep -qx 'frozen 1' \
-    /sys/fs/cgroup/system.slice/keepalived.service/cgroup.events || drill_die "cannot freeze keepalived"
+    /sys/fs/cgroup/system.slice/keepalived.service/cgroup.events || die "cannot freeze keepalived"
 }
 del_stale_vip() { drill_in "$1" ip address del "$VIP/24" dev "$IF" 2>/dev/null || true; }
 cut_link() {
@@ -272,17 +241,17 @@ reset() { # PREEMPT
       del_stale_vip A
       drill_in A systemctl start keepalived.service
     fi
-    drill_wait 15 vip_on A || drill_die "$V: reset: A did not take the VIP"
+    drill_wait 15 vip_on A || die "$V: reset: A did not take the VIP"
   fi
   if ! ka_active B; then
     del_stale_vip B
     drill_in B systemctl start keepalived.service
   fi
   if ! drill_wait 15 primary_is A; then
-    drill_log "$V: reset: the application did not settle on A by itself; moved by hand"
+    log "$V: reset: the application did not settle on A by itself; moved by hand"
     drill_in B systemctl stop app.service
     drill_in A systemctl start app.service
-    drill_wait 10 primary_is A || drill_die "$V: reset: A is not primary"
+    drill_wait 10 primary_is A || die "$V: reset: A is not primary"
   fi
   quiet
 }
@@ -291,66 +260,48 @@ reset() { # PREEMPT
 pre_comeback() {
   drill_in A systemctl stop keepalived.service
   if ! drill_wait 15 primary_is B; then
-    drill_log "$V: comeback: the application did not settle on B by itself; moved by hand"
+    log "$V: comeback: the application did not settle on B by itself; moved by hand"
     del_stale_vip A
     drill_in A systemctl stop app.service
     drill_in B systemctl start app.service
-    drill_wait 10 primary_is B || drill_die "$V: comeback: B is not primary"
+    drill_wait 10 primary_is B || die "$V: comeback: B is not primary"
   fi
   quiet
 }
 
 # --- one round's figures --------------------------------------------------------------------
-since() { # T0 T|-
-  if [ "$2" = - ] || [ -z "$2" ]; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; fi
-}
-first() { # FILE T0 T1 REGEX
-  awk -v t0="$2" -v t1="$3" -v re="$4" '$1 >= t0 && $1 <= t1 && $0 ~ re { print $1; exit }' "$1"
-}
-count() { # FILE T0 T1 REGEX
-  awk -v t0="$2" -v t1="$3" -v re="$4" '$1 >= t0 && $1 <= t1 && $0 ~ re { n++ } END { print n + 0 }' "$1"
-}
-
 # record FAULT ROUND T0 PRIMARY: reads back the window [T0, T0 + window] and writes the row.
 record() {
-  local fault=$1 r=$2 t0=$3 p=$4 o t1 h detect run verified dual gap g stop_n
-  o=${PEER[$p]}
-  t1=$(awk -v a="$t0" -v w="$window" 'BEGIN { printf "%.6f", a + w }')
+  local fault=$1 r=$2 t0=$3 p=$4 t1 h detect run verified dual gap stop_n
+  t1=$(drill_later "$t0" "$window")
   declare -A j end vip fail limit final
   for h in A B; do
     j[$h]=$DRILL_TMP/journal.$h
-    drill_journal "$h" "$t0" >"${j[$h]}"
-    [ -z "$journals" ] || cp -- "${j[$h]}" "$journals/$V.$fault.$r.$h"
+    drill_keep_journal "$h" "$t0" "$V.$fault.$r"
     end[$h]=$(drill_state_at "$t1" 1 "$(drill_samples "$h")")
     if vip_on "$h"; then vip[$h]=1; else vip[$h]=0; fi
     if [ "$V" = notify ]; then
       fail[$h]=- limit[$h]=-
     else
-      fail[$h]=$(count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Failed with result')
-      limit[$h]=$(count "${j[$h]}" "$t0" "$t1" 'failover-manager\.service: Start request repeated too quickly')
+      fail[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" "$DRILL_FAILED")
+      limit[$h]=$(drill_count "${j[$h]}" "$t0" "$t1" "$DRILL_LIMIT")
     fi
   done
-  detect=$(since "$t0" "$(first "${j[$p]}" "$t0" "$t1" 'Entering MASTER STATE')")
-  run=$(drill_running_since "$t0" "$t1" 1 "$(drill_samples "$p")")
-  [ "$run" = - ] || run=$(since "$t0" "$run")
-  verified=$(since "$t0" "$(first "${j[$p]}" "$t0" "$t1" 'started app\.service|app\.service finished starting')")
+  detect=$(drill_since "$t0" "$(drill_first "${j[$p]}" "$t0" "$t1" 'Entering MASTER STATE')")
+  run=$(drill_state_since "$t0" "$t1" 1 1 "$(drill_samples "$p")")
+  [ "$run" = - ] || run=$(drill_since "$t0" "$run")
+  verified=$(drill_since "$t0" "$(drill_first "${j[$p]}" "$t0" "$t1" "$DRILL_VERIFIED")")
   dual=$(drill_overlap "$t0" "$t1" 1 "$(drill_samples A)" "$(drill_samples B)")
-  gap=0
-  for h in A B; do
-    g=$(drill_max_gap "$t0" "$t1" "$(drill_samples "$h")")
-    [ "$g" -le "$gap" ] || gap=$g
-  done
+  gap=$(drill_max_gap "$t0" "$t1" "$(drill_samples A)" "$(drill_samples B)")
   stop_n=-
-  case $fault in stop | restart) stop_n=$(count "${j[A]}" "$t0" "$t1" ' is STOP: ') ;; esac
+  case $fault in stop | restart) stop_n=$(drill_count "${j[A]}" "$t0" "$t1" ' is STOP: ') ;; esac
   # Settled: wait (up to two timer periods) for the expected state, then read it.
-  [ "$fault" = partition ] || drill_wait $((2 * timer)) app_only_on "$p" || true
-  for h in A B; do
-    final[$h]=$(tail -n1 "$(drill_samples "$h")" | cut -d' ' -f2)
-  done
-  row "$V" "$fault" "$r" "$p" "$detect" "$run" "$verified" "$dual" "${end[A]}" "${end[B]}" \
+  [ "$fault" = partition ] || drill_wait $((2 * timer)) drill_only_on "$p" "${PEER[$p]}" || true
+  for h in A B; do final[$h]=$(drill_now "$h"); done
+  drill_row "$V" "$fault" "$r" "$p" "$detect" "$run" "$verified" "$dual" "${end[A]}" "${end[B]}" \
     "${final[A]}" "${final[B]}" "${vip[A]}" "${vip[B]}" "${fail[A]}" "${fail[B]}" \
     "${limit[A]}" "${limit[B]}" "$stop_n" "$gap"
-  drill_log "$V $fault $r: primary $p, detect $detect s, verified $verified s, dual $dual s, end A${end[A]} B${end[B]}, final A${final[A]} B${final[B]}, failed runs A ${fail[A]} B ${fail[B]}"
+  log "$V $fault $r: primary $p, detect $detect s, verified $verified s, dual $dual s, end A${end[A]} B${end[B]}, final A${final[A]} B${final[B]}, failed runs A ${fail[A]} B ${fail[B]}"
 }
 
 # --- the drill --------------------------------------------------------------------------------
@@ -374,7 +325,7 @@ cold_start() {
       drill_in "$h" systemctl start --no-block failover-manager.timer failover-manager.path
     drill_in "$h" systemctl start --no-block keepalived.service
   done
-  drill_sleep_until "$(awk -v a="$t0" -v w="$window" 'BEGIN { printf "%.6f", a + w }')"
+  drill_sleep_until "$(drill_later "$t0" "$window")"
   record boot 1 "$t0" A
 }
 
@@ -399,29 +350,29 @@ fault_round() { # FAULT ROUND
     partition) cut_link ;;
     comeback-*) drill_in A systemctl start --no-block keepalived.service ;;
   esac
-  drill_sleep_until "$(awk -v a="$t0" -v w="$window" 'BEGIN { printf "%.6f", a + w }')"
+  drill_sleep_until "$(drill_later "$t0" "$window")"
   record "$f" "$r" "$t0" "$p"
   if [ "$f" = partition ]; then
     # The link back: A (the higher priority) stays MASTER, B must give up.
     t1=$EPOCHREALTIME
     heal_link
-    drill_sleep_until "$(awk -v a="$t1" -v w="$window" 'BEGIN { printf "%.6f", a + w }')"
+    drill_sleep_until "$(drill_later "$t1" "$window")"
     record heal "$r" "$t1" A
   fi
 }
 
-emit "# drill	keepalived"
-emit "# date	$(date -u '+%Y-%m-%d %H:%M UTC')"
-drill_machine | sed 's/^/# /' >&3
-emit "# keepalived	$(keepalived --version 2>&1 | head -n1)"
-emit "# binary	$("$bin" --version 2>/dev/null | head -n1)"
-emit "# rounds	$rounds"
-emit "# window	$window"
-emit "# timer	$timer"
-row variant fault round primary detect run verified dual end_a end_b final_a final_b \
+drill_meta drill keepalived
+drill_meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+drill_machine
+drill_meta keepalived "$(keepalived --version 2>&1 | head -n1)"
+drill_meta binary "$("$bin" --version 2>/dev/null | head -n1)"
+drill_meta rounds "$rounds"
+drill_meta window "$window"
+drill_meta timer "$timer"
+drill_row variant fault round primary detect run verified dual end_a end_b final_a final_b \
   vip_a vip_b fail_a fail_b limit_a limit_b stop_notify gap_ms
 for V in "${VARIANTS[@]}"; do
-  drill_log "$V: booting A and B"
+  log "$V: booting A and B"
   boot_hosts
   cold_start
   for f in "${FAULTS[@]}"; do
@@ -430,4 +381,4 @@ for V in "${VARIANTS[@]}"; do
   drill_down A
   drill_down B
 done
-emit "# elapsed	$((SECONDS - started_at))"
+drill_meta elapsed "$((SECONDS - started_at))"

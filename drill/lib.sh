@@ -1,34 +1,81 @@
 # shellcheck shell=bash
 # drill/lib.sh: what every multi-host drill needs, sourced by drill/keepalived.sh and
-# drill/etcd.sh: boot throwaway hosts (tests/sandbox.sh), join them, install
-# failover-manager the way the tests do, sample units' states inside each host, read the
-# samples and the journals back, and tear everything down on exit.
+# drill/etcd.sh: the command line, boot throwaway hosts (tests/sandbox-lib.sh), join them,
+# install failover-manager the way the tests do, sample units' states inside each host, read
+# the samples and the journals back, write the results, and tear everything down on exit.
 #
 # Hosts are named (A, B, …); each is a systemd booted as PID 1 of its own namespaces over an
 # overlay of /, in its own network namespace. Nothing here touches the machine's network or
 # starts a service outside a host. Every time is the wall clock ($EPOCHREALTIME, journal
 # realtime stamps): one clock, shared by the host namespaces (no time namespace is used).
 #
-# The caller sets `set -euo pipefail`, sources this file and calls drill_init; every host it
-# boots is torn down when the caller exits, however it exits. A caller killed with SIGKILL
-# takes its hosts with it: each host's launcher dies with its parent (sandbox.sh run).
+# The caller sets `set -euo pipefail`, sources this file, parses its command line with
+# drill_options and calls drill_init; every host it boots is torn down when the caller exits,
+# however it exits. A caller killed with SIGKILL takes its hosts with it: each host's launcher
+# dies with its parent (sandbox.sh run).
 
 DRILL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DRILL_SANDBOX=$DRILL_REPO/tests/sandbox.sh
-DRILL_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ME=drill
+# shellcheck source=tests/sandbox-lib.sh
+. "$DRILL_REPO/tests/sandbox-lib.sh"
 declare -A DRILL_PID=() DRILL_CG=() DRILL_LAUNCHER=()
 DRILL_HOSTS=()
 
-drill_log() { echo "drill: $*" >&2; }
-drill_die() {
-  echo "drill: $*" >&2
-  exit 1
+# drill_options NAME SPEC... -- ARG...: the drill's command line. Each SPEC is "--OPTION WHAT"
+# (WHAT as the usage shows it); `--OPTION VALUE` sets the caller's variable OPTION, dashes as
+# underscores. One operand at most, BINARY (target/release/failover-manager by default),
+# resolved into `bin`. Anything else (an unknown option, --help, an option without its value,
+# two operands) prints the usage, made from NAME and the SPECs, and exits 1 (drill_usage).
+drill_options() {
+  local _spec _var
+  local -A _takes=()
+  DRILL_USAGE="usage: $1"
+  shift
+  while [ "$1" != -- ]; do
+    _spec=$1
+    _takes[${_spec%% *}]=1
+    DRILL_USAGE+=" [$_spec]"
+    shift
+  done
+  shift
+  DRILL_USAGE+=" [BINARY]"
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --)
+        shift
+        break
+        ;;
+      -*)
+        [ -n "${_takes[$1]:-}" ] && [ $# -ge 2 ] || drill_usage
+        _var=${1#--}
+        printf -v "${_var//-/_}" '%s' "$2"
+        shift 2
+        ;;
+      *) break ;;
+    esac
+  done
+  [ $# -le 1 ] || drill_usage
+  bin=${1:-$DRILL_REPO/target/release/failover-manager}
+  bin=$(readlink -f -- "$bin") || bin=${1:-$DRILL_REPO/target/release/failover-manager}
+  [ -x "$bin" ] || die "no binary at $bin: build it first (cargo build --release)"
+}
+drill_usage() { die "$DRILL_USAGE"; }
+
+# drill_counts VALUE...: each a whole number above 0, else the usage.
+drill_counts() {
+  local n
+  for n in "$@"; do
+    case $n in '' | *[!0-9]* | 0) drill_usage ;; esac
+  done
 }
 
-# drill_init: needs root; makes DRILL_TMP (a scratch directory on this machine); on exit,
+# drill_init JOURNALS: needs root; makes DRILL_TMP (a scratch directory on this machine) and
+# JOURNALS, if not empty (drill_keep_journal copies every journal it reads there); on exit,
 # however it comes, tears down every host and removes DRILL_TMP. A signal exits.
 drill_init() {
-  [ "$(id -u)" = 0 ] || drill_die "boots throwaway systemd hosts in new namespaces, which needs root"
+  need_root
+  DRILL_JOURNALS=$1
+  [ -z "$DRILL_JOURNALS" ] || mkdir -p -- "$DRILL_JOURNALS"
   DRILL_TMP=$(mktemp -d /tmp/fm-drill.XXXXXX)
   trap drill_exit EXIT
   trap 'exit 130' INT TERM HUP
@@ -39,29 +86,28 @@ drill_exit() {
   [ -z "${DRILL_TMP:-}" ] || rm -rf -- "$DRILL_TMP"
 }
 
+# drill_out FILE: the results go to FILE ("-": stdout), through descriptor 3.
+drill_out() { if [ "$1" = - ]; then exec 3>&1; else exec 3>"$1"; fi; }
+# drill_meta KEY VALUE: a line of the results that describes the run, "# KEY<TAB>VALUE".
+drill_meta() { printf '# %s\t%s\n' "$1" "$2" >&3; }
+# drill_row FIELD...: a row of the results, tab-separated.
+drill_row() { (IFS=$'\t' && printf '%s\n' "$*") >&3; }
+
 # drill_boot NAME: boots a host. Its launcher is this shell's child and dies with it.
 drill_boot() {
-  local name=$1 fd cg pid
-  exec {fd}< <(exec "$DRILL_SANDBOX" run "drill-$name")
-  DRILL_LAUNCHER[$name]=$!
+  local name=$1 booted=yes
+  sandbox_start "drill-$name" || booted=no
+  # Torn down by drill_teardown however far the boot got.
   DRILL_HOSTS+=("$name")
-  read -r -u "$fd" cg || true
-  exec {fd}<&-
-  [ -n "$cg" ] || drill_die "host $name: sandbox.sh run printed no cgroup"
-  DRILL_CG[$name]=$cg
-  pid=$("$DRILL_SANDBOX" wait "$cg") || drill_die "host $name did not boot"
-  DRILL_PID[$name]=$pid
+  DRILL_LAUNCHER[$name]=$SANDBOX_LAUNCHER DRILL_CG[$name]=$SANDBOX_CG DRILL_PID[$name]=$SANDBOX_PID
+  [ "$booted" = yes ] || exit 1
   mkdir -p "$(drill_root "$name")/run/drill"
 }
 
 drill_teardown() {
   local name
   for name in "${DRILL_HOSTS[@]}"; do
-    if [ -n "${DRILL_CG[$name]:-}" ]; then
-      "$DRILL_SANDBOX" down "${DRILL_PID[$name]:-0}" "${DRILL_CG[$name]}" || true
-    fi
-    kill "${DRILL_LAUNCHER[$name]}" 2>/dev/null || true
-    wait "${DRILL_LAUNCHER[$name]}" 2>/dev/null || true
+    sandbox_stop "${DRILL_LAUNCHER[$name]:-}" "${DRILL_CG[$name]:-}" "${DRILL_PID[$name]:-0}"
   done
   DRILL_HOSTS=()
 }
@@ -69,9 +115,7 @@ drill_teardown() {
 # drill_down NAME: tears one host down now (a drill that boots fresh hosts per variant).
 drill_down() {
   local name=$1 kept=() h
-  "$DRILL_SANDBOX" down "${DRILL_PID[$name]:-0}" "${DRILL_CG[$name]}" || true
-  kill "${DRILL_LAUNCHER[$name]}" 2>/dev/null || true
-  wait "${DRILL_LAUNCHER[$name]}" 2>/dev/null || true
+  sandbox_stop "${DRILL_LAUNCHER[$name]}" "${DRILL_CG[$name]}" "${DRILL_PID[$name]:-0}"
   for h in "${DRILL_HOSTS[@]}"; do [ "$h" = "$name" ] || kept+=("$h"); done
   DRILL_HOSTS=("${kept[@]}")
   unset "DRILL_PID[$name]" "DRILL_CG[$name]" "DRILL_LAUNCHER[$name]"
@@ -84,7 +128,7 @@ drill_root() { echo "/proc/${DRILL_PID[$1]}/root"; }
 drill_in() {
   local name=$1
   shift
-  nsenter -t "${DRILL_PID[$name]}" -a -- env -i PATH="$DRILL_PATH" LC_ALL=C "$@"
+  sandbox_in "${DRILL_PID[$name]}" "$@"
 }
 
 # drill_put NAME PATH MODE: writes stdin to PATH inside the host. Removed first from inside,
@@ -100,7 +144,7 @@ drill_put() {
 
 # drill_link A IF_A ADDR_A B IF_B ADDR_B: a veth pair that exists only inside the two hosts.
 drill_link() {
-  "$DRILL_SANDBOX" link "${DRILL_PID[$1]}" "$2" "$3" "${DRILL_PID[$4]}" "$5" "$6"
+  "$SANDBOX" link "${DRILL_PID[$1]}" "$2" "$3" "${DRILL_PID[$4]}" "$5" "$6"
 }
 
 # drill_install_fm NAME BINARY: the binary and the shipped units (where `make install` puts
@@ -115,6 +159,12 @@ drill_install_fm() {
   for f in "$DRILL_REPO"/examples/checks/*; do
     drill_put "$name" "/usr/lib/failover-manager/checks/${f##*/}" 755 <"$f"
   done
+}
+
+# drill_put_app NAME: the drills' application, app.service, a process that runs until stopped.
+drill_put_app() {
+  printf '[Unit]\nDescription=drill: the application\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
+    drill_put "$1" /etc/systemd/system/app.service 644
 }
 
 # drill_sample_start NAME UNIT...: a sampler inside the host (a transient unit, so it dies
@@ -139,6 +189,24 @@ drill_journal() {
   drill_in "$1" journalctl --no-pager -q -o short-unix --since "@$((since - 1))" |
     awk '{ t = $1; $1 = ""; $2 = ""; sub(/^  /, ""); print t, $0 }'
 }
+
+# drill_keep_journal NAME SINCE AS: the host's journal since SINCE into $DRILL_TMP/journal.NAME
+# (what drill_first and drill_count read), and a copy as AS.NAME in drill_init's JOURNALS.
+drill_keep_journal() {
+  local f=$DRILL_TMP/journal.$1
+  drill_journal "$1" "$2" >"$f"
+  [ -z "$DRILL_JOURNALS" ] || cp -- "$f" "$DRILL_JOURNALS/$3.$1"
+}
+
+# What the journals say, for drill_first and drill_count: a failover-manager run failed, its
+# start limit was hit, a start of the drills' app.service was verified (failover-manager's
+# line, or notify-app's).
+# shellcheck disable=SC2034 # the drills'
+DRILL_FAILED='failover-manager\.service: Failed with result'
+# shellcheck disable=SC2034
+DRILL_LIMIT='failover-manager\.service: Start request repeated too quickly'
+# shellcheck disable=SC2034
+DRILL_VERIFIED='started app\.service|app\.service finished starting'
 
 # drill_wait SECONDS ARGV...: polls ARGV every 50 ms until it succeeds; fails after SECONDS.
 drill_wait() {
@@ -187,19 +255,6 @@ drill_overlap() {
     }'
 }
 
-# drill_running_since T0 T1 COLUMN FILE: the first moment in [T0, T1] from which the unit ran
-# without a break until T1, or "-" if it was not running at T1.
-drill_running_since() {
-  awk -v t0="$1" -v t1="$2" -v c="$(($3 + 1))" '
-    $1 > t1 { exit }
-    { if ($c == 1 && prev != 1) since = $1; prev = $c }
-    END {
-      if (prev != 1) { print "-"; exit }
-      if (since < t0) since = t0
-      printf "%.6f\n", since
-    }' "$4"
-}
-
 # drill_state_since T0 T1 COLUMN VALUE FILE: the first moment in [T0, T1] from which the unit's
 # state was VALUE (1 running, 0 not) without a break until T1, or "-" if it was not at T1.
 drill_state_since() {
@@ -223,6 +278,9 @@ drill_flips() {
     END { print n + 0 }' "$4"
 }
 
+# drill_later T SECONDS: the moment SECONDS after T.
+drill_later() { awk -v a="$1" -v w="$2" 'BEGIN { printf "%.6f", a + w }'; }
+
 # drill_since T0 T|-: T - T0 in seconds (3 decimals), or "-".
 drill_since() {
   if [ "$2" = - ] || [ -z "$2" ]; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; fi
@@ -245,20 +303,31 @@ drill_state_at() {
   awk -v t="$1" -v c="$(($2 + 1))" '$1 > t { exit } { s = $c } END { print s + 0 }' "$3"
 }
 
-# drill_max_gap T0 T1 FILE: the longest time between two samples in [T0, T1], in milliseconds.
+# drill_max_gap T0 T1 FILE...: the longest time between two samples of a file in [T0, T1], in
+# milliseconds.
 drill_max_gap() {
-  awk -v t0="$1" -v t1="$2" '$1 >= t0 && $1 <= t1 {
+  local t0=$1 t1=$2
+  shift 2
+  awk -v t0="$t0" -v t1="$t1" 'FNR == 1 { p = "" }
+    $1 >= t0 && $1 <= t1 {
       if (p != "" && $1 - p > g) g = $1 - p
       p = $1 }
-    END { printf "%d\n", g * 1000 }' "$3"
+    END { printf "%d\n", g * 1000 }' "$@"
 }
 
-# drill_machine: "KEY<TAB>VALUE" lines describing this machine and build, for a report.
+# drill_now NAME: 1 if the host's first sampled unit ran at its last sample, else 0.
+drill_now() { tail -n1 "$(drill_samples "$1")" | cut -d' ' -f2; }
+drill_runs() { [ "$(drill_now "$1")" = 1 ]; }
+drill_stopped() { [ "$(drill_now "$1")" = 0 ]; }
+# drill_only_on NAME OTHER: the unit runs on NAME and not on OTHER.
+drill_only_on() { drill_runs "$1" && drill_stopped "$2"; }
+
+# drill_machine: the results' lines describing this machine and build.
 drill_machine() {
   local cpu
   cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-  printf 'cpu\t%s, %s CPUs (nproc)\n' "${cpu:-unknown}" "$(nproc)"
-  printf 'kernel\t%s\n' "$(uname -r)"
-  printf 'systemd\t%s\n' "$(systemctl --version 2>/dev/null | head -n1)"
-  printf 'rev\t%s\n' "$(git -C "$DRILL_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  drill_meta cpu "${cpu:-unknown}, $(nproc) CPUs (nproc)"
+  drill_meta kernel "$(uname -r)"
+  drill_meta systemd "$(systemctl --version 2>/dev/null | head -n1)"
+  drill_meta rev "$(git -C "$DRILL_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 }

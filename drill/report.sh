@@ -10,35 +10,11 @@ how=${2:-drill/keepalived.sh}
 # shellcheck source=drill/report-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/report-lib.sh"
 
-# The rows' values of one column (or "a-b": the difference of two, "-" if either is) for one
-# variant and fault, one per round.
-col() { # VARIANT FAULT EXPR
-  awk -F'\t' -v v="$1" -v f="$2" -v e="$3" '
-    /^#/ { next }
-    !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
-    $c["variant"] != v || $c["fault"] != f { next }
-    {
-      n = split(e, p, "-")
-      x = $c[p[1]]
-      if (n == 1) { print x; next }
-      y = $c[p[2]]
-      if (x == "-" || y == "-") print "-"; else printf "%.6f\n", x - y
-    }' "$res"
-}
+# The rows' values of EXPR (see `values`) for one variant and fault, one per round.
+col() { values "$3" "$2" variant "$1"; } # VARIANT FAULT EXPR
 rounds() { col "$1" "$2" round | wc -l; }
-f2() { awk -v x="$1" 'BEGIN { if (x == "nan") printf "—"; else printf "%.2f", x }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "nan" && a <= b) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) printf "—"; else printf "%.2f×", a / b }'; }
-# "median (max)" of a column, or — when no round has one; "; k of N without" when some lack it.
-cell() { # VARIANT FAULT EXPR
-  local m x n total
-  read -r m x n <<<"$(col "$1" "$2" "$3" | stats)"
-  total=$(rounds "$1" "$2")
-  [ "$total" -gt 0 ] || { printf '·'; return; }
-  [ "$n" -gt 0 ] || { printf 'none in %s' "$total"; return; }
-  printf '%s (%s)' "$(f2 "$m")" "$(f2 "$x")"
-  [ "$n" = "$total" ] || printf '; none in %s of %s' "$((total - n))" "$total"
-}
 # Rounds in which the application ran on the expected host only, at the window's end (END) or
 # once settled (FINAL).
 placed() { # VARIANT FAULT A B WHICH(end|final)
@@ -51,7 +27,6 @@ placed() { # VARIANT FAULT A B WHICH(end|final)
 
 mapfile -t VARIANTS < <(awk -F'\t' '/^#/ { next } !h { h = 1; next } !s[$1]++ { print $1 }' "$res")
 has() { printf '%s\n' "${VARIANTS[@]}" | grep -qx -- "$1"; }
-present() { [ -n "$(awk -F'\t' -v f="$1" '!/^#/ && $2 == f { print; exit }' "$res")" ]; }
 best=keepalived-vip
 base=notify
 window=$(meta window)

@@ -4,19 +4,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+ME=demo
+# shellcheck source=tests/sandbox-lib.sh
+. "$repo/tests/sandbox-lib.sh"
 bin=$(readlink -f "${1:-$repo/target/debug/failover-manager}")
-sandbox="$repo/tests/sandbox.sh"
 
-if [ "$(id -u)" != 0 ]; then
-  echo "make demo boots a throwaway systemd in new namespaces, which needs root: sudo make demo" >&2
-  exit 1
-fi
-[ -x "$bin" ] || { echo "no binary at $bin: run cargo build first" >&2; exit 1; }
+need_root "make demo"
+[ -x "$bin" ] || die "no binary at $bin: run cargo build first"
 
-read -r pid cg < <("$sandbox" up demo)
-trap '"$sandbox" down "$pid" "$cg"' EXIT
-root=/proc/$pid/root
-inside() { nsenter -t "$pid" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+sandbox_one demo
+root=$SANDBOX_ROOT
 
 bold=$(printf '\033[1m') dim=$(printf '\033[2m') off=$(printf '\033[0m')
 [ -t 1 ] && [ -z "${NO_COLOR:-}" ] || { bold='' dim='' off=''; }
