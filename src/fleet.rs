@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::domain::Role;
 use crate::exit::{Error, Status};
 use crate::output::print_out;
+use crate::report;
 
 /// `status`: the key and the acknowledgements, in one read (and the lease's time left).
 pub fn status(config: &Config, format: Format) -> Result<Status, Error> {
@@ -44,7 +45,7 @@ pub fn status(config: &Config, format: Format) -> Result<Status, Error> {
 
 /// `switchover SITE` (see `switchover`).
 pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<Status, Error> {
-    use crate::switchover::{self, Refusal};
+    use crate::switchover;
     let Some(etcd) = config.check.etcd() else {
         return Err(Error::Setup(
             "switchover moves check.etcd's key, and this config has check.command".into(),
@@ -70,29 +71,10 @@ pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<
     let plan = match switchover::plan(&view, &args.site) {
         Ok(Some(p)) => p,
         Ok(None) => {
-            print_out(&format!(
-                "{} holds the role already: nothing to do",
-                args.site
-            ))?;
+            print_out(&report::nothing_to_do(&args.site))?;
             return Ok(Status::Converged);
         }
-        Err(Refusal::NoHolder(h)) => {
-            return failed(format!(
-                "{key} names no site to move the role from ({h:?}); nothing changed"
-            ));
-        }
-        Err(Refusal::NeverAcknowledged(site)) => {
-            return failed(format!(
-                "no host of {site} has ever acknowledged its role under {key}/ack/{site}/: nothing would tell when it has stopped or started; nothing changed"
-            ));
-        }
-        Err(Refusal::NotInStep { site, hosts }) => {
-            return failed(format!(
-                "{} of {site} not in step with {key} (revision {}): down, cut off or paused? nothing changed",
-                hosts.join(", "),
-                view.revision
-            ));
-        }
+        Err(r) => return failed(report::switchover_refusal(key, &r, view.revision)),
     };
     let say = |s: String| print_out(&format!("switchover: {s}"));
     if args.dry_run {
@@ -267,7 +249,7 @@ pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<
 
 /// `promote SITE` (see `promote`).
 pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status, Error> {
-    use crate::promote::{self, Record, Refusal};
+    use crate::promote::{self, Record};
     let Some(etcd) = config.check.etcd() else {
         return Err(Error::Setup(
             "promote moves check.etcd's key, and this config has check.command".into(),
@@ -310,38 +292,10 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
     let plan = match promote::plan(&view, &args.site, own, args.force) {
         Ok(Some(p)) => p,
         Ok(None) => {
-            print_out(&format!(
-                "{} holds the role already: nothing to do",
-                args.site
-            ))?;
+            print_out(&report::nothing_to_do(&args.site))?;
             return Ok(Status::Converged);
         }
-        Err(Refusal::NeverAcknowledged(site)) => {
-            return failed(format!(
-                "no host of {site} has ever acknowledged its role under {key}/ack/{site}/: \
-                 nothing says it can run the application; nothing changed"
-            ));
-        }
-        Err(Refusal::Switchover(v)) => {
-            return failed(format!(
-                "{key} = {v}: a switchover is under way; nothing changed"
-            ));
-        }
-        Err(Refusal::Elsewhere { to }) => {
-            return failed(format!(
-                "a promotion to {to} is under way ({key} names no site meanwhile); nothing \
-                 changed"
-            ));
-        }
-        Err(Refusal::Unbounded { hosts }) => {
-            return failed(format!(
-                "nothing bounds how long {} may still run the primary units (no \
-                 check.fence_after, or no acknowledgement saying it): promotion can never be \
-                 proven safe; nothing changed (--force gives the role now, at the risk of \
-                 running the application on two sites)",
-                hosts.join(", ")
-            ));
-        }
+        Err(r) => return failed(report::promote_refusal(key, &r)),
     };
     let from = plan.from.as_deref().unwrap_or("no site");
     let wait = humantime::format_duration(plan.wait);

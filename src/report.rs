@@ -14,11 +14,13 @@ use crate::plan::{Plan, UnitPlan};
 
 mod etcd;
 mod json;
+mod moves;
 mod page;
 mod status;
 
 pub use etcd::{etcd_code, etcd_why};
 pub use json::{Confirmation, Json, json};
+pub use moves::{nothing_to_do, promote_refusal, switchover_refusal};
 pub use page::page;
 pub use status::{status_json, status_text};
 
