@@ -45,7 +45,7 @@ pub fn status(config: &Config, format: Format) -> Result<Status, Error> {
 
 /// `switchover SITE` (see `switchover`).
 pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<Status, Error> {
-    use crate::switchover;
+    use crate::switchover::{self, BackEnd, Said, Silent};
     let Some(etcd) = config.check.etcd() else {
         return Err(Error::Setup(
             "switchover moves check.etcd's key, and this config has check.command".into(),
@@ -60,13 +60,12 @@ pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<
             .ok()
             .map(|(_, kvs)| crate::status::assess(key, &kvs, None))
     };
-    let failed = |message: String| {
-        log::error!("switchover: {message}");
-        Ok(Status::Failed)
-    };
     let view = match client.range_tree(key, std::time::Instant::now() + budget) {
         Ok((_, kvs)) => crate::status::assess(key, &kvs, None),
-        Err(e) => return failed(format!("cannot read {key}: {e}; nothing changed")),
+        Err(e) => {
+            log::error!("switchover: {}", report::cannot_read(key, &e.to_string()));
+            return Ok(Status::Failed);
+        }
     };
     let plan = match switchover::plan(&view, &args.site) {
         Ok(Some(p)) => p,
@@ -74,20 +73,22 @@ pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<
             print_out(&report::nothing_to_do(&args.site))?;
             return Ok(Status::Converged);
         }
-        Err(r) => return failed(report::switchover_refusal(key, &r, view.revision)),
+        Err(r) => {
+            log::error!(
+                "switchover: {}",
+                report::switchover_refusal(key, &r, view.revision)
+            );
+            return Ok(Status::Failed);
+        }
     };
-    let say = |s: String| print_out(&format!("switchover: {s}"));
+    let words = |said: &Said| format!("switchover: {}", report::switchover_said(key, &plan, said));
+    let say = |said: Said| print_out(&words(&said));
+    let failed = |said: Said| {
+        log::error!("{}", words(&said));
+        Ok(Status::Failed)
+    };
     if args.dry_run {
-        say(format!(
-            "would move {key} from {} (revision {}) to {}, waiting for {} of {} to stop, then {} of {} to start",
-            plan.from,
-            plan.revision,
-            plan.to,
-            plan.from_hosts.join(", "),
-            plan.from,
-            plan.to_hosts.join(", "),
-            plan.to
-        ))?;
+        say(Said::WouldMove)?;
         return Ok(Status::Converged);
     }
     let until = || std::time::Instant::now() + budget;
@@ -102,154 +103,92 @@ pub fn switchover(config: &Config, args: &crate::cli::SwitchoverArgs) -> Result<
             .replace(key, revision, site, lease, until())
             .map_err(|e| e.to_string())
     };
+    let silent = |hosts: Vec<String>| Silent {
+        hosts,
+        timeout: args.timeout,
+    };
     // 1: nobody holds the role.
     let neutral = switchover::neutral(&plan.from, &plan.to);
     let r1 = match client.replace(key, plan.revision, &neutral, 0, until()) {
         Ok(Some(r)) => r,
-        Ok(None) => {
-            return failed(format!(
-                "{key} changed meanwhile (another switchover?); nothing changed"
-            ));
-        }
-        Err(e) => return failed(format!("cannot write {key}: {e}; nothing changed")),
+        Ok(None) => return failed(Said::ChangedMeanwhile),
+        Err(e) => return failed(Said::CannotWrite(e.to_string())),
     };
-    say(format!(
-        "{key} = {neutral} (revision {r1}); waiting for {} to stop: {}",
-        plan.from,
-        plan.from_hosts.join(", ")
-    ))?;
+    say(Said::Neutral { revision: r1 })?;
     // 2: the old site stopped.
     let stopped = switchover::wait(args.timeout, read, |v| {
         switchover::waiting_for(v, &plan.from, &plan.from_hosts, r1, Role::Standby)
     });
     if let Err(left) = stopped {
-        let back = give(r1, &plan.from);
-        return failed(match back {
-            Ok(Some(r)) => format!(
-                "{} did not confirm its units stopped within {} (no acknowledgement from: {}); {key} = {} again (revision {r}): {} never had the role",
-                plan.from,
-                humantime::format_duration(args.timeout),
-                left.join(", "),
-                plan.from,
-                plan.to
-            ),
-            _ => format!(
-                "{} did not confirm its units stopped within {} (no acknowledgement from: {}), and {key} could not be set back (changed meanwhile, or etcd unreachable): it may still hold {neutral}, which names no site (every host a standby)",
-                plan.from,
-                humantime::format_duration(args.timeout),
-                left.join(", ")
-            ),
+        return failed(Said::NotStopped {
+            silent: silent(left),
+            back: give(r1, &plan.from).ok().flatten(),
         });
     }
     // 3: the new site holds the role.
     let r2 = match give(r1, &plan.to) {
         Ok(Some(r)) => r,
-        Ok(None) => {
-            return failed(format!(
-                "{key} changed after {} stopped: it no longer holds {neutral}; not moved",
-                plan.from
-            ));
-        }
-        Err(e) => {
-            return failed(format!(
-                "cannot give the role to {}: {e}; {key} may still hold {neutral}, which names no site (every host a standby): run the switchover again",
-                plan.to
-            ));
-        }
+        Ok(None) => return failed(Said::MovedMeanwhile),
+        Err(e) => return failed(Said::NotGiven(e)),
     };
-    say(format!(
-        "{key} = {} (revision {r2}); waiting for {} to start: {}",
-        plan.to,
-        plan.to,
-        plan.to_hosts.join(", ")
-    ))?;
+    say(Said::Given { revision: r2 })?;
     // 4: the new site runs it.
-    match switchover::wait(args.timeout, read, |v| {
+    let left = match switchover::wait(args.timeout, read, |v| {
         switchover::waiting_for(v, &plan.to, &plan.to_hosts, r2, Role::Primary)
     }) {
         Ok(()) => {
-            say(format!("done: {} holds the role (revision {r2})", plan.to))?;
-            Ok(Status::Converged)
+            say(Said::Done { revision: r2 })?;
+            return Ok(Status::Converged);
         }
-        Err(left) if left.len() < plan.to_hosts.len() => failed(format!(
-            "{key} = {}, but {} of its hosts did not confirm their units running within {} \
-             (no acknowledgement from: {}); the others run them, so the role stays: see \
-             `failover-manager status`",
-            plan.to,
-            left.len(),
-            humantime::format_duration(args.timeout),
-            left.join(", ")
-        )),
-        // It runs nowhere: back to FROM, without overlap (TO stops first).
-        Err(left) => {
-            let why = format!(
-                "{} did not confirm its units running within {} (no acknowledgement from: {})",
-                plan.to,
-                humantime::format_duration(args.timeout),
-                left.join(", ")
-            );
-            say(format!("{why}; moving the role back to {}", plan.from))?;
-            let back = switchover::neutral(&plan.to, &plan.from);
-            let r3 = match client.replace(key, r2, &back, 0, until()) {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    return failed(format!("{why}, and {key} changed meanwhile: left as it is"));
-                }
-                Err(e) => {
-                    return failed(format!(
-                        "{why}, and {key} could not be moved back: {e}; it holds {} or {back} \
-                         (every host a standby)",
-                        plan.to
-                    ));
-                }
-            };
-            if let Err(still) = switchover::wait(args.timeout, read, |v| {
-                switchover::waiting_for(v, &plan.to, &plan.to_hosts, r3, Role::Standby)
-            }) {
-                return failed(format!(
-                    "{why}; {key} = {back} (revision {r3}): every host a standby, and the \
-                     application runs nowhere, because {} did not confirm its units stopped \
-                     (no acknowledgement from: {}): see `failover-manager status`, then \
-                     `failover-manager switchover` to either site",
-                    plan.to,
-                    still.join(", ")
-                ));
-            }
-            let r4 = match give(r3, &plan.from) {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    return failed(format!("{why}, and {key} changed meanwhile: left as it is"));
-                }
-                Err(e) => {
-                    return failed(format!(
-                        "{why}; cannot give the role back to {}: {e}; {key} = {back} (every \
-                         host a standby): `failover-manager switchover {}`",
-                        plan.from, plan.from
-                    ));
-                }
-            };
-            let home = switchover::wait(args.timeout, read, |v| {
-                switchover::waiting_for(v, &plan.from, &plan.from_hosts, r4, Role::Primary)
-            });
-            failed(match home {
-                Ok(()) => format!(
-                    "{why}; {key} = {} again (revision {r4}) and it runs the application",
-                    plan.from
-                ),
-                Err(left) => format!(
-                    "{why}; {key} = {} again (revision {r4}), but it did not confirm its units \
-                     running either (no acknowledgement from: {}): see `failover-manager status`",
-                    plan.from,
-                    left.join(", ")
-                ),
-            })
+        Err(left) if left.len() < plan.to_hosts.len() => {
+            return failed(Said::PartlyRunning(silent(left)));
         }
+        Err(left) => left,
+    };
+    // It runs nowhere: back to FROM, without overlap (TO stops first).
+    say(Said::GoingBack(silent(left.clone())))?;
+    let back = |end: BackEnd| {
+        failed(Said::Back {
+            silent: silent(left.clone()),
+            end,
+        })
+    };
+    let r3 = match client.replace(
+        key,
+        r2,
+        &switchover::neutral(&plan.to, &plan.from),
+        0,
+        until(),
+    ) {
+        Ok(Some(r)) => r,
+        Ok(None) => return back(BackEnd::Changed),
+        Err(e) => return back(BackEnd::NotNeutral(e.to_string())),
+    };
+    if let Err(hosts) = switchover::wait(args.timeout, read, |v| {
+        switchover::waiting_for(v, &plan.to, &plan.to_hosts, r3, Role::Standby)
+    }) {
+        return back(BackEnd::Stuck {
+            revision: r3,
+            hosts,
+        });
     }
+    let r4 = match give(r3, &plan.from) {
+        Ok(Some(r)) => r,
+        Ok(None) => return back(BackEnd::Changed),
+        Err(e) => return back(BackEnd::NotGiven(e)),
+    };
+    let home = switchover::wait(args.timeout, read, |v| {
+        switchover::waiting_for(v, &plan.from, &plan.from_hosts, r4, Role::Primary)
+    });
+    back(BackEnd::Home {
+        revision: r4,
+        silent: home.err().unwrap_or_default(),
+    })
 }
 
 /// `promote SITE` (see `promote`).
 pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status, Error> {
-    use crate::promote::{self, Record};
+    use crate::promote::{self, Record, Said};
     let Some(etcd) = config.check.etcd() else {
         return Err(Error::Setup(
             "promote moves check.etcd's key, and this config has check.command".into(),
@@ -268,11 +207,6 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
     let client = crate::witness::client(etcd).map_err(Error::Setup)?;
     let budget = config.check.timeout;
     let until = || Instant::now() + budget;
-    let failed = |message: String| {
-        log::error!("promote: {message}");
-        Ok(Status::Failed)
-    };
-    let say = |s: String| print_out(&format!("promote: {s}"));
     let read = || {
         client.range_tree(key, until()).map(|(_, kvs)| {
             let record = kvs
@@ -284,7 +218,10 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
     };
     let (view, kept) = match read() {
         Ok(v) => v,
-        Err(e) => return failed(format!("cannot read {key}: {e}; nothing changed")),
+        Err(e) => {
+            log::error!("promote: {}", report::cannot_read(key, &e.to_string()));
+            return Ok(Status::Failed);
+        }
     };
     let own = config.check.fence_after.map(|after| {
         crate::ack::fence_seconds(&crate::config::Budget::of(config, after, Duration::ZERO))
@@ -295,28 +232,19 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
             print_out(&report::nothing_to_do(&args.site))?;
             return Ok(Status::Converged);
         }
-        Err(r) => return failed(report::promote_refusal(key, &r)),
+        Err(r) => {
+            log::error!("promote: {}", report::promote_refusal(key, &r));
+            return Ok(Status::Failed);
+        }
     };
-    let from = plan.from.as_deref().unwrap_or("no site");
-    let wait = humantime::format_duration(plan.wait);
+    let words = |said: &Said| format!("promote: {}", report::promote_said(key, &plan, said));
+    let say = |said: Said| print_out(&words(&said));
+    let failed = |said: Said| {
+        log::error!("{}", words(&said));
+        Ok(Status::Failed)
+    };
     if args.dry_run {
-        say(format!(
-            "would set {key} = {} (revision {}), wait {wait} for {} to fence {} (less if \
-             they all acknowledge they stopped), then give the role to {}",
-            promote::neutral(plan.from.as_deref(), &plan.to),
-            plan.revision,
-            if plan.hosts.is_empty() {
-                from.to_owned()
-            } else {
-                plan.hosts.join(", ")
-            },
-            if plan.hosts.len() == 1 {
-                "itself"
-            } else {
-                "themselves"
-            },
-            plan.to
-        ))?;
+        say(Said::WouldPromote)?;
         return Ok(Status::Converged);
     }
     let host = crate::ack::host_name();
@@ -340,10 +268,10 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
         {
             record = r;
         }
-        say(format!(
-            "{key} = {marker} already (revision {}): resuming the promotion {} started",
-            view.revision, record.by
-        ))?;
+        say(Said::Resuming {
+            revision: view.revision,
+            by: record.by.clone(),
+        })?;
         view.revision
     } else {
         let put = client.replace_and_put(
@@ -356,32 +284,15 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
         );
         match put {
             Ok(Some(r)) => r,
-            Ok(None) => {
-                return failed(format!(
-                    "{key} changed meanwhile (a switchover, another promote?); nothing changed"
-                ));
-            }
-            Err(e) => {
-                return failed(format!(
-                    "cannot write {key}: {e}; it may hold {marker} (every host a standby) or \
-                     still {from}: run promote again"
-                ));
-            }
+            Ok(None) => return failed(Said::ChangedMeanwhile),
+            Err(e) => return failed(Said::CannotWrite(e.to_string())),
         }
     };
     if args.force {
-        log::warn!(
-            "promote --force: giving the role to {} without waiting for {} to fence itself: \
-             the application may run on both sites until it does (up to {wait})",
-            plan.to,
-            from
-        );
+        log::warn!("{}", words(&Said::Forced));
         record.state = "forced".into();
     } else {
-        say(format!(
-            "{key} = {marker} (revision {r1}): {from} stops where it still reaches etcd; \
-             waiting up to {wait} for the rest of it to fence itself"
-        ))?;
+        say(Said::Neutral { revision: r1 })?;
         // 2: the countdown, on etcd's clock, granted after the marker was written.
         if record.lease == 0 {
             let granted = client.grant(plan.wait, until()).and_then(|l| {
@@ -390,36 +301,17 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
             });
             match granted {
                 Ok(true) => {}
-                Ok(false) => {
-                    return failed(format!(
-                        "{key} changed meanwhile: it no longer holds {marker}; not moved"
-                    ));
-                }
-                Err(e) => {
-                    return failed(format!(
-                        "cannot start the countdown: {e}; {key} = {marker} (every host a \
-                         standby): run promote again"
-                    ));
-                }
+                Ok(false) => return failed(Said::MovedMeanwhile),
+                Err(e) => return failed(Said::NoCountdown(e.to_string())),
             }
         }
         match countdown(&client, &read, &plan, r1, record.lease, args.no_wait) {
-            Wait::Safe(why) => say(why)?,
-            Wait::Left(seconds) => {
-                say(format!(
-                    "not safe yet: {from} may run the primary units for {seconds} s more; \
-                     {key} = {marker} (every host a standby) and the countdown goes on in \
-                     etcd: run `failover-manager promote {}` again then",
-                    plan.to
-                ))?;
+            promote::Waited::Safe(safe) => say(Said::Safe(safe))?,
+            promote::Waited::Left(seconds) => {
+                say(Said::NotYet { seconds })?;
                 return Ok(Status::NotYet);
             }
-            Wait::Stopped(why) => {
-                return failed(format!(
-                    "{why}; {key} = {marker} (every host a standby) unless it changed: run \
-                     promote again to finish"
-                ));
-            }
+            promote::Waited::Stopped(stop) => return failed(Said::Stopped(stop)),
         }
         record.state = "done".into();
     }
@@ -434,18 +326,8 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
         until(),
     ) {
         Ok(Some(r)) => r,
-        Ok(None) => {
-            return failed(format!(
-                "{key} changed meanwhile: it no longer holds {marker}; not moved"
-            ));
-        }
-        Err(e) => {
-            return failed(format!(
-                "cannot give the role to {}: {e}; {key} may still hold {marker} (every host \
-                 a standby): run promote again",
-                plan.to
-            ));
-        }
+        Ok(None) => return failed(Said::MovedMeanwhile),
+        Err(e) => return failed(Said::NotGiven(e.to_string())),
     };
     let to_hosts: Vec<String> = view
         .rows
@@ -453,12 +335,10 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
         .filter(|r| r.site == plan.to)
         .map(|r| r.host.clone())
         .collect();
-    say(format!(
-        "{key} = {} (revision {r2}), recorded in {record_key}; waiting for {} to start: {}",
-        plan.to,
-        plan.to,
-        to_hosts.join(", ")
-    ))?;
+    say(Said::Given {
+        revision: r2,
+        hosts: to_hosts.clone(),
+    })?;
     let started = crate::switchover::wait(
         args.timeout,
         || read().ok().map(|(v, _)| v),
@@ -466,32 +346,19 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
     );
     match started {
         Ok(()) => {
-            say(format!("done: {} holds the role (revision {r2})", plan.to))?;
+            say(Said::Done { revision: r2 })?;
             Ok(Status::Converged)
         }
-        Err(left) => failed(format!(
-            "{key} = {}, but {} did not confirm its units running within {} (no \
-             acknowledgement from: {}): see `failover-manager status`",
-            plan.to,
-            plan.to,
-            humantime::format_duration(args.timeout),
-            left.join(", ")
-        )),
+        Err(hosts) => failed(Said::NotRunning {
+            hosts,
+            timeout: args.timeout,
+        }),
     }
 }
 
-/// How the wait for the old site ended.
-enum Wait {
-    /// Safe to move the key: why (words).
-    Safe(String),
-    /// `--no-wait`: seconds left.
-    Left(i64),
-    /// Interrupted, or the key moved meanwhile: why.
-    Stopped(String),
-}
-
 /// Waits until the countdown's lease has expired or every host of the old site acknowledged
-/// the marker as a standby; the time left on a terminal.
+/// the marker as a standby (the time left on a terminal); else why it stopped, or (`--no-wait`)
+/// the seconds left.
 fn countdown(
     client: &crate::etcd::Client,
     read: &dyn Fn()
@@ -500,32 +367,27 @@ fn countdown(
     marker: i64,
     lease: i64,
     no_wait: bool,
-) -> Wait {
+) -> crate::promote::Waited {
+    use crate::promote::{Safe, Stop, Waited};
     let tty = std::io::stdout().is_terminal();
     let mut last_error = String::new();
     loop {
         let until = Instant::now() + Duration::from_secs(2);
         match (client.time_to_live(lease, until), read()) {
             (_, Ok((view, _))) if view.revision != marker => {
-                return Wait::Stopped("the key changed meanwhile".into());
+                return Waited::Stopped(Stop::KeyChanged);
             }
             (_, Ok((view, _))) if crate::promote::all_stopped(&view, plan, marker) => {
                 end_line(tty);
-                return Wait::Safe(format!(
-                    "every host of {} acknowledged it stopped",
-                    plan.from.as_deref().unwrap_or("the old site")
-                ));
+                return Waited::Safe(Safe::Stopped);
             }
             // The lease is gone: etcd counted the whole wait. (0 is not gone: etcd rounds
             // the time left down to whole seconds.)
             (Ok(ttl), Ok(_)) if ttl < 0 => {
                 end_line(tty);
-                return Wait::Safe(format!(
-                    "{} passed: the old site has fenced itself",
-                    humantime::format_duration(plan.wait)
-                ));
+                return Waited::Safe(Safe::Passed);
             }
-            (Ok(ttl), Ok(_)) if no_wait => return Wait::Left(ttl),
+            (Ok(ttl), Ok(_)) if no_wait => return Waited::Left(ttl),
             (Ok(ttl), Ok(_)) => {
                 if tty {
                     use std::io::Write;
@@ -541,13 +403,13 @@ fn countdown(
                     last_error = e;
                 }
                 if no_wait {
-                    return Wait::Stopped(format!("cannot read the countdown: {last_error}"));
+                    return Waited::Stopped(Stop::Unreadable(last_error));
                 }
             }
         }
         if !crate::interrupt::sleep(Duration::from_secs(1)) {
             end_line(tty);
-            return Wait::Stopped("interrupted".into());
+            return Waited::Stopped(Stop::Interrupted);
         }
     }
 }

@@ -128,6 +128,83 @@ pub fn all_stopped(view: &View, plan: &Plan, revision: i64) -> bool {
         })
 }
 
+/// What a promotion says as it goes and how it ends, as values (`report::promote_said` words
+/// them; the plan gives the sites and the wait).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Said {
+    /// `--dry-run`.
+    WouldPromote,
+    /// The neutral value is there already, at `revision`: an earlier promotion by `by`.
+    Resuming {
+        revision: i64,
+        by: String,
+    },
+    /// Step 1 found the key changed: nothing changed.
+    ChangedMeanwhile,
+    /// Step 1's write failed.
+    CannotWrite(String),
+    /// `--force`: no wait (a warning).
+    Forced,
+    /// Step 1 done, at `revision`: the wait begins.
+    Neutral {
+        revision: i64,
+    },
+    /// The key no longer holds the neutral value: not moved.
+    MovedMeanwhile,
+    /// The countdown could not be started.
+    NoCountdown(String),
+    /// The wait is over.
+    Safe(Safe),
+    /// `--no-wait`: this many seconds are left.
+    NotYet {
+        seconds: i64,
+    },
+    /// The wait ended without moving the key.
+    Stopped(Stop),
+    /// Step 3's write failed.
+    NotGiven(String),
+    /// Step 3 done, at `revision`: SITE starts (`hosts`).
+    Given {
+        revision: i64,
+        hosts: Vec<String>,
+    },
+    Done {
+        revision: i64,
+    },
+    /// These hosts of SITE did not confirm running it within `timeout`.
+    NotRunning {
+        hosts: Vec<String>,
+        timeout: Duration,
+    },
+}
+
+/// Why the wait is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Safe {
+    /// Every host of the old site acknowledged the neutral value as a standby.
+    Stopped,
+    /// The countdown's lease is gone: the whole wait passed.
+    Passed,
+}
+
+/// How the wait for the old site ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waited {
+    Safe(Safe),
+    /// `--no-wait`: this many seconds are left.
+    Left(i64),
+    Stopped(Stop),
+}
+
+/// Why the wait ended without moving the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    KeyChanged,
+    Interrupted,
+    /// `--no-wait` and the countdown could not be read.
+    Unreadable(String),
+}
+
 /// `KEY/promotion`: `to=SITE from=SITE by=USER@HOST at=TIME state=STATE [lease=ID] …`, words
 /// for people that a later `promote` reads back (the lease).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

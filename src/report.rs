@@ -20,7 +20,9 @@ mod status;
 
 pub use etcd::{etcd_code, etcd_why};
 pub use json::{Confirmation, Json, json};
-pub use moves::{nothing_to_do, promote_refusal, switchover_refusal};
+pub use moves::{
+    cannot_read, nothing_to_do, promote_refusal, promote_said, switchover_refusal, switchover_said,
+};
 pub use page::page;
 pub use status::{status_json, status_text};
 

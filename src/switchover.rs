@@ -93,6 +93,70 @@ pub fn plan(view: &View, to: &str) -> Result<Option<Plan>, Refusal> {
     }))
 }
 
+/// The hosts that did not acknowledge within `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silent {
+    pub hosts: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// What a switchover says as it goes and how it ends, as values (`report::switchover_said`
+/// words them; the plan gives the sites and hosts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Said {
+    /// `--dry-run`.
+    WouldMove,
+    /// Step 1 found the key changed: nothing changed.
+    ChangedMeanwhile,
+    /// Step 1's write failed: nothing changed.
+    CannotWrite(String),
+    /// Step 1 done: FROM stops.
+    Neutral {
+        revision: i64,
+    },
+    /// FROM did not confirm it stopped; the key back at FROM (`Some(revision)`) or stuck at the
+    /// neutral value (`None`).
+    NotStopped {
+        silent: Silent,
+        back: Option<i64>,
+    },
+    /// Step 3 found the key changed after FROM stopped.
+    MovedMeanwhile,
+    /// Step 3's write failed.
+    NotGiven(String),
+    /// Step 3 done: TO starts.
+    Given {
+        revision: i64,
+    },
+    Done {
+        revision: i64,
+    },
+    /// Some of TO's hosts run it, these did not confirm: the role stays.
+    PartlyRunning(Silent),
+    /// None of TO's hosts confirmed: going back (progress).
+    GoingBack(Silent),
+    /// The way back, and how it ended.
+    Back {
+        silent: Silent,
+        end: BackEnd,
+    },
+}
+
+/// How the way back ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackEnd {
+    /// The key changed meanwhile: left as it is.
+    Changed,
+    /// The key could not be set to the neutral value.
+    NotNeutral(String),
+    /// TO did not confirm it stopped: the key stays neutral at `revision`.
+    Stuck { revision: i64, hosts: Vec<String> },
+    /// The key could not be given back to FROM.
+    NotGiven(String),
+    /// FROM holds it again at `revision`; `silent`: its hosts that did not confirm running it.
+    Home { revision: i64, silent: Vec<String> },
+}
+
 /// The hosts of `site` among `hosts` that have not acknowledged `role` at `revision` yet.
 pub fn waiting_for(
     view: &View,
