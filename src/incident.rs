@@ -496,6 +496,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(fm_not_root, ignore = "needs root: writes files as root")]
     fn files_round_trip_and_unreadable_ones_count_as_none() {
         let Some(s) = secure_fs::Scratch::new("incident") else {
             return;
