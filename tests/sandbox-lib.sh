@@ -31,7 +31,7 @@ need_root() { # [HOW]
 sandbox_start() {
   local fd
   SANDBOX_PID=0 SANDBOX_CG=''
-  exec {fd}< <(exec "$SANDBOX" run "$1")
+  exec {fd}< <(SANDBOX_CALLER=$$ exec "$SANDBOX" run "$1")
   SANDBOX_LAUNCHER=$!
   read -r SANDBOX_CG <&"$fd" || true
   exec {fd}<&-

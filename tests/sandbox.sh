@@ -104,10 +104,15 @@ new_cgroup() {
 # Joins the cgroup, then becomes the launcher: the new cgroup namespace is rooted there, and
 # --kill-child takes PID 1 (so the whole PID namespace) down when the launcher dies.
 launch() {
-  local cg=$1 attached=$2
+  # The caller: SANDBOX_CALLER (its PID, given by the tests and the drills), else our parent.
+  local cg=$1 attached=$2 caller=${SANDBOX_CALLER:-$PPID}
   echo $$ >"$cg/cgroup.procs"
   local guard=()
-  [ "$attached" = attached ] && guard=(setpriv --pdeathsig KILL)
+  # The death signal holds only from when setpriv sets it: a caller that died before then has
+  # left this process to another parent, so the same process then checks that its parent is
+  # still the caller (and ends) before it becomes the launcher.
+  [ "$attached" = attached ] &&
+    guard=(setpriv --pdeathsig KILL sh -c '[ "$PPID" = "$1" ] || exit 1; shift; exec "$@"' guard "$caller")
   exec "${guard[@]}" unshare --kill-child=KILL --fork --pid --mount --uts --ipc --net --cgroup \
     --mount-proc "$SELF" __init "$(basename "$cg")"
 }

@@ -72,6 +72,8 @@ impl Sandbox {
         let name = format!("t{}", N.fetch_add(1, Ordering::Relaxed));
         let mut launcher = Command::new(SCRIPT)
             .args(["run", &name])
+            // Its launcher dies with this process; one started as this process died ends too.
+            .env("SANDBOX_CALLER", std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
