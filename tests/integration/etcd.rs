@@ -237,7 +237,7 @@ fn etcd_unit(i: usize) -> String {
 }
 
 /// Copies a file of the repo into the sandbox with `mode`.
-fn install(sb: &Sandbox, src: &str, dst: &str, mode: u32) {
+fn copy_example(sb: &Sandbox, src: &str, dst: &str, mode: u32) {
     let src = format!("{EXAMPLES}/{src}");
     let body = std::fs::read(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
     let path = sb.path(dst);
@@ -259,17 +259,39 @@ pub fn endpoints(i: usize) -> String {
     format!("[{}]", e.join(", "))
 }
 
-/// failover-manager on member `i` for `site` in manual mode: the shipped service and watch
-/// unit (no timer), and a config whose check is `check.etcd` without a lease; app.service runs
-/// on the primary. app.service takes `start_delay` to start (an ExecStartPre sleep).
-fn install_failover_manager(c: &Cluster, i: usize, site: &str, start_delay: &str) {
+/// How failover-manager is set up on a member (`install_fm`).
+pub struct Setup<'a> {
+    pub site: &'a str,
+    /// The shipped timer too, every second (else runs come from the watch and by hand).
+    pub timer: bool,
+    /// More `[Service]` lines for app.service.
+    pub app: &'a str,
+    /// More lines under `check.etcd` (indented four spaces), and under `check` (two).
+    pub etcd: &'a str,
+    pub check: &'a str,
+    pub verify_timeout: &'a str,
+}
+
+/// failover-manager on member `i`: the shipped service and watch unit (and timer), and a config
+/// whose check is `check.etcd` (every member, this one's first); app.service runs on the
+/// primary and records when it begins to start and when it has stopped (see app_times).
+pub fn install_fm(c: &Cluster, i: usize, s: &Setup) {
     let sb = c.member(i);
     sb.ok(&["mkdir", "-p", "/run/fm-test"]);
-    for unit in ["failover-manager.service", WATCH_UNIT] {
+    let timer = ["failover-manager.timer"];
+    for unit in ["failover-manager.service", WATCH_UNIT]
+        .iter()
+        .chain(if s.timer { &timer[..] } else { &[] })
+    {
         let body = std::fs::read_to_string(format!("{UNITS}/{unit}")).expect("shipped unit");
         sb.install_unit(unit, &body);
     }
-    // Records when it begins to start and when it has stopped (see app_times).
+    if s.timer {
+        sb.write(
+            "/etc/systemd/system/failover-manager.timer.d/cadence.conf",
+            "[Timer]\nOnUnitActiveSec=\nOnActiveSec=0\nOnUnitActiveSec=1s\nAccuracySec=100ms\n",
+        );
+    }
     let app = Unit::simple("app.service");
     sb.install_unit(
         "app.service",
@@ -277,32 +299,52 @@ fn install_failover_manager(c: &Cluster, i: usize, site: &str, start_delay: &str
             "[Service]\n",
             &format!(
                 "[Service]\nExecStartPre=/bin/sh -c 'date +%%s%%N >> /run/fm-test/app.starting'\n\
-                 ExecStartPre=/bin/sleep {start_delay}\n\
-                 ExecStopPost=/bin/sh -c 'date +%%s%%N >> /run/fm-test/app.stopped'\n"
+                 ExecStopPost=/bin/sh -c 'date +%%s%%N >> /run/fm-test/app.stopped'\n{}",
+                s.app
             ),
         ),
     );
     sb.write(
         crate::test::CONFIG,
         &format!(
-            "site: {site}\ncheck:\n  etcd:\n    endpoints: {}\n    key: {KEY}\n    \
-             request_timeout: 500ms\n  timeout: 3s\n\
-             defaults: {{ verify_timeout: 10s, settle: 0s }}\nunits:\n  - app.service\n",
-            endpoints(i)
+            "site: {}\ncheck:\n  etcd:\n    endpoints: {}\n    key: {KEY}\n    \
+             request_timeout: 500ms\n{}  timeout: 3s\n{}\
+             defaults: {{ verify_timeout: {}, settle: 0s }}\nunits:\n  - app.service\n",
+            s.site,
+            endpoints(i),
+            s.etcd,
+            s.check,
+            s.verify_timeout
         ),
     );
     sb.daemon_reload();
 }
 
-struct Ran {
-    status: i32,
-    stdout: String,
-    stderr: String,
-    took: Duration,
+/// Manual mode, no timer; app.service takes `start_delay` to start (an ExecStartPre sleep).
+fn install_failover_manager(c: &Cluster, i: usize, site: &str, start_delay: &str) {
+    install_fm(
+        c,
+        i,
+        &Setup {
+            site,
+            timer: false,
+            app: &format!("ExecStartPre=/bin/sleep {start_delay}\n"),
+            etcd: "",
+            check: "",
+            verify_timeout: "10s",
+        },
+    );
+}
+
+pub struct Ran {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
 }
 
 /// failover-manager ARGS on `sb`.
-fn run(sb: &Sandbox, args: &[&str]) -> Ran {
+pub fn run(sb: &Sandbox, args: &[&str]) -> Ran {
     let mut argv = vec![sandbox::BIN];
     argv.extend_from_slice(args);
     let t = Instant::now();
@@ -317,7 +359,7 @@ fn run(sb: &Sandbox, args: &[&str]) -> Ran {
 
 /// The role member `i` (of `site`) acknowledged last and at which revision: the first two
 /// fields of `KEY/ack/SITE/HOST` (more may follow them).
-fn acked(c: &Cluster, i: usize, site: &str) -> Option<(i64, String)> {
+pub fn acked(c: &Cluster, i: usize, site: &str) -> Option<(i64, String)> {
     let value = c.get(W, &format!("{KEY}/ack/{site}/{}", NAMES[i]));
     let mut fields = value.split_whitespace();
     let revision = fields.next()?.parse().ok()?;
@@ -325,7 +367,7 @@ fn acked(c: &Cluster, i: usize, site: &str) -> Option<(i64, String)> {
 }
 
 /// The key's mod revision, as W's member has it.
-fn key_revision(c: &Cluster) -> i64 {
+pub fn key_revision(c: &Cluster) -> i64 {
     let out = c.etcdctl_ok(W, &["get", "-w", "fields", KEY]);
     out.lines()
         .find_map(|l| l.strip_prefix("\"ModRevision\" : "))
@@ -499,7 +541,7 @@ fn the_watch_starts_a_run_at_once_on_every_change_and_on_every_start() {
     let timer =
         std::fs::read_to_string(format!("{UNITS}/failover-manager.timer")).expect("shipped timer");
     a.install_unit("failover-manager.timer", &timer);
-    install(
+    copy_example(
         a,
         "etcd/failover-manager.timer.d/cadence.conf",
         "/etc/systemd/system/failover-manager.timer.d/cadence.conf",

@@ -169,6 +169,13 @@ impl Sandbox {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// How `unit` last ended, as systemd has it (`Result=`: success, exit-code, ...).
+    pub fn result(&self, unit: &str) -> String {
+        self.systemctl(&["show", "-p", "Result", "--value", unit])
+            .trim()
+            .to_owned()
+    }
+
     /// Queued and running jobs: proof that a command changed nothing (or something).
     pub fn jobs(&self) -> String {
         self.systemctl(&["list-jobs", "--no-legend", "--no-pager"])

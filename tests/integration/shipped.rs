@@ -98,14 +98,7 @@ fn shipped_timer_fires_the_service_which_reconciles() {
         "!activating",
         Duration::from_secs(5),
     );
-    let result = sb.systemctl(&[
-        "show",
-        "-p",
-        "Result",
-        "--value",
-        "failover-manager.service",
-    ]);
-    assert_eq!(result.trim(), "success");
+    assert_eq!(sb.result("failover-manager.service"), "success");
     let log = sb.ok(&[
         "journalctl",
         "--no-pager",
@@ -301,18 +294,6 @@ fn install_program(sb: &Sandbox, path: &str, body: &str) {
     sb.ok(&["chmod", "755", path]);
 }
 
-fn result(sb: &Sandbox) -> String {
-    sb.systemctl(&[
-        "show",
-        "-p",
-        "Result",
-        "--value",
-        "failover-manager.service",
-    ])
-    .trim()
-    .to_owned()
-}
-
 #[test]
 #[cfg_attr(fm_not_root, ignore = "needs root: boots a real systemd sandbox")]
 fn hardened_service_checks_starts_locks_runs_hooks_honours_pause_and_writes_metrics() {
@@ -348,7 +329,11 @@ fn hardened_service_checks_starts_locks_runs_hooks_honours_pause_and_writes_metr
         .iter()
         .filter_map(|e| e["MESSAGE"].as_str())
         .collect();
-    assert_eq!(result(&sb), "success", "{msgs:#?}");
+    assert_eq!(
+        sb.result("failover-manager.service"),
+        "success",
+        "{msgs:#?}"
+    );
     assert_eq!(sb.state("app.service"), "active", "{msgs:#?}");
     assert!(sb.path("/run/failover-manager/lock").is_file());
     assert_eq!(
@@ -371,7 +356,7 @@ fn hardened_service_checks_starts_locks_runs_hooks_honours_pause_and_writes_metr
     sb.ok(&[crate::sandbox::BIN, "pause", "--reason", "drill"]);
     sb.write("/run/fm-test/check-exit", "1");
     run_service(&sb);
-    assert_eq!(result(&sb), "success");
+    assert_eq!(sb.result("failover-manager.service"), "success");
     assert_eq!(sb.state("app.service"), "active");
     assert!(
         sb.read(&prom).contains("failover_manager_paused 1\n"),
@@ -386,7 +371,7 @@ fn hardened_service_checks_starts_locks_runs_hooks_honours_pause_and_writes_metr
     sb.daemon_reload();
     let entries = run_service(&sb);
     assert_eq!(sb.state("app.service"), "inactive");
-    assert_eq!(result(&sb), "exit-code");
+    assert_eq!(sb.result("failover-manager.service"), "exit-code");
     assert!(
         entries.iter().any(|e| e["MESSAGE"]
             .as_str()

@@ -5,64 +5,26 @@
 
 use std::time::{Duration, Instant};
 
-use crate::etcd::{A, B, Cluster, KEY, NAMES, W, app_times, endpoints, eventually};
-use crate::sandbox::{BIN, Sandbox};
+use crate::etcd::{A, B, Cluster, KEY, NAMES, Ran, Setup, W, app_times, eventually, run};
+use crate::sandbox::Sandbox;
 use crate::unit::Unit;
-
-const UNITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
 const WATCH: &str = "failover-manager-watch.service";
 
-/// failover-manager on member `i` for `site`, the shipped service, timer and watch units, a
-/// timer every second, and app.service (which records when it starts and stops) as the
-/// primary unit. `etcd_extra` goes into `check.etcd`, `check_extra` into `check`.
+/// failover-manager on member `i` for `site`, the shipped timer every second, and app.service
+/// stopping within a second. `etcd_extra` goes into `check.etcd`, `check_extra` into `check`.
 fn install(c: &Cluster, i: usize, site: &str, etcd_extra: &str, check_extra: &str) {
-    let sb = c.member(i);
-    sb.ok(&["mkdir", "-p", "/run/fm-test"]);
-    for unit in ["failover-manager.service", "failover-manager.timer", WATCH] {
-        let body = std::fs::read_to_string(format!("{UNITS}/{unit}")).expect("shipped unit");
-        sb.install_unit(unit, &body);
-    }
-    sb.write(
-        "/etc/systemd/system/failover-manager.timer.d/cadence.conf",
-        "[Timer]\nOnUnitActiveSec=\nOnActiveSec=0\nOnUnitActiveSec=1s\nAccuracySec=100ms\n",
+    crate::etcd::install_fm(
+        c,
+        i,
+        &Setup {
+            site,
+            timer: true,
+            app: "TimeoutStopSec=1s\n",
+            etcd: etcd_extra,
+            check: check_extra,
+            verify_timeout: "1s",
+        },
     );
-    let app = Unit::simple("app.service");
-    sb.install_unit(
-        "app.service",
-        &app.body.replace(
-            "[Service]\n",
-            "[Service]\nTimeoutStopSec=1s\n\
-             ExecStartPre=/bin/sh -c 'date +%%s%%N >> /run/fm-test/app.starting'\n\
-             ExecStopPost=/bin/sh -c 'date +%%s%%N >> /run/fm-test/app.stopped'\n",
-        ),
-    );
-    sb.write(
-        crate::test::CONFIG,
-        &format!(
-            "site: {site}\ncheck:\n  etcd:\n    endpoints: {}\n    key: {KEY}\n    \
-             request_timeout: 500ms\n{etcd_extra}  timeout: 3s\n{check_extra}\
-             defaults: {{ verify_timeout: 1s, settle: 0s }}\nunits:\n  - app.service\n",
-            endpoints(i)
-        ),
-    );
-    sb.daemon_reload();
-}
-
-struct Ran {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(sb: &Sandbox, args: &[&str]) -> Ran {
-    let mut argv = vec![BIN];
-    argv.extend_from_slice(args);
-    let out = sb.exec(&argv);
-    Ran {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 fn json(r: &Ran) -> serde_json::Value {
@@ -680,17 +642,9 @@ fn tls_with_a_client_certificate_and_a_password_and_refusals_are_unknown_or_unsa
     );
 }
 
-/// Waits until `site`'s host `name` acknowledged `role` at the key's current revision.
-fn acked(c: &Cluster, site: &str, name: &str, role: &str) -> bool {
-    let rev = c.etcdctl_ok(W, &["get", KEY, "-w", "fields"]);
-    let rev = rev
-        .lines()
-        .find_map(|l| l.strip_prefix("\"ModRevision\" : "))
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    c.get(W, &format!("{KEY}/ack/{site}/{name}"))
-        .starts_with(&format!("{rev} {role} "))
+/// Whether member `i` (of `site`) acknowledged `role` at the key's current revision.
+fn acked(c: &Cluster, i: usize, site: &str, role: &str) -> bool {
+    crate::etcd::acked(c, i, site) == Some((crate::etcd::key_revision(c), role.to_owned()))
 }
 
 #[test]
@@ -707,8 +661,8 @@ fn manual_mode_promote_after_a_site_is_lost_and_a_switchover_that_goes_back() {
         sb.systemctl(&["start", "failover-manager.timer", WATCH]);
     }
     assert!(
-        eventually(Duration::from_secs(15), || acked(&c, "dc1", "a", "primary")
-            && acked(&c, "dc2", "b", "standby")),
+        eventually(Duration::from_secs(15), || acked(&c, A, "dc1", "primary")
+            && acked(&c, B, "dc2", "standby")),
         "both acknowledged"
     );
     assert!(
@@ -773,7 +727,7 @@ fn manual_mode_promote_after_a_site_is_lost_and_a_switchover_that_goes_back() {
     // says how long is left; then promote waits it out, and B has fenced itself before A
     // starts.
     assert!(
-        eventually(Duration::from_secs(10), || acked(&c, "dc2", "b", "primary")),
+        eventually(Duration::from_secs(10), || acked(&c, B, "dc2", "primary")),
         "B acknowledged"
     );
     c.isolate(B);
@@ -828,7 +782,7 @@ fn manual_mode_promote_after_a_site_is_lost_and_a_switchover_that_goes_back() {
     c.rejoin(B);
     c.wait_healthy(B, Duration::from_secs(30));
     assert!(
-        eventually(Duration::from_secs(15), || acked(&c, "dc2", "b", "standby")),
+        eventually(Duration::from_secs(15), || acked(&c, B, "dc2", "standby")),
         "B in step again"
     );
     let r = run(a, &["status"]);

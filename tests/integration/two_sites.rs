@@ -263,14 +263,7 @@ fn a_killed_keepalived_leaves_the_vip_but_the_check_and_the_drop_in_stop_the_app
         log.contains("primary\u{2192}standby: stopped app.service"),
         "{log}"
     );
-    let result = sb.systemctl(&[
-        "show",
-        "-p",
-        "Result",
-        "--value",
-        "failover-manager.service",
-    ]);
-    assert_eq!(result.trim(), "success");
+    assert_eq!(sb.result("failover-manager.service"), "success");
 }
 
 // --- the drill -------------------------------------------------------------------------------
