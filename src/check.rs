@@ -68,7 +68,13 @@ pub fn role_for(exit: &Exit, cfg: &CheckConfig) -> Role {
     }
 }
 
-pub fn run(cfg: &CheckConfig, ctx: &Context, time: &dyn Time) -> CheckResult {
+/// The check. `client`: the run's etcd client (or why it could not be made), for `check.etcd`.
+pub fn run(
+    cfg: &CheckConfig,
+    ctx: &Context,
+    time: &dyn Time,
+    client: Option<Result<&crate::etcd::Client, String>>,
+) -> CheckResult {
     match &cfg.source {
         Source::Command(argv) => run_command(cfg, argv, time),
         Source::Etcd(etcd) => {
@@ -93,7 +99,8 @@ pub fn run(cfg: &CheckConfig, ctx: &Context, time: &dyn Time) -> CheckResult {
                     time,
                 ),
             };
-            let a = witness::ask(etcd, &me, cfg.timeout, &gate);
+            let client = client.unwrap_or_else(|| Err("no etcd client".into()));
+            let a = witness::ask(etcd, client, &me, cfg.timeout, &gate);
             log::debug!("etcd {} via {}: {:?}", a.key, a.endpoint, a.verdict);
             CheckResult {
                 role: a.verdict.role,
@@ -169,7 +176,7 @@ mod tests {
     }
 
     fn run_at(c: &CheckConfig) -> CheckResult {
-        run(c, &CTX, &crate::interrupt::Real)
+        run(c, &CTX, &crate::interrupt::Real, None)
     }
 
     #[test]

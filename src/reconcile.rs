@@ -67,6 +67,9 @@ pub trait Host {
 pub struct System {
     systemd: Systemd,
     time: Real,
+    /// The run's one etcd client (made at its first use): the check, a second check, the
+    /// acknowledgement and a release share its connection and its token.
+    etcd: std::cell::OnceCell<Result<crate::etcd::Client, String>>,
 }
 
 impl System {
@@ -74,7 +77,15 @@ impl System {
         System {
             systemd: Systemd::new(),
             time: Real,
+            etcd: std::cell::OnceCell::new(),
         }
+    }
+
+    fn etcd(&self, cfg: &crate::config::EtcdConfig) -> Result<&crate::etcd::Client, String> {
+        self.etcd
+            .get_or_init(|| crate::witness::client(cfg))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 
@@ -89,7 +100,7 @@ impl Host for System {
         maintenance::read(Path::new(maintenance::PATH))
     }
     fn check(&self, cfg: &CheckConfig, ctx: &check::Context) -> CheckResult {
-        check::run(cfg, ctx, &self.time)
+        check::run(cfg, ctx, &self.time, cfg.etcd().map(|e| self.etcd(e)))
     }
     fn time(&self) -> &dyn Time {
         &self.time
@@ -111,14 +122,14 @@ impl Host for System {
         etcd: &crate::config::EtcdConfig,
         ack: &crate::ack::Ack,
     ) -> Result<bool, String> {
-        crate::witness::acknowledge(etcd, ack, etcd.request_timeout * 2)
+        crate::witness::acknowledge(etcd, self.etcd(etcd)?, ack, etcd.request_timeout * 2)
     }
     fn host_name(&self) -> String {
         crate::ack::host_name()
     }
     fn release(&self, etcd: &crate::config::EtcdConfig, lease: i64) -> Result<(), String> {
         let until = std::time::Instant::now() + etcd.request_timeout * 2;
-        crate::witness::client(etcd)?
+        self.etcd(etcd)?
             .revoke(lease, until)
             .map_err(|e| e.to_string())
     }

@@ -117,11 +117,12 @@ pub fn client(cfg: &EtcdConfig) -> Result<Client, String> {
     Client::new(settings(cfg)?).map_err(|e| e.to_string())
 }
 
-/// One run's question. `gate` runs `before_acquire` (Err: why not) and is asked only when
-/// this host is about to take the role. Never fails: anything wrong is `Role::Unknown` with
-/// the reason.
+/// One run's question, over `client` (the run's one client, or why it could not be made).
+/// `gate` runs `before_acquire` (Err: why not) and is asked only when this host is about to
+/// take the role. Never fails: anything wrong is `Role::Unknown` with the reason.
 pub fn ask(
     cfg: &EtcdConfig,
+    client: Result<&Client, String>,
     me: &Me,
     budget: Duration,
     gate: &dyn Fn() -> Result<(), String>,
@@ -135,7 +136,7 @@ pub fn ask(
         ttl_left: None,
         sent: clock::now(),
     };
-    let client = match client(cfg) {
+    let client = match client {
         Ok(c) => c,
         Err(e) => {
             answer.verdict = Verdict::unknown(Why::Etcd(e));
@@ -143,7 +144,7 @@ pub fn ask(
         }
     };
     let kept = client.tokens();
-    let result = exchange(&client, cfg, me, until, gate, &mut answer);
+    let result = exchange(client, cfg, me, until, gate, &mut answer);
     answer.endpoint = client.endpoint().to_owned();
     keep_tokens(cfg, &kept, &client.tokens());
     match result {
@@ -224,6 +225,7 @@ fn exchange(
 /// Writes the acknowledgement unless it was the last one written from here.
 pub fn acknowledge(
     cfg: &EtcdConfig,
+    client: &Client,
     a: &crate::ack::Ack,
     budget: Duration,
 ) -> Result<bool, String> {
@@ -232,7 +234,7 @@ pub fn acknowledge(
         return Ok(false);
     }
     let until = Instant::now() + budget;
-    let put = client(cfg)?
+    let put = client
         .put_if_unchanged(&cfg.key, a.revision, &a.key, &a.value, until)
         .map_err(|e| e.to_string())?;
     if put {
