@@ -74,10 +74,16 @@ pub fn of(key: &str, site: &str, host: &str, said: &Said) -> Option<Ack> {
     })
 }
 
-/// The seconds `FENCE` says: fence_after + stopping the primary units, plus 2% for a clock
-/// that runs slow against etcd's (the same bound as automatic mode's lease TTL).
-pub fn fence_seconds(budget: &crate::config::Budget) -> u64 {
-    budget.min_ttl().as_secs()
+/// The seconds `FENCE` says for this config: fence_after + stopping the primary units, plus 2%
+/// for a clock that runs slow against etcd's (the same bound as automatic mode's lease TTL);
+/// `None` without fence_after.
+pub fn fence_seconds(config: &crate::config::Config) -> Option<u64> {
+    let after = config.check.fence_after?;
+    Some(
+        crate::config::Budget::of(config, after, Duration::ZERO)
+            .min_ttl()
+            .as_secs(),
+    )
 }
 
 /// The line kept in `PATH` for an acknowledgement written.

@@ -25,6 +25,13 @@ impl Stamp {
     }
 }
 
+/// A wall-clock reading in Unix seconds (0 before 1970): for people and records ("how long
+/// ago", "at"), never for a decision.
+pub fn unix(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// This machine's clock now.
 pub fn now() -> Stamp {
     Stamp {

@@ -37,7 +37,7 @@ impl Confirmed {
         Confirmed {
             role,
             sent,
-            at_unix: unix(wall),
+            at_unix: crate::clock::unix(wall),
         }
     }
 
@@ -173,7 +173,7 @@ pub fn next_record(
         (Role::Unknown, Some(old)) if now.since(old.unconfirmed_since()).is_some() => old.clone(),
         (Role::Unknown, _) => Record::UnknownSince {
             since: now.clone(),
-            at_unix: unix(wall),
+            at_unix: crate::clock::unix(wall),
         },
     }
 }
@@ -251,11 +251,6 @@ pub fn store(path: &Path, record: &Record) -> Result<(), FsError> {
         secure_fs::ensure_dir("state directory", dir)?;
     }
     secure_fs::write_atomic("fencing record", path, render(record).as_bytes(), 0o644)
-}
-
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

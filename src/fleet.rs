@@ -223,10 +223,12 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
             return Ok(Status::Failed);
         }
     };
-    let own = config.check.fence_after.map(|after| {
-        crate::ack::fence_seconds(&crate::config::Budget::of(config, after, Duration::ZERO))
-    });
-    let plan = match promote::plan(&view, &args.site, own, args.force) {
+    let plan = match promote::plan(
+        &view,
+        &args.site,
+        crate::ack::fence_seconds(config),
+        args.force,
+    ) {
         Ok(Some(p)) => p,
         Ok(None) => {
             print_out(&report::nothing_to_do(&args.site))?;
@@ -420,11 +422,8 @@ fn end_line(tty: bool) {
     }
 }
 
-/// The wall clock in Unix seconds: for "how long ago" and records, never for a decision.
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::unix(std::time::SystemTime::now())
 }
 
 fn now_rfc3339() -> String {

@@ -622,14 +622,8 @@ fn acknowledge(config: &Config, host: &dyn Host, r: &mut Report) {
     let said = crate::ack::Said {
         role: r.plan.role,
         revision: answer.key_revision,
-        at: host
-            .time()
-            .wall()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        fence: config.check.fence_after.map(|after| {
-            crate::ack::fence_seconds(&crate::config::Budget::of(config, after, Duration::ZERO))
-        }),
+        at: crate::clock::unix(host.time().wall()),
+        fence: crate::ack::fence_seconds(config),
         pending: &pending,
     };
     let Some(a) = crate::ack::of(&etcd.key, site, &host.host_name(), &said) else {
