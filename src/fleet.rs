@@ -253,7 +253,7 @@ pub fn promote(config: &Config, args: &crate::cli::PromoteArgs) -> Result<Status
     let mut record = Record {
         to: plan.to.clone(),
         from: plan.from.clone().unwrap_or_default(),
-        by: promote::who(&host),
+        by: promote::by(&crate::maintenance::who(), &host),
         at: now_rfc3339(),
         state: "waiting".into(),
         lease: 0,

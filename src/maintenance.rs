@@ -56,8 +56,9 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PauseError + '_ {
     }
 }
 
-/// The operator behind the command: the sudo user if any, else the login name, else the uid.
-fn who() -> String {
+/// The operator behind the command: the sudo user if any, else the login name, else the uid
+/// (also who a promotion records).
+pub fn who() -> String {
     ["SUDO_USER", "LOGNAME", "USER"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))

@@ -267,17 +267,10 @@ impl Record {
     }
 }
 
-/// Who runs this: the person behind sudo if there is one, and this host.
-pub fn who(host: &str) -> String {
-    let user = ["SUDO_USER", "LOGNAME", "USER"]
-        .iter()
-        .find_map(|v| {
-            std::env::var(v)
-                .ok()
-                .filter(|u| !u.is_empty() && !u.contains(' '))
-        })
-        .unwrap_or_else(|| "root".into());
-    format!("{user}@{}", if host.is_empty() { "?" } else { host })
+/// Who promotes, as the record says it (`by=`): the operator at this host, one word.
+pub fn by(operator: &str, host: &str) -> String {
+    let host = if host.is_empty() { "?" } else { host };
+    format!("{operator}@{host}").replace(char::is_whitespace, "_")
 }
 
 #[cfg(test)]
@@ -408,6 +401,11 @@ mod tests {
         );
         assert_eq!(Record::parse(&text), Some(r));
         assert_eq!(Record::parse("garbage"), None);
+        assert_eq!(
+            by("uid 0", ""),
+            "uid_0@?",
+            "one word: the record is split at spaces"
+        );
         assert_eq!(Record::parse("to=dc2 lease=zz"), None);
     }
 }
